@@ -1,0 +1,99 @@
+"""Helpers shared by the commands: the stderr console, error handling, shared options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from genseq.errors import GenseqError, UsageError
+
+PROCESS_START = time.perf_counter()  # --time-budget counts whole-process wall time from here
+
+DeviceOpt = Annotated[
+    str,
+    typer.Option("--device", envvar="GENSEQ_DEVICE", help="auto | cpu | cuda | cuda:N | mps."),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Write machine-readable JSON Lines to stdout.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr.")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="GENSEQ_CACHE_DIR",
+        help="Where downloaded corpora are kept (default: the platform's user cache directory).",
+        show_default=False,
+    ),
+]
+EncodingErrorsOpt = Annotated[
+    str,
+    typer.Option(
+        "--encoding-errors",
+        help="What to do with bytes that are not UTF-8: strict (stop), replace or ignore.",
+    ),
+]
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return typer.Exit(code)
+
+
+def guard(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors into one line on stderr and an exit code, never a traceback.
+
+    Exit codes: 1 input or runtime error, 2 usage error, 130 interrupted; a closed pipe on
+    stdout (``genseq sample ... | head``) ends quietly. ``GENSEQ_DEBUG=1`` shows tracebacks.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            raise fail(str(exc), 2) from None
+        except GenseqError as exc:
+            raise fail(str(exc), 1) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            quiet_broken_pipe()
+            raise typer.Exit(141) from None
+        except MemoryError:
+            raise fail("out of memory; try a smaller --batch-size or model", 1) from None
+        except OSError as exc:
+            if os.environ.get("GENSEQ_DEBUG"):
+                raise
+            raise fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1) from None
+
+    return wrapper
+
+
+def quiet_broken_pipe() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,114 @@
+"""`genseq eval`: held-out loss of a checkpoint on files (nats/token, perplexity, bits/char)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from genseq.commands._common import (
+    DeviceOpt,
+    EncodingErrorsOpt,
+    JsonOpt,
+    QuietOpt,
+    err_console,
+    print_json,
+)
+
+
+def evaluate(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+    ],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Text files, directories, corpus names or - for standard input.",
+            show_default=False,
+        ),
+    ],
+    device: DeviceOpt = "cpu",
+    encoding_errors: EncodingErrorsOpt = "strict",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure how well a model predicts text it was not trained on.
+
+    Each document is read as it is in training (after <eos>), so every character is predicted.
+    Bits per character divide the same total by the characters, which compares models across
+    tokenizations.
+    """
+    import math
+
+    import numpy as np
+
+    from genseq.checkpoint import load_checkpoint
+    from genseq.corpus import iter_chunks, resolve_sources
+    from genseq.device import resolve_device
+    from genseq.errors import GenseqError
+    from genseq.evaluate import EvalResult, evaluate_tokens
+
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, dev)
+    tok = ckpt.tokenizer
+    corpus = resolve_sources(files, encoding_errors=encoding_errors)
+    rows = []
+    total = EvalResult(0.0, 0)
+    total_chars = 0
+    try:
+        for doc in corpus.documents:
+            parts = [np.array([tok.eos_id], dtype=np.int64)]
+            chars = 0
+            for chunk in iter_chunks(doc, encoding_errors):
+                chars += len(chunk)
+                parts.append(tok.encode_lines(chunk.splitlines(keepends=True)))
+            ids = np.concatenate(parts)
+            if chars == 0:
+                raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")
+            result = evaluate_tokens(ckpt.model, ids, dev)
+            unknown = int((ids[1:] == tok.unk_id).sum())
+            rows.append(
+                {
+                    "file": doc.name,
+                    "tokens": result.tokens,
+                    "characters": chars,
+                    "loss": result.loss,
+                    "perplexity": result.perplexity,
+                    "bits_per_character": result.bits_per_character(chars),
+                    "unknown_tokens": unknown,
+                }
+            )
+            total = EvalResult(total.nats + result.nats, total.tokens + result.tokens)
+            total_chars += chars
+    finally:
+        corpus.close()
+    summary = {
+        "file": "TOTAL",
+        "tokens": total.tokens,
+        "characters": total_chars,
+        "loss": total.loss,
+        "perplexity": total.perplexity,
+        "bits_per_character": total.bits_per_character(total_chars),
+        "unknown_tokens": sum(r["unknown_tokens"] for r in rows),
+    }
+    if json_out:
+        for row in [*rows, summary] if len(rows) > 1 else rows:
+            print_json({"schema": 1, "checkpoint": str(ckpt.path), **row})
+        return
+    if quiet:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{ckpt.path} ({tok.describe()})", title_justify="left")
+    for column in ("file", "tokens", "nats/token", "perplexity", "bits/char", "<unk>"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for row in [*rows, summary] if len(rows) > 1 else rows:
+        table.add_row(
+            row["file"],
+            f"{row['tokens']:,}",
+            f"{row['loss']:.4f}",
+            f"{row['perplexity']:.2f}" if math.isfinite(row["perplexity"]) else "inf",
+            f"{row['bits_per_character']:.4f}",
+            f"{row['unknown_tokens']:,}",
+        )
+    err_console().print(table)

@@ -1,0 +1,62 @@
+"""`genseq info`: what a checkpoint holds and how it was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from genseq.commands._common import JsonOpt, print_json
+
+
+def info(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a checkpoint's model, tokenizer and training summary (on stdout)."""
+    from genseq.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, "cpu")
+    config = ckpt.config
+    params = ckpt.model.num_parameters()
+    if json_out:
+        print_json(
+            {
+                "schema": 1,
+                "checkpoint": str(ckpt.path),
+                "parameters": params,
+                "tokenizer": {**config["tokenizer"], "describe": ckpt.tokenizer.describe()},
+                "model": config["model"],
+                "train": config.get("train", {}),
+                "summary": config.get("summary", {}),
+                "genseq_version": config.get("genseq_version"),
+                "created": config.get("created"),
+            }
+        )
+        return
+    m = config["model"]
+    s = config.get("summary", {})
+    t = config.get("train", {})
+    lines = [
+        f"checkpoint   {ckpt.path}",
+        f"model        {m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}, embedding "
+        f"{m['embed_size']}, dropout {m['dropout']}, tied {m['tie_weights']}; "
+        f"{params:,} parameters",
+        f"tokenizer    {ckpt.tokenizer.describe()}",
+        f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
+        f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"
+        f" (stopped: {s.get('stop_reason')})",
+        f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))}, "
+        f"best {_f(s.get('best_val_loss'))} nats/token",
+        f"settings     batch {t.get('batch_size')} x {t.get('seq_len')}, {t.get('optimizer')} "
+        f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}",
+        f"data         {s.get('data')}",
+        f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
+    ]
+    print("\n".join(lines))
+
+
+def _f(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "-"

@@ -1,0 +1,188 @@
+"""`genseq sample`: generate text from a checkpoint; text on stdout, streamed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, print_json
+
+Opt = typer.Option
+
+
+def _read_prompt(prompt: str | None, prompt_file: str | None, encoding_errors: str) -> str:
+    from genseq.errors import GenseqError, UsageError
+
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("give --prompt or --prompt-file, not both")
+    if prompt_file is None:
+        return prompt or ""
+    if prompt_file == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        name = "<stdin>"
+    else:
+        try:
+            data = Path(prompt_file).read_bytes()
+        except OSError as exc:
+            raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
+        name = prompt_file
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8", errors=encoding_errors)
+    except UnicodeDecodeError as exc:
+        raise GenseqError(
+            f"{name}: not valid UTF-8 (byte {data[exc.start]:#04x} at offset "
+            f"{exc.start}); pass --encoding-errors replace"
+        ) from None
+
+
+def sample(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+    ],
+    prompt: Annotated[
+        str | None, Opt("--prompt", "-p", help="Text to continue.", show_default=False)
+    ] = None,
+    prompt_file: Annotated[
+        str | None,
+        Opt(
+            "--prompt-file",
+            "-f",
+            help="Read the prompt from a file (- for standard input).",
+            show_default=False,
+        ),
+    ] = None,
+    max_new_tokens: Annotated[
+        int, Opt("--max-new-tokens", "-n", help="Tokens to generate per sample.")
+    ] = 500,
+    temperature: Annotated[
+        float, Opt(help="Softmax temperature; lower is more conservative, 0 is greedy.")
+    ] = 1.0,
+    top_k: Annotated[
+        int | None, Opt(help="Sample among the k most likely tokens.", show_default=False)
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        Opt(
+            help="Nucleus sampling: the smallest set of tokens with this probability.",
+            show_default=False,
+        ),
+    ] = None,
+    min_p: Annotated[
+        float | None,
+        Opt(help="Drop tokens below min-p x the top token's probability.", show_default=False),
+    ] = None,
+    repetition_penalty: Annotated[float, Opt(help="> 1 discourages tokens already used.")] = 1.0,
+    greedy: Annotated[bool, Opt("--greedy", help="Always take the most likely token.")] = False,
+    num_samples: Annotated[int, Opt(help="Samples to draw (decoded together as one batch).")] = 1,
+    seed: Annotated[
+        int | None,
+        Opt(
+            "--seed",
+            "-s",
+            help="Seed; the same seed, checkpoint and device give the same text.",
+            show_default=False,
+        ),
+    ] = None,
+    stop: Annotated[
+        list[str] | None,
+        Opt(
+            "--stop",
+            help="End a sample at this string (repeatable; not included).",
+            show_default=False,
+        ),
+    ] = None,
+    echo: Annotated[
+        bool, Opt("--echo/--no-echo", help="Print the prompt before the continuation.")
+    ] = True,
+    device: DeviceOpt = "cpu",
+    encoding_errors: EncodingErrorsOpt = "strict",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate text from a trained model."""
+    import random
+
+    from genseq.checkpoint import load_checkpoint
+    from genseq.device import resolve_device
+    from genseq.generate import encode_prompt, generate
+    from genseq.sample import SamplingSettings
+
+    settings = SamplingSettings(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        greedy=greedy,
+    )
+    settings.validate()
+    from genseq.errors import UsageError
+
+    if max_new_tokens < 1:
+        raise UsageError("--max-new-tokens must be at least 1")
+    if num_samples < 1:
+        raise UsageError("--num-samples must be at least 1")
+    text = _read_prompt(prompt, prompt_file, encoding_errors)
+    ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    info = encode_prompt(ckpt.tokenizer, text)
+    if info.unknown and not quiet:
+        print(
+            f"note: the prompt has pieces the model never saw, read as <unk>: "
+            f"{', '.join(map(repr, info.unknown))}",
+            file=sys.stderr,
+        )
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+        if not quiet:
+            print(f"seed: {seed}", file=sys.stderr)
+
+    out = sys.stdout
+    stream = num_samples == 1 and not json_out
+
+    def on_text(_index: int, piece: str) -> None:
+        out.write(piece)
+        out.flush()
+
+    if stream and echo and text:
+        out.write(text)
+        out.flush()
+    samples = generate(
+        ckpt,
+        text,
+        settings,
+        max_new_tokens,
+        num_samples,
+        stop or (),
+        seed,
+        on_text=on_text if stream else None,
+    )
+    for s in samples:
+        full = (text if echo else "") + s.text
+        if json_out:
+            print_json(
+                {
+                    "schema": 1,
+                    "index": s.index,
+                    "prompt": text,
+                    "text": s.text,
+                    "tokens": s.tokens,
+                    "finish_reason": s.finish_reason,
+                    "seed": seed,
+                    "temperature": temperature,
+                    "top_k": top_k,
+                    "top_p": top_p,
+                    "checkpoint": str(ckpt.path),
+                }
+            )
+        elif stream:
+            if not full.endswith("\n"):
+                out.write("\n")
+        else:
+            out.write(full if full.endswith("\n") else full + "\n")
+            if s.index < num_samples - 1:
+                out.write("\n")
+    out.flush()

@@ -1,0 +1,174 @@
+"""`genseq tokenize`: corpus -> tokenizer.json + train.bin/val.bin + meta.json.
+
+(Named tokenize_corpus.py so that it never shadows the standard library's ``tokenize``.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from genseq.commands._common import (
+    CacheDirOpt,
+    EncodingErrorsOpt,
+    JsonOpt,
+    QuietOpt,
+    err_console,
+    print_json,
+)
+
+LevelOpt = Annotated[str, typer.Option("--level", help="char | word | bpe.")]
+VocabOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--vocab-size",
+        help="Cap the vocabulary (word default 20000, bpe 4096); "
+        "rarer words or characters become <unk>.",
+        show_default=False,
+    ),
+]
+MinFreqOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-frequency",
+        help="Drop tokens seen fewer times (word/char default 1, bpe 2).",
+        show_default=False,
+    ),
+]
+LowercaseOpt = Annotated[bool, typer.Option("--lowercase", help="Lowercase all text first.")]
+ValFractionOpt = Annotated[
+    float, typer.Option("--val-fraction", help="Share held out for validation.")
+]
+SplitOpt = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        help="position (the end of the text), document (whole files drawn "
+        "with --seed) or auto (document for 10+ files).",
+    ),
+]
+GlobOpt = Annotated[str, typer.Option("--glob", help="Files to read from directories.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="Token file type: auto | uint16 | uint32.")]
+
+
+def run_tokenize(
+    sources: list[str],
+    output: Path,
+    level: str,
+    vocab_size: int | None,
+    min_frequency: int | None,
+    lowercase: bool,
+    val_fraction: float,
+    split: str,
+    glob: str,
+    seed: int,
+    dtype: str,
+    encoding_errors: str,
+    cache_dir: Path | None,
+    quiet: bool,
+):
+    """Tokenize SOURCES into OUTPUT and show the summary; shared with `genseq train SOURCE`."""
+    from genseq.corpus import resolve_sources
+    from genseq.errors import UsageError
+    from genseq.prepare import TokenizeOptions, tokenize_corpus
+    from genseq.tokenization import LEVELS
+
+    if level not in LEVELS:
+        raise UsageError(f"--level must be one of {', '.join(LEVELS)}")
+    options = TokenizeOptions(
+        level=level,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        lowercase=lowercase,
+        val_fraction=val_fraction,
+        split=split,
+        seed=seed,
+        dtype=dtype,
+        encoding_errors=encoding_errors,
+    )
+    options.validate()
+    console = err_console()
+    corpus = resolve_sources(sources, glob, cache_dir, encoding_errors)
+    try:
+        say = None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]"))
+        summary = tokenize_corpus(corpus, output, options, progress=say)
+    finally:
+        corpus.close()
+    if not quiet:
+        show_summary(console, summary, output)
+    return summary
+
+
+def show_summary(console, summary, output: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"tokenized into {output}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("documents", f"{summary.documents:,}")
+    table.add_row("characters", f"{summary.characters:,}")
+    table.add_row(
+        "tokens",
+        f"{summary.tokens:,} ({summary.train_tokens:,} train, "
+        f"{summary.val_tokens:,} validation, split by {summary.split})",
+    )
+    table.add_row("vocabulary", f"{summary.vocab_size:,}")
+    table.add_row("unknown tokens", f"{summary.unknown_tokens:,} ({summary.unknown_rate:.2%})")
+    top = ", ".join(f"{tok!r} {n:,}" for tok, n in summary.top_tokens[:10])
+    table.add_row("most frequent", top)
+    table.add_row("time", f"{summary.seconds:.1f} s")
+    console.print(table)
+
+
+def tokenize(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, directories, corpus names (`genseq corpus list`) or - for standard input.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The data directory to write.")],
+    level: LevelOpt = "char",
+    vocab_size: VocabOpt = None,
+    min_frequency: MinFreqOpt = None,
+    lowercase: LowercaseOpt = False,
+    val_fraction: ValFractionOpt = 0.1,
+    split: SplitOpt = "auto",
+    glob: GlobOpt = "*",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the document split.")] = 42,
+    dtype: DtypeOpt = "auto",
+    encoding_errors: EncodingErrorsOpt = "strict",
+    cache_dir: CacheDirOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build a tokenizer from a corpus and write its token ids for training."""
+    from dataclasses import asdict
+
+    summary = run_tokenize(
+        sources,
+        output,
+        level,
+        vocab_size,
+        min_frequency,
+        lowercase,
+        val_fraction,
+        split,
+        glob,
+        seed,
+        dtype,
+        encoding_errors,
+        cache_dir,
+        quiet,
+    )
+    if json_out:
+        print_json(
+            {
+                "schema": 1,
+                "data": str(output),
+                **asdict(summary),
+                "unknown_rate": summary.unknown_rate,
+            }
+        )

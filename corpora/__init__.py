@@ -1,0 +1,1 @@
+"""The corpus registry (``registry.toml``), installed as ``genseq.corpora``."""

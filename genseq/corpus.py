@@ -1,0 +1,284 @@
+"""Corpus sources: files, directories, standard input and registry names, read as documents.
+
+Everything downstream reads text through ``iter_chunks``, which streams a document in
+line-aligned chunks of about a megabyte, so memory stays bounded whatever the corpus size.
+Registry corpora are either bundled inside an installed package (no download) or fetched once
+into the cache directory and verified against their SHA-256.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
+
+from genseq.errors import GenseqError, UsageError
+from genseq.fileio import atomic_file
+
+CHUNK_BYTES = 1 << 20
+DOWNLOAD_TIMEOUT_S = 30
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One named corpus from ``corpora/registry.toml``."""
+
+    name: str
+    kind: str  # "bundled" | "download"
+    description: str
+    documents: str = "file"  # "file" | "text"
+    license: str = ""
+    package: str | None = None
+    paths: tuple[str, ...] = ()
+    glob: str = "*"
+    url: str | None = None
+    filename: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+def load_registry() -> dict[str, RegistryEntry]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    text = resources.files("genseq.corpora").joinpath("registry.toml").read_text("utf-8")
+    raw = tomllib.loads(text)
+    entries = {}
+    for name, spec in raw.items():
+        spec = dict(spec)
+        spec["paths"] = tuple(spec.get("paths", ()))
+        entries[name] = RegistryEntry(name=name, **spec)
+    return entries
+
+
+def package_root(package: str) -> Path | None:
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_files(entry: RegistryEntry) -> list[Path]:
+    root = package_root(entry.package or "")
+    if root is None:
+        raise GenseqError(
+            f"corpus {entry.name!r} is bundled with the {entry.package!r} package, "
+            "which is not installed"
+        )
+    files: list[Path] = []
+    for rel in entry.paths:
+        files.extend(sorted(p for p in (root / rel).rglob(entry.glob) if p.is_file()))
+    if not files:
+        raise GenseqError(f"corpus {entry.name!r}: no {entry.glob} files under {root}")
+    return files
+
+
+def cache_root(cache_dir: Path | str | None = None) -> Path:
+    """``--cache-dir``, else ``$GENSEQ_CACHE_DIR``, else the platform's user cache directory."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("GENSEQ_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_path
+
+    return user_cache_path("genseq", appauthor=False)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_path(entry: RegistryEntry, cache_dir: Path | str | None = None) -> Path:
+    return cache_root(cache_dir) / "corpora" / entry.name / (entry.filename or "data")
+
+
+def fetch(
+    entry: RegistryEntry, cache_dir: Path | str | None = None, url: str | None = None
+) -> Path:
+    """Return the verified cached file of a download corpus, fetching it on first use.
+
+    The download goes to a temporary file beside the target and is moved into place only once
+    its SHA-256 matches, so an interrupted or tampered download never poisons the cache.
+    """
+    target = cached_path(entry, cache_dir)
+    if target.is_file() and sha256_file(target) == entry.sha256:
+        return target
+    url = url or entry.url
+    assert url and entry.sha256
+    print(f"downloading {entry.name} from {url}", file=sys.stderr)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
+            with atomic_file(target, "wb") as out:
+                for block in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    digest.update(block)
+                    out.write(block)
+                if digest.hexdigest() != entry.sha256:
+                    raise GenseqError(
+                        f"download of {entry.name} from {url} has SHA-256 {digest.hexdigest()}, "
+                        f"expected {entry.sha256}; nothing was saved"
+                    )
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise GenseqError(
+            f"could not download {entry.name} from {url} ({reason}); "
+            f"download it yourself and pass the local file instead"
+        ) from None
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources and documents
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a corpus: a file (or standard input, spooled to a file)."""
+
+    name: str
+    path: Path
+
+
+@dataclass
+class Corpus:
+    """The documents named by a tokenize command's SOURCE arguments, in a stable order."""
+
+    documents: list[Document]
+    sources: list[str]
+    single_stream: bool = False  # documents = "text": split by position even if several files
+    _spooled: list[Path] = field(default_factory=list)
+
+    def close(self) -> None:
+        for path in self._spooled:
+            path.unlink(missing_ok=True)
+
+
+def _spool_stdin(encoding_errors: str) -> Path:
+    """Copy standard input to a temporary file: tokenizing reads the text twice."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("SOURCE '-' reads standard input, but nothing is piped in")
+    fd, name = tempfile.mkstemp(prefix="genseq-stdin-", suffix=".txt")
+    stream = getattr(sys.stdin, "buffer", None)
+    with os.fdopen(fd, "wb") as out:
+        if stream is not None:
+            for block in iter(lambda: stream.read(CHUNK_BYTES), b""):
+                out.write(block)
+        else:  # a text-only stdin (test runners)
+            out.write(sys.stdin.read().encode("utf-8"))
+    return Path(name)
+
+
+def resolve_sources(
+    sources: list[str],
+    glob: str = "*",
+    cache_dir: Path | str | None = None,
+    encoding_errors: str = "strict",
+) -> Corpus:
+    """Turn SOURCE arguments into documents: ``-``, files, directories or registry names."""
+    if not sources:
+        raise UsageError("no SOURCE given: pass files, directories, corpus names or '-'")
+    registry = load_registry()
+    documents: list[Document] = []
+    spooled: list[Path] = []
+    single_stream = False
+    for source in sources:
+        path = Path(source).expanduser()
+        if source == "-":
+            tmp = _spool_stdin(encoding_errors)
+            spooled.append(tmp)
+            documents.append(Document("<stdin>", tmp))
+        elif path.is_file():
+            documents.append(Document(str(path), path))
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob(glob) if p.is_file() and not _hidden(p, path))
+            if not found:
+                raise GenseqError(f"{path}: no files matching {glob!r} in this directory")
+            documents.extend(Document(str(p), p) for p in found)
+        elif source in registry:
+            entry = registry[source]
+            if entry.kind == "bundled":
+                root = package_root(entry.package or "")
+                for p in bundled_files(entry):
+                    rel = p.relative_to(root) if root else p.name
+                    documents.append(Document(f"{source}:{rel}", p))
+            else:
+                documents.append(Document(source, fetch(entry, cache_dir)))
+                single_stream = single_stream or entry.documents == "text"
+        elif path.exists():
+            raise GenseqError(f"{source}: not a regular file or directory")
+        else:
+            raise GenseqError(
+                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
+            )
+    return Corpus(documents, list(sources), single_stream=single_stream, _spooled=spooled)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def iter_chunks(
+    document: Document, encoding_errors: str = "strict", chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[str]:
+    """Yield a document's text in chunks that end at line breaks (bounded memory).
+
+    Decoding is incremental, so a multi-byte character split across reads is kept whole.
+    Binary files and invalid UTF-8 are reported with the file name instead of a traceback.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors=encoding_errors)
+    offset = 0
+    pending = ""
+    with open(document.path, "rb") as f:
+        while True:
+            block = f.read(chunk_bytes)
+            if offset == 0 and b"\x00" in block[:8192]:
+                raise GenseqError(
+                    f"{document.name}: looks like a binary file (it contains NUL bytes), not text"
+                )
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                raise GenseqError(
+                    f"{document.name}: not valid UTF-8 (byte {block[exc.start]:#04x} at offset "
+                    f"{offset + exc.start}); pass --encoding-errors replace to read it anyway"
+                ) from None
+            offset += len(block)
+            text = pending + text
+            if not block:
+                if text:
+                    yield text
+                return
+            cut = text.rfind("\n") + 1
+            if cut == 0 and len(text) < 16 * chunk_bytes:
+                pending = text  # no line break yet: keep reading (bounded by 16 chunks)
+                continue
+            if cut == 0:
+                cut = len(text)
+            pending = text[cut:]
+            if cut:
+                yield text[:cut]
+
+
+def iter_lines(chunks: Iterator[str]) -> Iterator[list[str]]:
+    """Split each chunk into lines that keep their line breaks (for batch encoding)."""
+    for chunk in chunks:
+        yield chunk.splitlines(keepends=True)

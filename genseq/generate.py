@@ -1,0 +1,142 @@
+"""Text in, text out: prompts, stop conditions and streaming on top of ``BatchSampler``.
+
+Each sample ends at ``<eos>`` (the end of a document), at the first ``--stop`` string (which is
+not included, as in most generation APIs) or after ``max_new_tokens``. Text is decoded
+incrementally, re-decoding only a short window of recent ids so multi-byte BPE pieces and
+word spacing come out right without quadratic work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from genseq.checkpoint import Checkpoint
+from genseq.errors import UsageError
+from genseq.sample import BatchSampler, LogitConstraint, SamplingSettings
+from genseq.tokenization import Tokenizer
+
+
+@dataclass
+class Sample:
+    index: int
+    text: str = ""
+    tokens: int = 0
+    finish_reason: str = "length"  # length | eos | stop
+    ids: list[int] = field(default_factory=list)
+
+
+class IncrementalDetokenizer:
+    """Turns a growing id list into text pieces (the prefix/read-offset method of TGI/vLLM)."""
+
+    def __init__(self, tokenizer: Tokenizer, context: Sequence[int] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = list(context[-4:])  # a little context for spacing rules
+        self.prefix_offset = 0
+        self.read_offset = len(self.ids)
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        prefix = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset])
+        text = self.tokenizer.decode(self.ids[self.prefix_offset :])
+        if len(text) > len(prefix) and not text.endswith("\ufffd"):
+            self.prefix_offset = self.read_offset
+            self.read_offset = len(self.ids)
+            return text[len(prefix) :]
+        return ""
+
+
+@dataclass
+class PromptInfo:
+    ids: list[int]
+    unknown: list[str]
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> PromptInfo:
+    """``<eos>`` (document start) followed by the prompt's ids; unknown pieces are listed."""
+    ids = [int(i) for i in tokenizer.encode(prompt)] if prompt else []
+    unknown: list[str] = []
+    if ids and tokenizer.unk_id in ids:
+        if tokenizer.level == "char":
+            unknown = sorted({c for c in prompt if tokenizer.encode(c)[0] == tokenizer.unk_id})
+        else:
+            unknown = [f"{ids.count(tokenizer.unk_id)} piece(s)"]
+    return PromptInfo([tokenizer.eos_id, *ids], unknown)
+
+
+def generate(
+    ckpt: Checkpoint,
+    prompt: str = "",
+    settings: SamplingSettings | None = None,
+    max_new_tokens: int = 500,
+    num_samples: int = 1,
+    stop: Sequence[str] = (),
+    seed: int | None = None,
+    on_text: Callable[[int, str], None] | None = None,
+    constraint: LogitConstraint | None = None,
+    stop_at_eos: bool = True,
+) -> list[Sample]:
+    """Sample ``num_samples`` continuations of ``prompt``; ``on_text(i, piece)`` streams them."""
+    settings = settings or SamplingSettings()
+    settings.validate()
+    if max_new_tokens < 1:
+        raise UsageError("--max-new-tokens must be at least 1")
+    if num_samples < 1:
+        raise UsageError("--num-samples must be at least 1")
+    stops = [s for s in stop if s]
+    tok = ckpt.tokenizer
+    info = encode_prompt(tok, prompt)
+    device = next(ckpt.model.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else torch.seed() % 2**63)
+    sampler = BatchSampler(
+        ckpt.model,
+        info.ids,
+        num_samples,
+        settings,
+        generator,
+        banned_ids=tok.never_generate,
+        constraint=constraint,
+    )
+    samples = [Sample(i) for i in range(num_samples)]
+    detok = [IncrementalDetokenizer(tok, info.ids[1:]) for _ in range(num_samples)]
+    hold = max((len(s) for s in stops), default=1) - 1  # text held back while a stop may form
+    emitted = [0] * num_samples
+    active = list(range(num_samples))
+    eos = tok.eos_id
+    for _ in range(max_new_tokens):
+        tokens = sampler.next().tolist()
+        still = []
+        for i in active:
+            t = tokens[i]
+            s = samples[i]
+            if stop_at_eos and t == eos:
+                s.finish_reason = "eos"
+            else:
+                s.ids.append(t)
+                s.tokens += 1
+                before = len(s.text)
+                s.text += detok[i].push(t)
+                if stops:  # a new stop string must end in the new piece
+                    start = max(0, before - hold)
+                    hits = [p for p in (s.text.find(x, start) for x in stops) if p >= 0]
+                    if hits:
+                        s.text = s.text[: min(hits)]
+                        s.finish_reason = "stop"
+            if s.finish_reason == "length":
+                still.append(i)
+                safe = len(s.text) - hold
+            else:
+                safe = len(s.text)
+            if on_text is not None and safe > emitted[i]:
+                on_text(i, s.text[emitted[i] : safe])
+                emitted[i] = safe
+        active = still
+        if not active:
+            break
+    for i in active:  # ran out of tokens: flush the held-back tail
+        if on_text is not None and len(samples[i].text) > emitted[i]:
+            on_text(i, samples[i].text[emitted[i] :])
+    return samples

@@ -1,0 +1,136 @@
+"""RecurrentLM: embedding -> LSTM/GRU/RNN stack -> (tied) output layer.
+
+One model serves every level and domain; only the vocabulary differs. ``forward`` runs whole
+windows for training and prompts; ``step`` advances a batch of samples by one token, carrying the
+recurrent state, so generation never re-runs the prefix. Run it (tiny, random weights)::
+
+    python -c "from genseq.model import *; m = RecurrentLM(ModelConfig(vocab_size=16)); print(m)"
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CELLS = ("lstm", "gru", "rnn-tanh", "rnn-relu")
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class ModelConfig:
+    """The architecture, saved in every checkpoint's config.json."""
+
+    vocab_size: int
+    cell: str = "lstm"  # lstm | gru | rnn-tanh | rnn-relu
+    num_layers: int = 1
+    hidden_size: int = 256
+    embed_size: int = 64
+    dropout: float = 0.0  # between layers and before the output layer
+    tie_weights: bool = False  # share the embedding with the output layer
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RecurrentLM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.embed = nn.Embedding(c.vocab_size, c.embed_size)
+        self.drop = nn.Dropout(c.dropout)
+        rnn_dropout = c.dropout if c.num_layers > 1 else 0.0
+        if c.cell == "lstm":
+            self.rnn = nn.LSTM(
+                c.embed_size, c.hidden_size, c.num_layers, batch_first=True, dropout=rnn_dropout
+            )
+        elif c.cell == "gru":
+            self.rnn = nn.GRU(
+                c.embed_size, c.hidden_size, c.num_layers, batch_first=True, dropout=rnn_dropout
+            )
+        else:
+            self.rnn = nn.RNN(
+                c.embed_size,
+                c.hidden_size,
+                c.num_layers,
+                batch_first=True,
+                dropout=rnn_dropout,
+                nonlinearity=c.cell.split("-")[1],
+            )
+        # Tying needs the output layer's input to have the embedding's width: project down
+        # first when the hidden state is wider (as AWD-LSTM sizes its last layer).
+        head_in = c.hidden_size
+        self.bridge: nn.Module = nn.Identity()
+        if c.tie_weights and c.hidden_size != c.embed_size:
+            self.bridge = nn.Linear(c.hidden_size, c.embed_size)
+            head_in = c.embed_size
+        self.head = nn.Linear(head_in, c.vocab_size)
+        if c.tie_weights:
+            self.head.weight = self.embed.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if not self.config.tie_weights:
+            nn.init.uniform_(self.head.weight, -0.1, 0.1)
+        nn.init.zeros_(self.head.bias)
+        if self.config.cell == "lstm":  # forget-gate bias 1: remember by default
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    h = self.config.hidden_size
+                    with torch.no_grad():
+                        param[h : 2 * h].fill_(1.0)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        c = self.config
+        zeros = torch.zeros(c.num_layers, batch_size, c.hidden_size, device=device)
+        return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+
+    def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Logits ``(B, T, V)`` for inputs ``idx`` ``(B, T)``, and the state after them."""
+        x = self.drop(self.embed(idx))  # (B, T, E)
+        out, state = self.rnn(x, state)  # (B, T, H)
+        logits = self.head(self.bridge(self.drop(out)))  # (B, T, V)
+        return logits, state
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``."""
+        logits, state = self.forward(tokens[:, None], state)
+        return logits[:, -1], state
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy in nats per token; targets of -1 are padding."""
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1
+        )
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between BPTT windows while keeping the state's values."""
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def expand_state(state: State, batch_size: int) -> State:
+    """Repeat a batch-1 state for ``batch_size`` samples (one prompt, many continuations)."""
+    if isinstance(state, tuple):
+        return tuple(s.expand(-1, batch_size, -1).contiguous() for s in state)  # type: ignore
+    return state.expand(-1, batch_size, -1).contiguous()

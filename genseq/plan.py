@@ -1,0 +1,167 @@
+"""Training settings, and the defaults chosen for a corpus and a device.
+
+Every option of ``genseq train`` is a field of ``TrainConfig``; ``None`` means "choose for me".
+``plan`` fills each unset field from the size of the training split, the tokenizer level and
+the device, so that ``genseq train DATA`` with no flag trains a model sized to the data for a
+few minutes, and ``--time-budget`` runs stay within their budget. The resolved config is saved
+in every checkpoint and printed at the start of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+
+from genseq.errors import UsageError
+from genseq.model import CELLS
+from genseq.schedule import SCHEDULES
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training time, no stop flag
+SUSTAINED_FLOPS = {"cpu": 4e10, "mps": 5e11, "cuda": 5e12}  # rough training throughput
+
+
+@dataclass
+class TrainConfig:
+    # model
+    cell: str | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    embed_size: int | None = None
+    dropout: float | None = None
+    tie_weights: bool | None = None
+    # batches
+    seq_len: int | None = None
+    batch_size: int | None = None
+    # optimisation
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None
+    warmup_steps: int | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    # stopping
+    max_steps: int | None = None
+    epochs: int | None = None
+    time_budget: float | None = None
+    patience: int | None = None
+    # evaluation and logging
+    eval_every: int | None = None
+    eval_tokens: int | None = None
+    log_every: int | None = None
+    sample_tokens: int = 0
+    # reproducibility and placement
+    seed: int = 1337
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def validate(self) -> None:
+        checks = [
+            (self.cell is None or self.cell in CELLS, f"--cell must be one of {', '.join(CELLS)}"),
+            (
+                self.optimizer is None or self.optimizer in OPTIMIZERS,
+                f"--optimizer must be one of {', '.join(OPTIMIZERS)}",
+            ),
+            (
+                self.schedule is None or self.schedule in SCHEDULES,
+                f"--schedule must be one of {', '.join(SCHEDULES)}",
+            ),
+            (self.num_layers is None or self.num_layers >= 1, "--layers must be at least 1"),
+            (self.hidden_size is None or self.hidden_size >= 1, "--hidden-size must be >= 1"),
+            (self.embed_size is None or self.embed_size >= 1, "--embed-size must be >= 1"),
+            (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.seq_len is None or self.seq_len >= 1, "--seq-len must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr is None or self.lr > 0, "--lr must be positive"),
+            (self.weight_decay is None or self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.warmup_steps is None or self.warmup_steps >= 0, "--warmup-steps must be >= 0"),
+            (self.clip_norm is None or self.clip_norm >= 0, "--clip-norm must be >= 0"),
+            (self.clip_value is None or self.clip_value >= 0, "--clip-value must be >= 0"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
+            (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
+            (self.time_budget is None or self.time_budget > 0, "--time-budget must be positive"),
+            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
+            (self.eval_tokens is None or self.eval_tokens >= 2, "--eval-tokens must be >= 2"),
+            (self.sample_tokens >= 0, "--sample-tokens must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+
+def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
+    """Forward + backward multiply-adds x 2 for one token (6 x the weights it touches)."""
+    gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
+    h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
+    recurrent = gates * h * (e + h) + (layers - 1) * gates * h * (2 * h)
+    head_in = e if (cfg.tie_weights and h != e) else h
+    return 6.0 * (recurrent + head_in * vocab_size)
+
+
+def plan(
+    cfg: TrainConfig, train_tokens: int, vocab_size: int, level: str, device: torch.device
+) -> TrainConfig:
+    """Resolve every unset field for this corpus and device (see the module docstring)."""
+    cfg.validate()
+    n = train_tokens
+    kind = device.type
+    big = kind == "cuda"
+    text_words = level in ("word", "bpe")
+    c = replace(cfg)
+    if c.cell is None:
+        c.cell = "lstm"
+    if c.hidden_size is None:
+        size = 128 if n < 300_000 else 256 if n < 3_000_000 else 512 if n < 30_000_000 else 1024
+        c.hidden_size = size * 2 if big and size < 1024 else size
+    if c.num_layers is None:
+        c.num_layers = 1 if n < 3_000_000 and not big else 2
+    if c.tie_weights is None:
+        c.tie_weights = text_words
+    if c.embed_size is None:
+        c.embed_size = c.hidden_size if text_words else min(64, c.hidden_size)
+    if c.dropout is None:
+        c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
+    if c.seq_len is None:
+        c.seq_len = 35 if level == "word" else 64
+    if c.batch_size is None:
+        c.batch_size = 64 if big else 32
+    # Small corpora: shrink the batch (then the window) until one epoch has a few batches.
+    while c.batch_size > 1 and (n - 1) // c.batch_size < 4 * (c.seq_len + 1):
+        c.batch_size //= 2
+    if (n - 1) // c.batch_size < c.seq_len + 1 and cfg.seq_len is None:
+        c.seq_len = max(1, (n - 1) // c.batch_size - 1)
+    if c.optimizer is None:
+        c.optimizer = "adamw"
+    if c.lr is None:
+        if c.optimizer == "sgd":
+            c.lr = 20.0 if text_words else 1.0
+        else:
+            c.lr = 4e-3 if c.hidden_size <= 256 else 2e-3 if c.hidden_size <= 512 else 1e-3
+    if c.weight_decay is None:
+        c.weight_decay = 0.01 if c.optimizer == "adamw" else 0.0
+    if c.schedule is None:
+        c.schedule = "cosine"
+    if c.clip_norm is None:
+        c.clip_norm = 0.25 if c.optimizer == "sgd" else 1.0
+    if c.clip_value is None:
+        c.clip_value = 0.0
+    if c.max_steps is None and c.epochs is None and c.time_budget is None:
+        # Train for about DEFAULT_MINUTES on this device, between 1 and 50 epochs.
+        seconds = DEFAULT_MINUTES.get(kind, 5.0) * 60
+        tokens = seconds * SUSTAINED_FLOPS.get(kind, 4e10) / model_flops_per_token(c, vocab_size)
+        c.epochs = int(min(50, max(1, round(tokens / max(n, 1)))))
+    if c.eval_tokens is None:
+        c.eval_tokens = 262_144
+    if c.log_every is None:
+        c.log_every = 10
+    return c

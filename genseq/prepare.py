@@ -1,0 +1,230 @@
+"""Corpus -> tokenizer -> token files: what `genseq tokenize` does.
+
+Two streaming passes over the documents: the first fits the tokenizer (and hashes the sources),
+the second encodes and appends ids to the split files. Every document is preceded and followed
+by ``<eos>``, so models learn where documents start and end and samples can begin from
+``<eos>``. The validation split is the last ``val_fraction`` of the token stream (nanoGPT's
+split) for a single text, or whole documents drawn with the seed when the corpus has many.
+The directory is built beside its target and swapped in only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genseq import __version__
+from genseq.corpus import Corpus, Document, iter_chunks, sha256_file
+from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
+from genseq.errors import GenseqError, UsageError
+from genseq.fileio import atomic_write_text, replace_dir, staging_dir
+from genseq.tokenization import new_tokenizer
+
+MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
+COPY_BLOCK = 1 << 22
+
+
+@dataclass
+class TokenizeOptions:
+    level: str = "char"
+    vocab_size: int | None = None
+    min_frequency: int | None = None
+    lowercase: bool = False
+    val_fraction: float = 0.1
+    split: str = "auto"  # auto | position | document
+    seed: int = 42
+    dtype: str = "auto"
+    encoding_errors: str = "strict"
+
+    def validate(self) -> None:
+        if not 0.0 <= self.val_fraction <= 0.5:
+            raise UsageError("--val-fraction must be between 0 and 0.5")
+        if self.split not in ("auto", "position", "document"):
+            raise UsageError("--split must be auto, position or document")
+        if self.vocab_size is not None and self.vocab_size < 3:
+            raise UsageError("--vocab-size must be at least 3")
+        if self.min_frequency is not None and self.min_frequency < 1:
+            raise UsageError("--min-frequency must be at least 1")
+        if self.encoding_errors not in ("strict", "replace", "ignore"):
+            raise UsageError("--encoding-errors must be strict, replace or ignore")
+
+
+@dataclass
+class TokenizeSummary:
+    documents: int = 0
+    characters: int = 0
+    tokens: int = 0
+    train_tokens: int = 0
+    val_tokens: int = 0
+    vocab_size: int = 0
+    unknown_tokens: int = 0
+    split: str = "position"
+    top_tokens: list[tuple[str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def unknown_rate(self) -> float:
+        return self.unknown_tokens / max(self.tokens, 1)
+
+
+def _document_chunks(docs: list[Document], errors: str) -> Iterator[str]:
+    for doc in docs:
+        yield from iter_chunks(doc, errors)
+
+
+def tokenize_corpus(
+    corpus: Corpus,
+    out_dir: Path,
+    options: TokenizeOptions,
+    overwrite: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> TokenizeSummary:
+    """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary."""
+    options.validate()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not is_data_dir(out_dir):
+        if out_dir.is_file() or any(out_dir.iterdir()):
+            raise GenseqError(
+                f"{out_dir} exists and is not a genseq data directory; choose another -o"
+            )
+    if out_dir.exists() and not overwrite:
+        raise GenseqError(f"{out_dir} already holds token data; pass --overwrite to replace it")
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    docs = corpus.documents
+    errors = options.encoding_errors
+
+    # Pass 1: fit the tokenizer, count characters, hash the sources.
+    say(f"fitting the {options.level} tokenizer on {len(docs):,} document(s)")
+    extra = {}
+    if options.vocab_size is not None:
+        extra["vocab_size"] = options.vocab_size
+    if options.min_frequency is not None:
+        extra["min_frequency"] = options.min_frequency
+    tokenizer = new_tokenizer(options.level, lowercase=options.lowercase, **extra)
+    characters = 0
+
+    def counted(chunks: Iterator[str]) -> Iterator[str]:
+        nonlocal characters
+        for chunk in chunks:
+            characters += len(chunk)
+            yield chunk
+
+    tokenizer.fit(counted(_document_chunks(docs, errors)))
+    if characters == 0:
+        raise GenseqError("the corpus is empty: no text in " + ", ".join(corpus.sources))
+    vocab_size = tokenizer.vocab_size
+    dtype = dtype_for_vocab(vocab_size, options.dtype)
+
+    split = options.split
+    if split == "auto":
+        many = len(docs) >= MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT and not corpus.single_stream
+        split = "document" if many else "position"
+    val_docs: set[int] = set()
+    if split == "document" and options.val_fraction > 0:
+        if len(docs) < 2:
+            raise UsageError("--split document needs at least two documents")
+        n_val = min(len(docs) - 1, max(1, round(options.val_fraction * len(docs))))
+        order = np.random.default_rng(options.seed).permutation(len(docs))
+        val_docs = {int(i) for i in order[:n_val]}
+
+    # Pass 2: encode into the split files inside a staging directory.
+    say(f"encoding {characters:,} characters")
+    staging = staging_dir(out_dir)
+    try:
+        train = TokenFileWriter(staging / "train.bin", dtype)
+        val = TokenFileWriter(staging / "val.bin", dtype)
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        eos = np.array([tokenizer.eos_id], dtype=np.int64)
+        sources = []
+        for i, doc in enumerate(docs):
+            writer = val if i in val_docs else train
+            if writer.count == 0:
+                writer.write(eos)
+            for chunk in iter_chunks(doc, errors):
+                ids = tokenizer.encode_lines(chunk.splitlines(keepends=True))
+                counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+                writer.write(ids)
+            writer.write(eos)
+            sources.append(
+                {
+                    "name": doc.name,
+                    "sha256": sha256_file(doc.path),
+                    "bytes": doc.path.stat().st_size,
+                }
+            )
+        train.close()
+        val.close()
+        if split == "position":
+            _move_tail(staging / "train.bin", staging / "val.bin", dtype, options.val_fraction)
+        train_tokens = (staging / "train.bin").stat().st_size // np.dtype(dtype).itemsize
+        val_tokens = (staging / "val.bin").stat().st_size // np.dtype(dtype).itemsize
+        if train_tokens < 2:
+            raise GenseqError("the corpus is too small to train on: fewer than 2 tokens")
+        tokenizer.save(staging / "tokenizer.json")
+        order_ids = np.argsort(-counts, kind="stable")[:20]
+        top = [(tokenizer.id_to_token(int(i)), int(counts[i])) for i in order_ids if counts[i]]
+        summary = TokenizeSummary(
+            documents=len(docs),
+            characters=characters,
+            tokens=int(counts.sum()),
+            train_tokens=int(train_tokens),
+            val_tokens=int(val_tokens),
+            vocab_size=vocab_size,
+            unknown_tokens=int(counts[tokenizer.unk_id]),
+            split=split,
+            top_tokens=top,
+        )
+        meta = {
+            "format": DATA_FORMAT,
+            "schema": DATA_SCHEMA,
+            "genseq_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": options.level,
+            "dtype": dtype,
+            "vocab_size": vocab_size,
+            "tokenizer": "tokenizer.json",
+            "options": asdict(options),
+            "splits": {
+                "train": {"file": "train.bin", "tokens": int(train_tokens)},
+                "val": {"file": "val.bin", "tokens": int(val_tokens)},
+            },
+            "split": split,
+            "val_documents": sorted(docs[i].name for i in val_docs),
+            "summary": {k: v for k, v in asdict(summary).items() if k != "top_tokens"},
+            "top_tokens": top,
+            "sources": sources,
+        }
+        atomic_write_text(staging / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+        replace_dir(staging, out_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _move_tail(train_path: Path, val_path: Path, dtype: str, fraction: float) -> None:
+    """Move the last ``fraction`` of the train file's tokens into the val file, in blocks."""
+    itemsize = np.dtype(dtype).itemsize
+    total = train_path.stat().st_size // itemsize
+    n_val = round(total * fraction)
+    if fraction > 0:
+        n_val = max(n_val, 2)
+    if n_val == 0:
+        return
+    if total - n_val < 2:
+        raise GenseqError(f"the corpus is too small to split: {total} tokens")
+    cut = (total - n_val) * itemsize
+    with open(train_path, "r+b") as src, open(val_path, "wb") as dst:
+        src.seek(cut)
+        for block in iter(lambda: src.read(COPY_BLOCK), b""):
+            dst.write(block)
+        src.truncate(cut)

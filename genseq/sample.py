@@ -1,0 +1,149 @@
+"""Batched incremental decoding with logit processors.
+
+``BatchSampler`` runs the prompt once, copies its recurrent state to every sample, then advances
+all samples together one token per step: the prefix is never re-run. Each step's logits pass
+through the processors below (repetition penalty, banned ids, an optional per-step mask from a
+``LogitConstraint``, temperature, top-k, top-p, min-p) before one draw from an explicit
+``torch.Generator``, so the same checkpoint, seed and device give the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from genseq.errors import UsageError
+from genseq.model import RecurrentLM, expand_state
+
+
+@dataclass
+class SamplingSettings:
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int | None = None  # keep the k most likely tokens
+    top_p: float | None = None  # keep the smallest set with this much probability (nucleus)
+    min_p: float | None = None  # drop tokens below min_p x the most likely token's probability
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the prompt or sample
+    greedy: bool = False
+
+    def validate(self) -> None:
+        if self.temperature < 0:
+            raise UsageError("--temperature must be >= 0 (0 means greedy)")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError("--top-k must be at least 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError("--top-p must be in (0, 1]")
+        if self.min_p is not None and not 0 <= self.min_p <= 1:
+            raise UsageError("--min-p must be in [0, 1]")
+        if self.repetition_penalty <= 0:
+            raise UsageError("--repetition-penalty must be positive")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+
+class LogitConstraint(Protocol):
+    """A per-step mask of allowed tokens (music grammars plug in here)."""
+
+    def start(self, batch_size: int, device: torch.device) -> None: ...
+    def allowed(self) -> torch.Tensor: ...  # (B, V) bool
+    def advance(self, tokens: torch.Tensor) -> None: ...  # (B,)
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
+    """CTRL's penalty, in place: seen tokens' positive logits / penalty, negative x penalty."""
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    torch.where(seen, penalised, logits, out=logits)
+
+
+def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
+    """Temperature, then top-k, top-p and min-p filtering; removed tokens get -inf."""
+    if s.temperature not in (0.0, 1.0):
+        logits = logits / s.temperature
+    neg_inf = torch.finfo(logits.dtype).min
+    if s.top_k is not None and s.top_k < logits.size(-1):
+        kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, neg_inf)
+    if s.top_p is not None and s.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # probability mass ahead of each token
+        drop_sorted = before >= s.top_p  # never drops the most likely token
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, neg_inf)
+    if s.min_p is not None and s.min_p > 0:
+        probs = torch.softmax(logits, dim=-1)
+        threshold = probs.max(dim=-1, keepdim=True).values * s.min_p
+        logits = logits.masked_fill(probs < threshold, neg_inf)
+    return logits
+
+
+def choose(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
+    """One token per row: argmax when greedy, else a draw from the filtered distribution."""
+    if s.is_greedy:
+        return torch.argmax(logits, dim=-1)
+    probs = torch.softmax(filter_logits(logits.float(), s), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class BatchSampler:
+    """Draws ``num_samples`` continuations of one prompt, one step at a time."""
+
+    def __init__(
+        self,
+        model: RecurrentLM,
+        prompt_ids: Sequence[int],
+        num_samples: int,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+        banned_ids: Sequence[int] = (),
+        constraint: LogitConstraint | None = None,
+    ) -> None:
+        if not prompt_ids:
+            raise ValueError("prompt_ids must hold at least one token (e.g. <eos>)")
+        settings.validate()
+        self.model = model
+        self.settings = settings
+        self.generator = generator
+        self.constraint = constraint
+        device = next(model.parameters()).device
+        self.device = device
+        vocab = model.config.vocab_size
+        prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)  # (1, P)
+        with torch.no_grad():
+            logits, state = model(prompt, None)  # the prompt runs once, at batch 1
+        self.logits = logits[:, -1].expand(num_samples, -1).contiguous()  # (B, V)
+        self.state = expand_state(state, num_samples)
+        self.banned = torch.zeros(vocab, dtype=torch.bool, device=device)
+        if banned_ids:
+            self.banned[list(banned_ids)] = True
+        self.seen = None
+        if settings.repetition_penalty != 1.0:
+            self.seen = torch.zeros(num_samples, vocab, dtype=torch.bool, device=device)
+            self.seen[:, prompt[0]] = True
+        if constraint is not None:
+            constraint.start(num_samples, device)
+        self._pending: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def next(self) -> torch.Tensor:
+        """The next token of every sample, ``(B,)`` on the model's device."""
+        if self._pending is not None:
+            self.logits, self.state = self.model.step(self._pending, self.state)
+        logits = self.logits.float()
+        if self.seen is not None:
+            apply_repetition_penalty(logits, self.seen, self.settings.repetition_penalty)
+        neg_inf = torch.finfo(logits.dtype).min
+        logits = logits.masked_fill(self.banned, neg_inf)
+        if self.constraint is not None:
+            logits = logits.masked_fill(~self.constraint.allowed(), neg_inf)
+        tokens = choose(logits, self.settings, self.generator)
+        if self.seen is not None:
+            self.seen[torch.arange(tokens.size(0), device=self.device), tokens] = True
+        if self.constraint is not None:
+            self.constraint.advance(tokens)
+        self._pending = tokens
+        return tokens

@@ -1,0 +1,97 @@
+"""The tokenizer interface shared by text and music.
+
+A tokenizer is fitted on a stream of text chunks (bounded memory), encodes text to ids, decodes
+ids back to text, and saves itself as Hugging Face ``tokenizers`` JSON. Two special tokens come
+first in every vocabulary: ``<unk>`` (id 0) for anything unseen, and ``<eos>`` (id 1), which
+separates documents in token files and starts every generated sample. The sampler never
+generates ``<unk>`` (``never_generate``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+UNK = "<unk>"
+EOS = "<eos>"
+SPECIAL_TOKENS = [UNK, EOS]
+
+
+class Tokenizer(ABC):
+    """Text <-> ids for one level. Subclasses wrap a ``tokenizers.Tokenizer`` (``self.hf``)."""
+
+    level: str = ""
+    lossless: bool = True  # decode(encode(x)) == x for text made of known symbols
+
+    def __init__(self, hf=None) -> None:
+        self.hf = hf
+
+    # -- fitting -------------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, chunks: Iterable[str]) -> None:
+        """Build the vocabulary from a stream of line-aligned text chunks."""
+
+    # -- ids -----------------------------------------------------------------------------------
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text`` as an int64 array (no special tokens added)."""
+        return np.asarray(self.hf.encode(text, add_special_tokens=False).ids, dtype=np.int64)
+
+    def encode_lines(self, lines: list[str]) -> np.ndarray:
+        """Ids of the concatenation of ``lines``; batch-encoded on all cores where possible."""
+        if not lines:
+            return np.zeros(0, dtype=np.int64)
+        encodings = self.hf.encode_batch_fast(lines, add_special_tokens=False)
+        parts = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        return np.concatenate(parts)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(list(map(int, ids)), skip_special_tokens=False)
+
+    # -- vocabulary ----------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def unk_id(self) -> int:
+        return self.hf.token_to_id(UNK)
+
+    @property
+    def eos_id(self) -> int:
+        return self.hf.token_to_id(EOS)
+
+    @property
+    def never_generate(self) -> list[int]:
+        return [self.unk_id]
+
+    def id_to_token(self, i: int) -> str:
+        return self.hf.id_to_token(int(i))
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.hf.token_to_id(token)
+
+    def describe(self) -> str:
+        """One line for `genseq info`."""
+        return f"{self.level} level, {self.vocab_size:,} tokens"
+
+    # -- files ---------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.hf.to_str(pretty=True)
+
+    def save(self, path: Path) -> None:
+        from genseq.fileio import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_json())
+
+    @classmethod
+    def from_json(cls, text: str) -> Tokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return cls(HFTokenizer.from_str(text))
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        return cls.from_json(Path(path).read_text("utf-8"))

@@ -1,0 +1,49 @@
+"""Byte-level BPE, as GPT-2: lossless for any text, with no unknown tokens.
+
+Merges are learned with the ``tokenizers`` BPE trainer over the corpus stream; the byte
+alphabet is always in the vocabulary, so any prompt encodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from genseq.tokenization.base import SPECIAL_TOKENS, Tokenizer
+
+DEFAULT_VOCAB_SIZE = 4096
+
+
+class BpeTokenizer(Tokenizer):
+    level = "bpe"
+
+    def __init__(
+        self,
+        hf=None,
+        vocab_size: int | None = None,
+        min_frequency: int = 2,
+        lowercase: bool = False,
+        **_,
+    ) -> None:
+        super().__init__(hf)
+        self.max_vocab = vocab_size or DEFAULT_VOCAB_SIZE
+        self.min_frequency = min_frequency
+        self.lowercase = lowercase
+
+    def fit(self, chunks: Iterable[str]) -> None:
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+        hf = HFTokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        hf.decoder = decoders.ByteLevel()
+        if self.lowercase:
+            hf.normalizer = normalizers.Lowercase()
+        trainer = trainers.BpeTrainer(
+            vocab_size=max(self.max_vocab, 256 + len(SPECIAL_TOKENS)),
+            min_frequency=self.min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        hf.train_from_iterator(chunks, trainer=trainer)
+        self.hf = hf

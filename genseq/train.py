@@ -1,0 +1,550 @@
+"""The one training loop, for every level and domain.
+
+Truncated BPTT over contiguous streams (``data.StreamBatches``): the recurrent state is carried
+from one window to the next and detached, as char-rnn and word_language_model do. The loop
+knows nothing about text or music; it reads token ids, writes checkpoints and reports to a
+``progress.Reporter``. A run directory holds::
+
+    best/  last/    checkpoints (last/ also holds train_state.pt for --resume)
+    log.jsonl       one JSON object per log interval and per evaluation
+    loss.png        training and validation loss curves
+
+Resuming restores the weights, optimizer, schedule, RNG states, data position and hidden
+state, so an interrupted and resumed run ends with the same parameters as an uninterrupted one
+(step-planned runs; time-budgeted runs depend on the clock by design).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genseq.checkpoint import (
+    Checkpoint,
+    find_checkpoint,
+    load_train_state,
+    read_config,
+    save_checkpoint,
+)
+from genseq.data import StreamBatches, TokenData
+from genseq.device import configure_device, resolve_device
+from genseq.errors import GenseqError, UsageError
+from genseq.evaluate import evaluate_tokens
+from genseq.fileio import atomic_write_text, remove_stale_staging
+from genseq.model import ModelConfig, RecurrentLM, State, detach_state
+from genseq.plan import TrainConfig, plan
+from genseq.progress import Reporter, SilentReporter
+from genseq.schedule import Schedule
+
+EVAL_MARKS = 10  # evaluations per run when --eval-every is not given
+STOPPING_FIELDS = ("max_steps", "epochs", "time_budget", "patience")
+EVAL_STREAMS = 32
+EVAL_SEQ_LEN = 256
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    out_dir: Path
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Weight decay on matrices only; biases and gains are not decayed."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _state_to_list(state: State) -> list[torch.Tensor]:
+    return [t.cpu() for t in state] if isinstance(state, tuple) else [state.cpu()]
+
+
+def _state_from_list(tensors: list[torch.Tensor], device: torch.device) -> State:
+    moved = [t.to(device) for t in tensors]
+    return tuple(moved) if len(moved) == 2 else moved[0]  # type: ignore[return-value]
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: TokenData,
+        out_dir: Path,
+        reporter: Reporter | None = None,
+        resume: bool = False,
+        process_start: float | None = None,
+        on_step: Callable[[Trainer], None] | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.data = data
+        self.reporter = reporter or SilentReporter()
+        self.resume = resume
+        self.session_start = process_start or time.perf_counter()
+        self.on_step = on_step
+        self.stop_reason: str | None = None
+        self.device = resolve_device(cfg.device)
+        configure_device(self.device)
+        self.tokenizer = data.tokenizer()
+        if self.tokenizer.vocab_size != data.vocab_size:
+            raise GenseqError(f"{data.path}: tokenizer.json does not match meta.json")
+        if len(data.train) < 2:
+            raise GenseqError(f"{data.path}: the training split is empty")
+        self.resume_state: dict | None = None
+        if resume:
+            cfg = self._resumed_config(cfg)
+        else:
+            self.check_fresh_out_dir(self.out_dir)
+            cfg = plan(cfg, len(data.train), data.vocab_size, data.level, self.device)
+        self.cfg = cfg
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @staticmethod
+    def check_fresh_out_dir(out_dir: Path) -> None:
+        """Refuse to train into a directory holding anything but a genseq data directory."""
+        from genseq.data import is_data_dir
+
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise GenseqError(f"{out_dir} is a file; choose another -o")
+        if (out_dir / "last").exists() or (out_dir / "log.jsonl").exists():
+            raise GenseqError(
+                f"{out_dir} already holds a training run; pass --resume to continue "
+                "it, --overwrite to start again, or choose another -o"
+            )
+        if out_dir.is_dir():
+            others = [
+                p
+                for p in out_dir.iterdir()
+                if not (p.name == "data" and is_data_dir(p)) and not p.name.startswith(".")
+            ]
+            if others:
+                raise GenseqError(f"{out_dir} exists and is not empty; choose another -o")
+
+    def _resumed_config(self, given: TrainConfig) -> TrainConfig:
+        """The saved run's settings; only the stopping settings may be changed on resume."""
+        try:
+            last = find_checkpoint(self.out_dir / "last")
+        except GenseqError:
+            raise GenseqError(f"{self.out_dir}: no last/ checkpoint to resume from") from None
+        saved = read_config(last)
+        cfg = TrainConfig.from_dict(saved.get("train", {}))
+        for name in TrainConfig.__dataclass_fields__:
+            value = getattr(given, name)
+            if name in STOPPING_FIELDS and value is not None:
+                setattr(cfg, name, value)
+            elif name in ("device", "sample_tokens"):
+                setattr(cfg, name, value)
+            elif value is not None and name != "seed" and value != getattr(cfg, name):
+                raise UsageError(
+                    f"--{name.replace('_', '-')} {value} differs from the run being resumed "
+                    f"({getattr(cfg, name)}); settings other than stopping ones cannot change"
+                )
+        if saved.get("summary", {}).get("data") not in (None, str(self.data.path.resolve())):
+            self.reporter.message(
+                f"note: resuming on data {self.data.path} "
+                f"(the run was started on {saved['summary']['data']})"
+            )
+        self.resume_state = load_train_state(last)
+        self.resume_ckpt = last
+        return cfg
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Finish the current step, save, and return (Ctrl-C and SIGTERM call this)."""
+        self.stop_reason = reason
+
+    def _install_signals(self) -> list:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        previous = []
+
+        def handler(signum, _frame):
+            if self.stop_reason == "interrupted":  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.reporter.message(
+                "stopping: finishing the step and saving (Ctrl-C again to abort without saving)"
+            )
+            self.request_stop("interrupted")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous.append((sig, signal.signal(sig, handler)))
+        return previous
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        data = self.data
+        device = self.device
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(self.out_dir)
+
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        model_config = ModelConfig(
+            vocab_size=data.vocab_size,
+            cell=cfg.cell,
+            num_layers=cfg.num_layers,
+            hidden_size=cfg.hidden_size,
+            embed_size=cfg.embed_size,
+            dropout=cfg.dropout,
+            tie_weights=cfg.tie_weights,
+        )
+        model = RecurrentLM(model_config).to(device)
+        optimizer = make_optimizer(model, cfg)
+        batches = StreamBatches(data.train, cfg.batch_size, cfg.seq_len, cfg.seed)
+        total_steps = self._planned_steps(batches)
+        warmup = cfg.warmup_steps
+        if warmup is None:
+            warmup = min(100, max(1, total_steps // 20)) if total_steps else 100
+        cfg.warmup_steps = warmup
+        schedule = Schedule(cfg.schedule, cfg.lr, warmup)
+
+        step = epoch = index = tokens_seen = bad_evals = 0
+        best_val = math.inf
+        train_seconds = 0.0
+        state = model.init_state(cfg.batch_size, device)
+        if self.resume_state is not None:
+            from safetensors.torch import load_model
+
+            rs = self.resume_state
+            load_model(model, str(self.resume_ckpt / "model.safetensors"), device=str(device))
+            optimizer.load_state_dict(rs["optimizer"])
+            schedule.load_state_dict(rs["schedule"])
+            step, epoch, index = int(rs["step"]), int(rs["epoch"]), int(rs["index"])
+            tokens_seen, bad_evals = int(rs["tokens_seen"]), int(rs["bad_evals"])
+            best_val, train_seconds = float(rs["best_val"]), float(rs["train_seconds"])
+            state = _state_from_list(rs["hidden"], device)
+            torch.set_rng_state(rs["rng_torch"])
+            if device.type == "cuda" and rs.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(rs["rng_cuda"], device)
+            random.setstate(_to_tuple(rs["rng_python"]))
+            self._truncate_log(step)
+            self.reporter.message(f"resuming {self.out_dir} at step {step:,} (epoch {epoch})")
+        model.rnn.flatten_parameters()
+        model.train()
+        self.model = model
+
+        self.reporter.message(self.describe_plan(model, batches, total_steps))
+        self.reporter.start(total_steps, cfg.time_budget)
+        log = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        session_t0 = time.perf_counter()
+        session_tokens0, session_step0 = tokens_seen, step
+        setup_seconds = session_t0 - self.session_start
+        eval_rate = None  # validation tokens per second, measured
+        val_all = data.val
+        val_periodic = val_all[: cfg.eval_tokens]
+        marks_done = int(self.resume_state.get("marks_done", 0)) if self.resume_state else 0
+        loss_sum = torch.zeros((), device=device)
+        loss_count = 0
+        last_log_time, last_log_tokens = time.perf_counter(), tokens_seen
+        train_loss = math.nan
+        val_loss = math.nan
+
+        def elapsed() -> float:
+            return train_seconds + setup_seconds + (time.perf_counter() - session_t0)
+
+        def progress() -> float:
+            p = step / total_steps if total_steps else 0.0
+            if cfg.time_budget:
+                p = max(p, elapsed() / cfg.time_budget)
+            return min(p, 1.0)
+
+        def final_eval_reserve() -> float:
+            """Seconds to keep for the final evaluation and save under --time-budget."""
+            rate = eval_rate
+            if rate is None:  # no evaluation yet: forward-only runs ~3x the training rate
+                session_tokens = tokens_seen - session_tokens0
+                if step - session_step0 < 5:
+                    return 1.0
+                rate = 3 * session_tokens / max(time.perf_counter() - session_t0, 1e-9)
+            return len(val_all) / rate + 1.0
+
+        def snapshot(val: float | None = None) -> dict:
+            return {
+                "step": step,
+                "epoch": epoch,
+                "tokens_seen": tokens_seen,
+                "train_loss": train_loss,
+                "val_loss": val if val is not None else val_loss,
+                "best_val_loss": best_val if best_val < math.inf else None,
+                "elapsed_s": round(elapsed(), 2),
+                "parameters": model.num_parameters(),
+                "device": str(device),
+                "data": str(data.path.resolve()),
+                "stop_reason": self.stop_reason,
+            }
+
+        def save(which: str, val: float | None = None) -> None:
+            train_state = None
+            if which == "last":
+                train_state = {
+                    "step": step,
+                    "epoch": epoch,
+                    "index": index,
+                    "tokens_seen": tokens_seen,
+                    "bad_evals": bad_evals,
+                    "best_val": best_val,
+                    "marks_done": marks_done,
+                    "train_seconds": elapsed(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "hidden": _state_to_list(state),
+                    "rng_torch": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "rng_python": random.getstate(),
+                }
+            save_checkpoint(
+                self.out_dir / which,
+                model,
+                self.tokenizer,
+                self._saved_config(),
+                snapshot(val),
+                train_state,
+            )
+
+        def validate(tokens) -> float:
+            nonlocal eval_rate
+            t0 = time.perf_counter()
+            result = evaluate_tokens(model, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
+            eval_rate = max(result.tokens, 1) / max(time.perf_counter() - t0, 1e-9)
+            return result.loss
+
+        def evaluation(tokens, final: bool = False) -> None:
+            nonlocal best_val, bad_evals, val_loss
+            if len(tokens) < 2:
+                return
+            val_loss = validate(tokens)
+            improved = val_loss < best_val - 1e-6
+            if improved:
+                best_val, bad_evals = val_loss, 0
+            else:
+                bad_evals += 1
+            schedule.on_eval(improved)
+            record = {
+                "kind": "eval",
+                "step": step,
+                "epoch": epoch,
+                "tokens": tokens_seen,
+                "val_loss": val_loss,
+                "val_ppl": math.exp(min(val_loss, 700)),
+                "best": improved,
+                "final": final,
+                "elapsed": round(elapsed(), 2),
+            }
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            self.reporter.evaluation(record)
+            if improved:
+                save("best", val_loss)
+            if cfg.sample_tokens and not final:
+                self._print_sample(model)
+            if cfg.patience and bad_evals >= cfg.patience and self.stop_reason is None:
+                self.stop_reason = "patience"
+
+        previous_signals = self._install_signals()
+        try:
+            while self.stop_reason is None:
+                if total_steps is not None and step >= total_steps:
+                    self.stop_reason = "max_steps" if cfg.max_steps else "epochs"
+                    break
+                if cfg.time_budget and elapsed() + final_eval_reserve() >= cfg.time_budget:
+                    self.stop_reason = "time_budget"
+                    break
+                if index >= batches.batches_in_epoch(epoch):
+                    epoch, index = epoch + 1, 0
+                    state = model.init_state(cfg.batch_size, device)
+                    if cfg.epochs and epoch >= cfg.epochs:
+                        self.stop_reason = "epochs"
+                        break
+                x_np, y_np = batches.get(epoch, index)
+                x = torch.from_numpy(x_np).to(device, non_blocking=True)
+                y = torch.from_numpy(y_np).to(device, non_blocking=True)
+                lr = schedule.lr(step, progress())
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits, state = model(x, state)  # (B, T, V)
+                loss = model.loss(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_value:
+                    nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+                if cfg.clip_norm:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                optimizer.step()
+                state = detach_state(state)
+                step += 1
+                index += 1
+                tokens_seen += x.numel()
+                loss_sum += loss.detach()
+                loss_count += 1
+                if step % cfg.log_every == 0 or (total_steps and step == total_steps):
+                    train_loss = loss_sum.item() / loss_count  # a device sync, once per interval
+                    if not math.isfinite(train_loss):
+                        raise GenseqError(
+                            f"the training loss became {train_loss} at step {step}; lower --lr "
+                            "or set --clip-norm (the last good checkpoint is kept)"
+                        )
+                    loss_sum.zero_()
+                    loss_count = 0
+                    now = time.perf_counter()
+                    tok_s = (tokens_seen - last_log_tokens) / max(now - last_log_time, 1e-9)
+                    last_log_time, last_log_tokens = now, tokens_seen
+                    record = {
+                        "kind": "train",
+                        "step": step,
+                        "epoch": epoch,
+                        "tokens": tokens_seen,
+                        "loss": train_loss,
+                        "lr": lr,
+                        "tok_s": round(tok_s, 1),
+                        "elapsed": round(elapsed(), 2),
+                        "progress": round(progress(), 4),
+                    }
+                    log.write(json.dumps(record) + "\n")
+                    self.reporter.step(record)
+                due = (
+                    (step % cfg.eval_every == 0)
+                    if cfg.eval_every
+                    else (
+                        progress() >= (marks_done + 1) / EVAL_MARKS and marks_done + 1 < EVAL_MARKS
+                    )
+                )
+                if due:
+                    marks_done = int(progress() * EVAL_MARKS)
+                    evaluation(val_periodic)
+                    save("last")
+                if self.on_step is not None:
+                    self.on_step(self)
+            # The end: a final evaluation on the whole validation split, then save.
+            if self.stop_reason != "interrupted":
+                evaluation(val_all, final=True)
+            if len(val_all) < 2 and best_val == math.inf:
+                save("best")
+            save("last")
+        finally:
+            for sig, handler in previous_signals:
+                signal.signal(sig, handler)
+            log.close()
+            self.reporter.finish()
+        plot_losses(self.out_dir / "log.jsonl", self.out_dir / "loss.png")
+        summary = snapshot()
+        summary["val_loss"] = val_loss
+        return TrainResult(summary, self.out_dir)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _planned_steps(self, batches: StreamBatches) -> int | None:
+        cfg = self.cfg
+        steps = None
+        if cfg.epochs:
+            steps = sum(batches.batches_in_epoch(e) for e in range(cfg.epochs))
+        if cfg.max_steps:
+            steps = min(steps, cfg.max_steps) if steps else cfg.max_steps
+        return steps
+
+    def _saved_config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def describe_plan(self, model: RecurrentLM, batches: StreamBatches, total: int | None) -> str:
+        c = self.cfg
+        stop = []
+        if c.epochs:
+            stop.append(f"{c.epochs} epoch(s)")
+        if c.max_steps:
+            stop.append(f"{c.max_steps:,} steps")
+        if c.time_budget:
+            stop.append(f"{c.time_budget:g} s budget")
+        return (
+            f"model: {c.num_layers}x{c.hidden_size} {c.cell.upper()}, embedding {c.embed_size}, "
+            f"dropout {c.dropout}, {'tied, ' if c.tie_weights else ''}"
+            f"{model.num_parameters():,} parameters on {self.device}\n"
+            f"data: {len(self.data.train):,} train / {len(self.data.val):,} val tokens "
+            f"({self.data.level} level, vocabulary {self.data.vocab_size:,}); "
+            f"batch {c.batch_size} x {c.seq_len}, {batches.batches_in_epoch(0):,} steps/epoch\n"
+            f"schedule: {c.optimizer} lr {c.lr:g}, {c.schedule}, warmup {c.warmup_steps}, "
+            f"clip {c.clip_norm:g}; stop after {' or '.join(stop) or 'interrupt'}"
+            + (f" ({total:,} steps)" if total else "")
+        )
+
+    def _print_sample(self, model: RecurrentLM) -> None:
+        from genseq.generate import generate
+
+        was_training = model.training
+        model.eval()
+        ckpt = Checkpoint(self.out_dir, {}, model, self.tokenizer)
+        samples = generate(ckpt, "", max_new_tokens=self.cfg.sample_tokens, seed=0)
+        model.train(was_training)
+        self.reporter.message("sample: " + samples[0].text)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log records written after the checkpoint being resumed from."""
+        path = self.out_dir / "log.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+def _to_tuple(value):
+    """``random.setstate`` needs tuples; torch.save may round-trip them as lists."""
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value
+
+
+def plot_losses(log_path: Path, png_path: Path) -> None:
+    """Training and validation loss against tokens seen, as a PNG."""
+    train, val = [], []
+    for line in log_path.read_text("utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "train":
+            train.append((record["tokens"], record["loss"]))
+        elif record.get("kind") == "eval":
+            val.append((record["tokens"], record["val_loss"]))
+    if not train and not val:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train", linewidth=1)
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation", linewidth=1.5)
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    from genseq.fileio import atomic_file
+
+    with atomic_file(png_path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
