@@ -257,9 +257,11 @@ def iter_chunks(
             try:
                 text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as exc:
+                # exc.object is the bytes the decoder held back from earlier reads + this block.
+                where = offset - (len(exc.object) - len(block)) + exc.start
                 raise GenseqError(
-                    f"{document.name}: not valid UTF-8 (byte {block[exc.start]:#04x} at offset "
-                    f"{offset + exc.start}); pass --encoding-errors replace to read it anyway"
+                    f"{document.name}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} at "
+                    f"offset {where}); pass --encoding-errors replace to read it anyway"
                 ) from None
             offset += len(block)
             text = pending + text

@@ -165,7 +165,9 @@ class StreamBatches:
         """Where epoch ``epoch``'s first window starts inside each stream."""
         if epoch == 0:
             return 0
-        return int(np.random.default_rng([self.seed, epoch]).integers(self.seq_len))
+        # Below T, and small enough that the epoch still has at least one full window.
+        high = min(self.seq_len, self.stream_len - self.seq_len + 1)
+        return int(np.random.default_rng([self.seed, epoch]).integers(high))
 
     def batches_in_epoch(self, epoch: int) -> int:
         return (self.stream_len - self.offset(epoch)) // self.seq_len

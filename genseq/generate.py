@@ -90,7 +90,10 @@ def generate(
     info = encode_prompt(tok, prompt)
     device = next(ckpt.model.parameters()).device
     generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else torch.seed() % 2**63)
+    if seed is None:
+        generator.seed()  # nondeterministic, and leaves torch's global generator alone
+    else:
+        generator.manual_seed(seed)
     sampler = BatchSampler(
         ckpt.model,
         info.ids,

@@ -19,7 +19,7 @@ from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training time, no stop flag
-SUSTAINED_FLOPS = {"cpu": 4e10, "mps": 5e11, "cuda": 5e12}  # rough training throughput
+SUSTAINED_FLOPS = {"cpu": 8e10, "mps": 5e11, "cuda": 5e12}  # rough training FLOP/s
 
 
 @dataclass

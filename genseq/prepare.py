@@ -168,7 +168,12 @@ def tokenize_corpus(
             raise GenseqError("the corpus is too small to train on: fewer than 2 tokens")
         tokenizer.save(staging / "tokenizer.json")
         order_ids = np.argsort(-counts, kind="stable")[:20]
-        top = [(tokenizer.id_to_token(int(i)), int(counts[i])) for i in order_ids if counts[i]]
+        specials = (tokenizer.unk_id, tokenizer.eos_id)
+        top = [
+            (tokenizer.id_to_token(i) if i in specials else tokenizer.decode([i]), int(counts[i]))
+            for i in map(int, order_ids)
+            if counts[i]
+        ]
         summary = TokenizeSummary(
             documents=len(docs),
             characters=characters,

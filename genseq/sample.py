@@ -134,7 +134,8 @@ class BatchSampler:
         if self._pending is not None:
             self.logits, self.state = self.model.step(self._pending, self.state)
         logits = self.logits.float()
-        if self.seen is not None:
+        if self.seen is not None:  # in place, so on a copy: self.logits stays the model's
+            logits = logits.clone()
             apply_repetition_penalty(logits, self.seen, self.settings.repetition_penalty)
         neg_inf = torch.finfo(logits.dtype).min
         logits = logits.masked_fill(self.banned, neg_inf)

@@ -100,6 +100,7 @@ class Trainer:
         self.session_start = process_start or time.perf_counter()
         self.on_step = on_step
         self.stop_reason: str | None = None
+        self.step = 0
         self.device = resolve_device(cfg.device)
         configure_device(self.device)
         self.tokenizer = data.tokenizer()
@@ -430,6 +431,7 @@ class Trainer:
                     marks_done = int(progress() * EVAL_MARKS)
                     evaluation(val_periodic)
                     save("last")
+                self.step = step
                 if self.on_step is not None:
                     self.on_step(self)
             # The end: a final evaluation on the whole validation split, then save.

@@ -1,0 +1,142 @@
+"""Quick figures for the text pipeline, printed as one table (issue 6 grows the full suite).
+
+    python benchmarks/text_pipeline.py [--shared ../shared] [--budget 90]
+
+Measures, in one run on this machine: tokenization throughput for char, word and BPE on Tiny
+Shakespeare; `genseq train` with its defaults and a whole-process time budget (validation loss
+over the whole validation split, nats per character); and sampling speed of a 2x512 character
+LSTM at batch 1 and 64 parallel samples. Reads the corpora from ../shared/corpora and exits
+with a message when they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def bench_tokenize(corpus: Path, work: Path) -> list[tuple[str, str]]:
+    from genseq.corpus import resolve_sources
+    from genseq.prepare import TokenizeOptions, tokenize_corpus
+
+    rows = []
+    size_mb = corpus.stat().st_size / 1e6
+    for level in ("char", "word", "bpe"):
+        t0 = time.perf_counter()
+        summary = tokenize_corpus(
+            resolve_sources([str(corpus)]), work / f"tok-{level}", TokenizeOptions(level=level)
+        )
+        dt = time.perf_counter() - t0
+        rows.append(
+            (
+                f"tokenize {level} (incl. fitting)",
+                f"{size_mb / dt:.1f} MB/s, {summary.tokens:,} tokens, vocab {summary.vocab_size:,}",
+            )
+        )
+    return rows
+
+
+def bench_train(corpus: Path, work: Path, budget: int) -> list[tuple[str, str]]:
+    genseq = str(Path(sys.executable).parent / "genseq")
+    data = work / "tok-char"
+    run = work / f"run-{budget}"
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [
+            genseq,
+            "train",
+            str(data),
+            "-o",
+            str(run),
+            "--time-budget",
+            str(budget),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
+    s = json.loads(out.stdout)
+    tok_s = s["tokens_seen"] / s["elapsed_s"]
+    return [
+        (
+            f"train defaults, --time-budget {budget}",
+            f"val {s['val_loss']:.4f} nats/char, {s['step']:,} steps, {tok_s:,.0f} tok/s "
+            f"(incl. evals), {wall:.1f} s wall, {s['parameters']:,} params",
+        )
+    ]
+
+
+def bench_sampling() -> list[tuple[str, str]]:
+    import torch
+
+    from genseq.checkpoint import Checkpoint
+    from genseq.generate import generate
+    from genseq.model import ModelConfig, RecurrentLM
+    from genseq.tokenization import new_tokenizer
+
+    tok = new_tokenizer("char")
+    tok.fit(iter(["".join(chr(c) for c in range(32, 97))]))
+    model = RecurrentLM(
+        ModelConfig(vocab_size=tok.vocab_size, num_layers=2, hidden_size=512, embed_size=64)
+    ).eval()
+    ckpt = Checkpoint(Path("."), {}, model, tok)
+    rows = []
+    for batch, n in ((1, 2000), (64, 500)):
+        torch.manual_seed(0)
+        generate(ckpt, "", max_new_tokens=50, num_samples=batch, seed=0, stop_at_eos=False)
+        t0 = time.perf_counter()
+        samples = generate(ckpt, "", max_new_tokens=n, num_samples=batch, seed=0, stop_at_eos=False)
+        dt = time.perf_counter() - t0
+        chars = sum(len(s.text) for s in samples)
+        rows.append((f"sample 2x512 char LSTM, batch {batch}", f"{chars / dt:,.0f} chars/s"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument("--budget", type=int, default=90)
+    args = parser.parse_args()
+    corpus = args.shared / "corpora" / "tinyshakespeare" / "input.txt"
+    if not corpus.is_file():
+        sys.exit(f"skipped: {corpus} is absent (the shared corpora are needed)")
+    rows = [("machine", machine())]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rows += bench_tokenize(corpus, work)
+        rows += bench_train(corpus, work, args.budget)
+    rows += bench_sampling()
+    width = max(len(k) for k, _ in rows)
+    print("command: python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]))
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""The CLI as users run it: pipelines, JSON, exit codes, bad input, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genseq.checkpoint import load_checkpoint
+
+GENSEQ = str(Path(sys.executable).parent / "genseq")
+TINY = [
+    "--hidden-size",
+    "16",
+    "--embed-size",
+    "8",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+]
+
+
+def run(*args, input: bytes | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [GENSEQ, *map(str, args)], input=input, capture_output=True, env=env, timeout=120, **kwargs
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    """The single `error: ...` line (progress lines before it are fine); no traceback."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    return errors[0]
+
+
+def test_help_lists_exactly_the_registered_commands(cli):
+    from genseq.commands.main import COMMANDS, GROUPS
+
+    result = cli("--help")
+    assert result.exit_code == 0
+    listed = []
+    in_commands = False
+    for line in result.stdout.splitlines():
+        if line.strip() == "Commands:":
+            in_commands = True
+        elif in_commands and line.startswith("  ") and line.strip():
+            listed.append(line.split()[0])
+    assert sorted(listed) == sorted([*COMMANDS, *GROUPS])
+    assert "list" in cli("corpus", "--help").stdout
+
+
+def test_stdin_tokenize_train_sample_pipeline(tmp_path, words_file):
+    data = tmp_path / "data"
+    tok = run("tokenize", "-", "-o", data, "--json", input=words_file.read_bytes())
+    assert tok.returncode == 0, tok.stderr
+    summary = json.loads(tok.stdout)
+    assert summary["characters"] == len(words_file.read_text())
+    assert "vocabulary" in tok.stderr.decode()  # the summary table goes to stderr
+    train = run("train", data, "-o", tmp_path / "run", "--max-steps", "20", "--json", *TINY)
+    assert train.returncode == 0, train.stderr
+    result = json.loads(train.stdout)
+    assert result["step"] == 20 and result["stop_reason"] == "max_steps"
+    shell = f"'{GENSEQ}' sample '{tmp_path / 'run'}' -n 100000 -s 1 | head -c 10"
+    piped = subprocess.run(shell, shell=True, capture_output=True, timeout=120)
+    assert len(piped.stdout) == 10
+    assert piped.stderr == b""  # a closed pipe ends quietly
+
+
+def test_sample_stdout_is_only_the_text(cli, tiny_run):
+    from genseq.generate import generate
+    from genseq.sample import SamplingSettings
+
+    result = cli("sample", tiny_run, "-p", "the ", "-n", "40", "-s", "5", "--temperature", "0.7")
+    assert result.exit_code == 0, result.stderr
+    expected = generate(
+        load_checkpoint(tiny_run), "the ", SamplingSettings(temperature=0.7), 40, seed=5
+    )[0].text
+    text = "the " + expected
+    assert result.stdout == (text if text.endswith("\n") else text + "\n")
+    again = cli("sample", tiny_run, "-p", "the ", "-n", "40", "-s", "5", "--temperature", "0.7")
+    assert again.stdout == result.stdout
+
+
+def test_sample_json_and_several_samples(cli, tiny_run, tmp_path):
+    result = cli("sample", tiny_run, "-n", "30", "--num-samples", "3", "-s", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert all(r["tokens"] <= 30 and r["seed"] == 1 for r in rows)
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("we sing")
+    from_file = cli("sample", tiny_run, "-f", prompt, "-n", "5", "-s", "1", "--json")
+    assert json.loads(from_file.stdout)["prompt"] == "we sing"
+    from_stdin = cli("sample", tiny_run, "-f", "-", "-n", "5", "-s", "1", "--json", input="we sing")
+    assert json.loads(from_stdin.stdout) == json.loads(from_file.stdout)
+    greedy = cli("sample", tiny_run, "-n", "20", "--greedy", "--json", "-s", "1")
+    top1 = cli("sample", tiny_run, "-n", "20", "--top-k", "1", "--json", "-s", "2")
+    assert json.loads(greedy.stdout)["text"] == json.loads(top1.stdout)["text"]
+
+
+def test_unknown_prompt_characters_are_reported_not_fatal(cli, tiny_run):
+    result = cli("sample", tiny_run, "-p", "Ωß", "-n", "5", "-s", "1")
+    assert result.exit_code == 0
+    assert "never saw" in result.stderr
+    assert result.stdout.startswith("Ωß")
+
+
+def test_eval_and_info(cli, tiny_run, words_file):
+    result = cli("eval", tiny_run, words_file, "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    chars = len(words_file.read_text())
+    assert row["tokens"] == chars  # every character predicted once
+    assert row["bits_per_character"] == pytest.approx(row["loss"] / 0.6931471805599453)
+    info = cli("info", tiny_run, "--json")
+    data = json.loads(info.stdout)
+    assert data["parameters"] > 0 and data["summary"]["step"] == 30
+    assert "LSTM" in cli("info", tiny_run).stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["sample", "RUN", "--temperature", "-1"], 2, "--temperature"),
+        (["sample", "RUN", "--top-k", "0"], 2, "--top-k"),
+        (["sample", "RUN", "--top-p", "0"], 2, "--top-p"),
+        (["sample", "RUN", "--top-p", "1.5"], 2, "--top-p"),
+        (["sample", "RUN", "-n", "0"], 2, "--max-new-tokens"),
+        (["sample", "RUN", "-p", "a", "-f", "x"], 2, "not both"),
+        (["sample", "NOWHERE"], 1, "no such checkpoint"),
+        (["sample", "EMPTYDIR"], 1, "not a genseq checkpoint"),
+        (["train", "DATA", "--seq-len", "0"], 2, "--seq-len"),
+        (["train", "DATA", "--dropout", "1.5"], 2, "--dropout"),
+        (["train", "DATA", "--cell", "transformer"], 2, "--cell"),
+        (["train", "DATA", "--device", "cuda:7"], 2, "--device"),
+        (["train", "NOWHERE.txt"], 1, "no such file"),
+        (["tokenize", "NOWHERE.txt", "-o", "OUT"], 1, "no such file"),
+        (["tokenize", "DATA", "-o", "OUT", "--level", "morse"], 2, "--level"),
+        (["eval", "RUN", "NOWHERE.txt"], 1, "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(
+    cli, tmp_path, tiny_run, tiny_data, args, code, message
+):
+    (tmp_path / "empty").mkdir()
+    subst = {
+        "RUN": str(tiny_run),
+        "DATA": str(tiny_data),
+        "NOWHERE": str(tmp_path / "nope"),
+        "NOWHERE.txt": str(tmp_path / "nope.txt"),
+        "EMPTYDIR": str(tmp_path / "empty"),
+        "OUT": str(tmp_path / "out"),
+    }
+    result = cli(*[subst.get(a, a) for a in args], "--quiet")
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert message in one_error_line(result.stderr)
+    assert result.stdout == ""
+
+
+def test_bad_corpora(cli, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "song.mp3"
+    binary.write_bytes(b"ID3\x00\x00\x01" + bytes(range(256)) * 10)
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café au lait\n".encode("latin-1") * 20)
+    out = tmp_path / "out"
+    for source, message in [(empty, "empty"), (binary, "binary"), (latin, "--encoding-errors")]:
+        result = cli("tokenize", source, "-o", out)
+        assert result.exit_code == 1
+        assert message in one_error_line(result.stderr)
+        assert not out.exists()
+    replaced = cli("tokenize", latin, "-o", out, "--encoding-errors", "replace", "--json")
+    assert replaced.exit_code == 0
+    assert json.loads(replaced.stdout)["characters"] == len("caf\ufffd au lait\n") * 20
+
+
+def test_foreign_data_directory(cli, tmp_path):
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "meta.json").write_text('{"format": "something-else"}')
+    result = cli("train", folder, "-o", tmp_path / "run", "--quiet")
+    assert result.exit_code == 1
+    assert "not from a genseq data directory" in one_error_line(result.stderr)
+
+
+def test_an_existing_run_needs_resume_or_overwrite(cli, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    first = cli("train", tiny_data, "-o", run_dir, "--max-steps", "3", "--quiet", *TINY)
+    assert first.exit_code == 0, first.stderr
+    again = cli("train", tiny_data, "-o", run_dir, "--max-steps", "3", "--quiet", *TINY)
+    assert again.exit_code == 1 and "--resume" in one_error_line(again.stderr)
+    resumed = cli(
+        "train", tiny_data, "-o", run_dir, "--resume", "--max-steps", "6", "--json", "--quiet"
+    )
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["step"] == 6
+    fresh = cli(
+        "train",
+        tiny_data,
+        "-o",
+        run_dir,
+        "--overwrite",
+        "--max-steps",
+        "2",
+        "--json",
+        "--quiet",
+        *TINY,
+    )
+    assert fresh.exit_code == 0 and json.loads(fresh.stdout)["step"] == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_130(tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [
+            GENSEQ,
+            "train",
+            str(tiny_data),
+            "-o",
+            str(run_dir),
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "20",
+            *TINY,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    log = run_dir / "log.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (log.exists() and '"eval"' in log.read_text()):
+        time.sleep(0.2)
+    assert log.exists(), "training never logged an evaluation"
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    last = load_checkpoint(run_dir / "last")
+    summary = last.config["summary"]
+    assert summary["stop_reason"] == "interrupted" and summary["step"] >= 20
+    resumed = run(
+        "train",
+        tiny_data,
+        "-o",
+        run_dir,
+        "--resume",
+        "--max-steps",
+        summary["step"] + 5,
+        "--json",
+        "--quiet",
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["step"] == summary["step"] + 5

@@ -1,0 +1,127 @@
+"""`tokenize_corpus`: token files, the split, meta.json, and nothing lost on failure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from genseq.corpus import resolve_sources
+from genseq.data import open_data
+from genseq.errors import GenseqError, UsageError
+from genseq.prepare import TokenizeOptions, tokenize_corpus
+
+
+def _docs(tmp_path, n: int, text: str = "tune {i}\nabc abc\n"):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"doc{i:02d}.txt").write_text(text.format(i=i), encoding="utf-8")
+    return folder
+
+
+def test_single_text_splits_by_position(tmp_path, words_file):
+    out = tmp_path / "data"
+    summary = tokenize_corpus(resolve_sources([str(words_file)]), out, TokenizeOptions())
+    data = open_data(out)
+    tok = data.tokenizer()
+    text = words_file.read_text()
+    assert summary.split == "position"
+    assert summary.characters == len(text)
+    # <eos> text <eos>, cut at the 90% mark: train then val read back the whole stream.
+    stream = np.concatenate([data.train, data.val]).astype(np.int64)
+    assert stream[0] == tok.eos_id and stream[-1] == tok.eos_id
+    assert tok.decode(stream[1:-1]) == text
+    assert len(data.val) == round(len(stream) * 0.1)
+    assert data.train.dtype == np.uint16
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["sources"][0]["sha256"] and meta["level"] == "char"
+    assert meta["splits"]["train"]["tokens"] == len(data.train)
+
+
+def test_many_documents_split_by_document(tmp_path):
+    folder = _docs(tmp_path, 20)
+    out = tmp_path / "data"
+    summary = tokenize_corpus(resolve_sources([str(folder)]), out, TokenizeOptions(seed=3))
+    data = open_data(out)
+    tok = data.tokenizer()
+    assert summary.split == "document"
+    meta = json.loads((out / "meta.json").read_text())
+    assert len(meta["val_documents"]) == 2  # 10% of 20 documents, whole
+    val_text = tok.decode(np.asarray(data.val, dtype=np.int64))
+    train_text = tok.decode(np.asarray(data.train, dtype=np.int64))
+    for name in meta["val_documents"]:
+        i = int(name[-6:-4])
+        assert f"tune {i}\n" in val_text and f"tune {i}\n" not in train_text
+    assert train_text.count("<eos>") == 18 + 1  # before and after every document
+    again = tmp_path / "again"
+    tokenize_corpus(resolve_sources([str(folder)]), again, TokenizeOptions(seed=3))
+    assert json.loads((again / "meta.json").read_text())["val_documents"] == meta["val_documents"]
+
+
+def test_large_vocabulary_uses_uint32_and_uint16_is_refused(tmp_path):
+    words = " ".join(f"w{i}" for i in range(70_000)) + "\n"
+    src = tmp_path / "many.txt"
+    src.write_text(words)
+    with pytest.raises(UsageError, match="does not fit in uint16"):
+        tokenize_corpus(
+            resolve_sources([str(src)]),
+            tmp_path / "a",
+            TokenizeOptions(level="word", vocab_size=100_000, dtype="uint16"),
+        )
+    assert not (tmp_path / "a").exists()
+    tokenize_corpus(
+        resolve_sources([str(src)]),
+        tmp_path / "b",
+        TokenizeOptions(level="word", vocab_size=100_000),
+    )
+    data = open_data(tmp_path / "b")
+    assert data.meta["dtype"] == "uint32" and data.vocab_size > 65_536
+    assert int(np.max(data.train)) >= 65_536
+
+
+def test_a_failed_tokenize_keeps_the_previous_data(tmp_path, words_file):
+    out = tmp_path / "data"
+    tokenize_corpus(resolve_sources([str(words_file)]), out, TokenizeOptions())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine text\n" * 100 + b"\xff\xfe broken\n")
+    with pytest.raises(GenseqError, match="not valid UTF-8"):
+        tokenize_corpus(resolve_sources([str(bad)]), out, TokenizeOptions())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_empty_corpus_and_foreign_output_are_errors(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(GenseqError, match="empty"):
+        tokenize_corpus(resolve_sources([str(empty)]), tmp_path / "d", TokenizeOptions())
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "precious.txt").write_text("keep me")
+    src = tmp_path / "src.txt"
+    src.write_text("some text\n" * 10)
+    with pytest.raises(GenseqError, match="not a genseq data directory"):
+        tokenize_corpus(resolve_sources([str(src)]), home, TokenizeOptions())
+    assert (home / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "bad", [{"val_fraction": 0.9}, {"split": "random"}, {"vocab_size": 1}, {"min_frequency": 0}]
+)
+def test_impossible_options(tmp_path, words_file, bad):
+    with pytest.raises(UsageError):
+        tokenize_corpus(resolve_sources([str(words_file)]), tmp_path / "d", TokenizeOptions(**bad))
+
+
+def test_summary_counts_unknown_tokens(tmp_path, words_file):
+    summary = tokenize_corpus(
+        resolve_sources([str(words_file)]),
+        tmp_path / "d",
+        TokenizeOptions(level="word", vocab_size=8),
+    )
+    assert summary.vocab_size == 8
+    assert 0 < summary.unknown_rate < 1
+    assert summary.top_tokens[0][1] >= summary.top_tokens[-1][1]

@@ -1,0 +1,160 @@
+"""Tokenizers: lossless round trips (hypothesis), unknown words, line breaks, files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genseq.tokenization import LEVELS, load_tokenizer, new_tokenizer
+from genseq.tokenization.word import join_words
+
+FAST = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+ALPHABET = "abcdefghij XYZ,.!?'\n\t\r-éü日本😀"
+
+
+@pytest.fixture(scope="module")
+def char_tok():
+    tok = new_tokenizer("char")
+    tok.fit(iter([ALPHABET[:10], ALPHABET[10:]]))  # chunks: the fit streams
+    return tok
+
+
+@pytest.fixture(scope="module")
+def bpe_tok():
+    tok = new_tokenizer("bpe", vocab_size=300)
+    tok.fit(iter(["hello world, hello there\n", "the quick brown fox 😀\n"] * 20))
+    return tok
+
+
+@given(text=st.text(alphabet=ALPHABET, max_size=200))
+@FAST
+def test_char_round_trip(char_tok, text):
+    ids = char_tok.encode(text)
+    assert char_tok.decode(ids) == text
+    assert len(ids) == len(text)  # one token per code point
+
+
+@given(text=st.text(alphabet=ALPHABET, max_size=100))
+@FAST
+def test_char_fast_path_matches_the_tokenizers_file(char_tok, text):
+    """The numpy encoder and the saved Hugging Face file give the same ids."""
+    from tokenizers import Tokenizer as HF
+
+    hf = HF.from_str(char_tok.to_json())
+    assert char_tok.encode(text).tolist() == hf.encode(text, add_special_tokens=False).ids
+
+
+def test_char_unknown_and_specials(char_tok):
+    ids = char_tok.encode("aqb")  # q was never seen
+    assert ids.tolist() == [char_tok.encode("a")[0], char_tok.unk_id, char_tok.encode("b")[0]]
+    assert char_tok.unk_id == 0 and char_tok.eos_id == 1
+    assert char_tok.never_generate == [char_tok.unk_id]
+
+
+def test_char_vocab_cap_keeps_most_frequent():
+    tok = new_tokenizer("char", vocab_size=4)  # 2 specials + the 2 most frequent characters
+    tok.fit(iter(["aaaa bbb cc d"]))
+    assert tok.vocab_size == 4
+    assert tok.decode(tok.encode("a b")) == "a <unk>"
+    assert set(tok.hf.get_vocab()) == {"<unk>", "<eos>", "a", " "}
+
+
+@given(text=st.text(max_size=200))
+@FAST
+def test_bpe_round_trip_any_text(bpe_tok, text):
+    """Byte-level BPE is lossless for any Unicode text, seen or not."""
+    ids = bpe_tok.encode(text)
+    assert bpe_tok.decode(ids) == text
+    assert bpe_tok.unk_id not in ids.tolist()
+
+
+def test_bpe_encode_lines_equals_encode(bpe_tok):
+    lines = ["hello world\n", "\n", "  the fox\n", "😀 end"]
+    assert bpe_tok.encode_lines(lines).tolist() == bpe_tok.encode("".join(lines)).tolist()
+
+
+WORDS = ["love", "night", "don't", "well-known", "we", "sing", "Moon"]
+PUNCT = [",", ".", "!", "?", "(", ")"]
+
+
+@st.composite
+def normal_form_text(draw):
+    """Text in the word tokenizer's normal form: what decode(encode(x)) must give back."""
+    tokens = draw(st.lists(st.sampled_from(WORDS + PUNCT + ["\n"]), max_size=40))
+    return join_words(tokens)
+
+
+@pytest.fixture(scope="module")
+def word_tok():
+    tok = new_tokenizer("word")
+    tok.fit(iter([" ".join(WORDS + PUNCT) + "\n", "love love night\n"]))
+    return tok
+
+
+@given(text=normal_form_text())
+@FAST
+def test_word_round_trip_normal_form(word_tok, text):
+    assert word_tok.decode(word_tok.encode(text)) == text
+
+
+def test_word_keeps_line_breaks(word_tok):
+    text = "we sing\n\nlove night\n"
+    ids = word_tok.encode(text).tolist()
+    newline = word_tok.token_to_id("\n")
+    assert ids.count(newline) == 3
+    assert word_tok.decode(ids) == text
+
+
+def test_word_unknown_words_map_to_unk(word_tok):
+    ids = word_tok.encode("we sing zebras tonight\n").tolist()
+    assert ids.count(word_tok.unk_id) == 2
+    assert word_tok.decode(ids) == "we sing <unk> <unk>\n"
+
+
+def test_word_vocab_cap_and_min_frequency():
+    text = "a a a a b b b c c d\n"
+    capped = new_tokenizer("word", vocab_size=4)  # <unk>, <eos> + the 2 most frequent
+    capped.fit(iter([text]))
+    assert set(capped.hf.get_vocab()) == {"<unk>", "<eos>", "a", "b"}
+    frequent = new_tokenizer("word", min_frequency=3)
+    frequent.fit(iter([text]))
+    assert {"a", "b"} <= set(frequent.hf.get_vocab())
+    assert "c" not in frequent.hf.get_vocab()
+
+
+def test_word_lowercase():
+    tok = new_tokenizer("word", lowercase=True)
+    tok.fit(iter(["Moon moon MOON\n"]))
+    ids = tok.encode("MoOn\n").tolist()
+    assert tok.unk_id not in ids
+    assert tok.decode(ids) == "moon\n"
+
+
+@pytest.mark.parametrize("level", sorted(LEVELS))
+def test_save_and_load_give_the_same_tokenizer(tmp_path, level):
+    tok = new_tokenizer(level)
+    tok.fit(iter(["Hello there, friend.\nHow are you?\n"] * 5))
+    path = tmp_path / "tokenizer.json"
+    tok.save(path)
+    json.loads(path.read_text())  # a plain Hugging Face tokenizers JSON file
+    again = load_tokenizer(path, level)
+    text = "Hello friend.\nHow are you?\n"
+    assert np.array_equal(again.encode(text), tok.encode(text))
+    assert again.vocab_size == tok.vocab_size
+    assert again.decode(again.encode(text)) == tok.decode(tok.encode(text))
+
+
+def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
+    from genseq.errors import GenseqError
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text('{"not": "a tokenizer"}')
+    with pytest.raises(GenseqError, match="not a readable char tokenizer"):
+        load_tokenizer(path, "char")

@@ -1,0 +1,174 @@
+"""The trainer: it learns, it resumes exactly, and its checkpoints are safe to load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from genseq.checkpoint import find_checkpoint, load_checkpoint, load_train_state
+from genseq.corpus import resolve_sources
+from genseq.data import open_data
+from genseq.errors import GenseqError, UsageError
+from genseq.generate import generate
+from genseq.plan import TrainConfig
+from genseq.prepare import TokenizeOptions, tokenize_corpus
+from genseq.sample import SamplingSettings
+from genseq.train import Trainer
+
+PATTERN = "0123456789\n"
+
+
+def small(**overrides) -> TrainConfig:
+    base = {"hidden_size": 16, "embed_size": 8, "seq_len": 16, "batch_size": 4, "device": "cpu"}
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def pattern_data(tmp_path_factory, pattern_file):
+    out = tmp_path_factory.mktemp("pattern-data") / "d"
+    tokenize_corpus(resolve_sources([str(pattern_file)]), out, TokenizeOptions())
+    return out
+
+
+def test_a_tiny_model_learns_a_pattern_and_samples_it(tmp_path, pattern_data):
+    cfg = small(hidden_size=32, max_steps=250, lr=1e-2, dropout=0.0, eval_every=125)
+    result = Trainer(cfg, open_data(pattern_data), tmp_path / "run").run()
+    assert result.summary["val_loss"] < 0.1  # the pattern is fully predictable
+    ckpt = load_checkpoint(tmp_path / "run")
+    samples = generate(ckpt, "345", SamplingSettings(greedy=True), max_new_tokens=30, seed=0)
+    assert samples[0].text == (PATTERN * 4)[6:36]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["kind"] == "eval"] == [125, 250, 250]
+    assert (tmp_path / "run" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn-tanh"])
+def test_other_cells_train(tmp_path, pattern_data, cell):
+    result = Trainer(small(cell=cell, max_steps=20), open_data(pattern_data), tmp_path / "r").run()
+    assert result.summary["step"] == 20
+    assert load_checkpoint(tmp_path / "r").model.config.cell == cell
+
+
+def _params(run_dir):
+    return dict(load_checkpoint(run_dir / "last").model.state_dict())
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data):
+    """Dropout, a stateful hidden state and a cosine schedule: all must be restored."""
+    cfg = {"max_steps": 40, "eval_every": 10, "dropout": 0.2, "num_layers": 2}
+    data = open_data(tiny_data)
+    Trainer(small(**cfg), data, tmp_path / "straight").run()
+
+    def interrupt_at_17(trainer):
+        if trainer.step == 17:
+            trainer.request_stop()
+
+    first = Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt_at_17).run()
+    assert first.summary["stop_reason"] == "interrupted" and first.summary["step"] == 17
+    state = load_train_state(tmp_path / "resumed" / "last")
+    assert state["step"] == 17
+    second = Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
+    assert second.summary["step"] == 40
+    straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+
+
+def test_resume_may_extend_but_not_change_the_model(tmp_path, tiny_data):
+    data = open_data(tiny_data)
+    Trainer(small(max_steps=5), data, tmp_path / "r").run()
+    with pytest.raises(UsageError, match="hidden-size"):
+        Trainer(small(hidden_size=32), data, tmp_path / "r", resume=True)
+    longer = Trainer(TrainConfig(max_steps=8, device="cpu"), data, tmp_path / "r", resume=True)
+    assert longer.run().summary["step"] == 8
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, tiny_data):
+    data = open_data(tiny_data)
+    Trainer(small(max_steps=3), data, tmp_path / "r").run()
+    before = (tmp_path / "r" / "last" / "model.safetensors").read_bytes()
+    with pytest.raises(GenseqError, match="--resume"):
+        Trainer(small(max_steps=3), data, tmp_path / "r")
+    assert (tmp_path / "r" / "last" / "model.safetensors").read_bytes() == before
+    with pytest.raises(GenseqError, match="no last/ checkpoint"):
+        Trainer(small(), data, tmp_path / "empty", resume=True)
+
+
+def test_patience_stops_early(tmp_path, tiny_data):
+    cfg = small(
+        max_steps=400,
+        eval_every=1,
+        eval_tokens=64,
+        patience=2,
+        lr=3.0,
+        optimizer="sgd",
+        schedule="constant",
+    )
+    result = Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
+    assert result.summary["stop_reason"] == "patience"
+    assert result.summary["step"] < 400
+
+
+def test_time_budget_ends_on_time(tmp_path, tiny_data):
+    import time
+
+    t0 = time.perf_counter()
+    result = Trainer(
+        small(time_budget=3.0), open_data(tiny_data), tmp_path / "r", process_start=t0
+    ).run()
+    assert result.summary["stop_reason"] == "time_budget"
+    assert time.perf_counter() - t0 < 3.0 + 2.0  # plotting and the summary come after
+    assert result.summary["step"] > 10
+
+
+def test_defaults_follow_corpus_size_and_tie_word_models(tmp_path, tiny_data):
+    from genseq.plan import plan
+
+    cpu = torch.device("cpu")
+    small_plan = plan(TrainConfig(), 50_000, 60, "char", cpu)
+    big_plan = plan(TrainConfig(), 50_000_000, 60, "char", cpu)
+    word_plan = plan(TrainConfig(), 2_000_000, 20_000, "word", cpu)
+    assert small_plan.hidden_size < big_plan.hidden_size
+    assert small_plan.epochs >= 1 and big_plan.epochs >= 1
+    assert word_plan.tie_weights and word_plan.embed_size == word_plan.hidden_size
+    tiny = plan(TrainConfig(), 300, 20, "char", cpu)  # shrinks the batch to fit the data
+    assert (300 - 1) // tiny.batch_size >= tiny.seq_len + 1
+
+
+def test_checkpoint_loading_is_safe_and_checked(tmp_path, tiny_run):
+    ckpt_dir = find_checkpoint(tiny_run)
+    assert ckpt_dir.name == "best"
+    config = json.loads((ckpt_dir / "config.json").read_text())
+    assert config["format"] == "genseq-checkpoint"
+    assert config["tokenizer"]["level"] == "char"
+    # A staging directory left by a killed save is never mistaken for a checkpoint.
+    (tiny_run / ".last.x.tmp").mkdir(exist_ok=True)
+    assert load_checkpoint(tiny_run / "last").path.name == "last"
+    # Corrupt weights, a foreign config, a missing tokenizer: one clear error each.
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run / "last", broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(GenseqError, match="weights"):
+        load_checkpoint(broken)
+    foreign = tmp_path / "foreign"
+    shutil.copytree(tiny_run / "last", foreign)
+    (foreign / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(GenseqError, match="not from a genseq checkpoint"):
+        load_checkpoint(foreign)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_run / "last", pickled)
+    torch.save({"evil": TrainConfig()}, pickled / "train_state.pt")  # arbitrary object: refused
+    with pytest.raises(GenseqError, match="cannot be resumed"):
+        load_train_state(pickled)
+
+
+def test_a_crash_between_the_two_renames_still_finds_the_checkpoint(tmp_path, tiny_run):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "last").rename(run / ".last.old")  # as if killed inside replace_dir
+    assert load_checkpoint(run / "last").model is not None
