@@ -61,7 +61,7 @@ def evaluate(
             chars = 0
             for chunk in iter_chunks(doc, encoding_errors):
                 chars += len(chunk)
-                parts.append(tok.encode_lines(chunk.splitlines(keepends=True)))
+                parts.append(tok.encode_chunk(chunk))
             ids = np.concatenate(parts)
             if chars == 0:
                 raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")

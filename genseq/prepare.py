@@ -147,7 +147,7 @@ def tokenize_corpus(
             if writer.count == 0:
                 writer.write(eos)
             for chunk in iter_chunks(doc, errors):
-                ids = tokenizer.encode_lines(chunk.splitlines(keepends=True))
+                ids = tokenizer.encode_chunk(chunk)
                 counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
                 writer.write(ids)
             writer.write(eos)

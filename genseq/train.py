@@ -50,6 +50,7 @@ EVAL_MARKS = 10  # evaluations per run when --eval-every is not given
 STOPPING_FIELDS = ("max_steps", "epochs", "time_budget", "patience")
 EVAL_STREAMS = 32
 EVAL_SEQ_LEN = 256
+END_RESERVE_S = 2.0  # kept under --time-budget for the last save, the loss plot and exit
 
 
 @dataclass
@@ -273,9 +274,9 @@ class Trainer:
             if rate is None:  # no evaluation yet: forward-only runs ~3x the training rate
                 session_tokens = tokens_seen - session_tokens0
                 if step - session_step0 < 5:
-                    return 1.0
+                    return END_RESERVE_S
                 rate = 3 * session_tokens / max(time.perf_counter() - session_t0, 1e-9)
-            return len(val_all) / rate + 1.0
+            return len(val_all) / rate + END_RESERVE_S
 
         def snapshot(val: float | None = None) -> dict:
             return {

@@ -75,9 +75,20 @@ def test_bpe_round_trip_any_text(bpe_tok, text):
     assert bpe_tok.unk_id not in ids.tolist()
 
 
-def test_bpe_encode_lines_equals_encode(bpe_tok):
-    lines = ["hello world\n", "\n", "  the fox\n", "😀 end"]
-    assert bpe_tok.encode_lines(lines).tolist() == bpe_tok.encode("".join(lines)).tolist()
+@pytest.mark.parametrize("level", sorted(LEVELS))
+def test_chunk_encoding_in_pieces_round_trips(level):
+    """Large chunks are encoded as parallel pieces; the text comes back whole."""
+    from genseq.tokenization.base import split_pieces
+
+    text = "".join(f"line {i}: the quick brown fox, 😀\n" for i in range(5000))
+    assert "".join(split_pieces(text, 1000)) == text
+    assert len(split_pieces(text, 1000)) > 10
+    tok = new_tokenizer(level)
+    tok.fit(iter([text]))
+    ids = tok.encode_chunk(text)
+    if tok.lossless:
+        assert tok.decode(ids) == text
+    assert ids.tolist() == tok.encode(text).tolist()
 
 
 WORDS = ["love", "night", "don't", "well-known", "we", "sing", "Moon"]

@@ -20,6 +20,25 @@ EOS = "<eos>"
 SPECIAL_TOKENS = [UNK, EOS]
 
 
+PIECE_CHARS = 1 << 16
+
+
+def split_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
+    """Cut text after line breaks into pieces of about ``size`` characters.
+
+    The Hugging Face tokenizers encode and count a batch of pieces on all cores; per-line
+    batches cost more in Python objects, one whole chunk runs on one core.
+    """
+    pieces = []
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", start + size)
+        end = n if end < 0 else end + 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
 class Tokenizer(ABC):
     """Text <-> ids for one level. Subclasses wrap a ``tokenizers.Tokenizer`` (``self.hf``)."""
 
@@ -39,13 +58,17 @@ class Tokenizer(ABC):
         """Ids of ``text`` as an int64 array (no special tokens added)."""
         return np.asarray(self.hf.encode(text, add_special_tokens=False).ids, dtype=np.int64)
 
-    def encode_lines(self, lines: list[str]) -> np.ndarray:
-        """Ids of the concatenation of ``lines``; batch-encoded on all cores where possible."""
-        if not lines:
+    def encode_chunk(self, text: str) -> np.ndarray:
+        """Ids of a large line-aligned chunk, encoded as pieces in parallel on all cores."""
+        pieces = split_pieces(text)
+        if not pieces:
             return np.zeros(0, dtype=np.int64)
-        encodings = self.hf.encode_batch_fast(lines, add_special_tokens=False)
-        parts = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-        return np.concatenate(parts)
+        encodings = self.hf.encode_batch_fast(pieces, add_special_tokens=False)
+        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+
+    def _fit_hf(self, trainer, chunks: Iterable[str]) -> None:
+        """Train ``self.hf`` on chunks fed as batches of pieces (parallel word counting)."""
+        self.hf.train_from_iterator((split_pieces(chunk) for chunk in chunks), trainer=trainer)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode(list(map(int, ids)), skip_special_tokens=False)

@@ -45,5 +45,5 @@ class BpeTokenizer(Tokenizer):
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        hf.train_from_iterator(chunks, trainer=trainer)
         self.hf = hf
+        self._fit_hf(trainer, chunks)

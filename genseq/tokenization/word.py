@@ -85,7 +85,7 @@ class WordTokenizer(Tokenizer):
             special_tokens=SPECIAL_TOKENS,
             show_progress=False,
         )
-        self.hf.train_from_iterator(chunks, trainer=trainer)
+        self._fit_hf(trainer, chunks)
 
     def decode(self, ids: Sequence[int]) -> str:
         return join_words([self.hf.id_to_token(int(i)) for i in ids])
