@@ -51,10 +51,8 @@ class RegistryEntry:
 
 
 def load_registry() -> dict[str, RegistryEntry]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    import tomllib
+
     text = resources.files("genseq.corpora").joinpath("registry.toml").read_text("utf-8")
     raw = tomllib.loads(text)
     entries = {}
