@@ -64,7 +64,9 @@ def err_console():
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    rank = os.environ.get("RANK", "0")  # under torchrun, say which process failed
+    where = f" (rank {rank})" if rank != "0" else ""
+    print(f"error{where}: {message}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 

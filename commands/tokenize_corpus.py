@@ -50,46 +50,25 @@ SplitOpt = Annotated[
 ]
 GlobOpt = Annotated[str, typer.Option("--glob", help="Files to read from directories.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="Token file type: auto | uint16 | uint32.")]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", help="Processes that encode in parallel (memory stays bounded).")
+]
 
 
 def run_tokenize(
-    sources: list[str],
-    output: Path,
-    level: str,
-    vocab_size: int | None,
-    min_frequency: int | None,
-    lowercase: bool,
-    val_fraction: float,
-    split: str,
-    glob: str,
-    seed: int,
-    dtype: str,
-    encoding_errors: str,
-    cache_dir: Path | None,
-    quiet: bool,
+    sources: list[str], output: Path, options, glob: str, cache_dir: Path | None, quiet: bool
 ):
     """Tokenize SOURCES into OUTPUT and show the summary; shared with `genseq train SOURCE`."""
     from genseq.corpus import resolve_sources
     from genseq.errors import UsageError
-    from genseq.prepare import TokenizeOptions, tokenize_corpus
+    from genseq.prepare import tokenize_corpus
     from genseq.tokenization import LEVELS
 
-    if level not in LEVELS:
+    if options.level not in LEVELS:
         raise UsageError(f"--level must be one of {', '.join(LEVELS)}")
-    options = TokenizeOptions(
-        level=level,
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        lowercase=lowercase,
-        val_fraction=val_fraction,
-        split=split,
-        seed=seed,
-        dtype=dtype,
-        encoding_errors=encoding_errors,
-    )
     options.validate()
     console = err_console()
-    corpus = resolve_sources(sources, glob, cache_dir, encoding_errors)
+    corpus = resolve_sources(sources, glob, cache_dir, options.encoding_errors)
     try:
         say = None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]"))
         summary = tokenize_corpus(corpus, output, options, progress=say)
@@ -139,6 +118,7 @@ def tokenize(
     glob: GlobOpt = "*",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the document split.")] = 42,
     dtype: DtypeOpt = "auto",
+    workers: WorkersOpt = 1,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
@@ -147,22 +127,21 @@ def tokenize(
     """Build a tokenizer from a corpus and write its token ids for training."""
     from dataclasses import asdict
 
-    summary = run_tokenize(
-        sources,
-        output,
-        level,
-        vocab_size,
-        min_frequency,
-        lowercase,
-        val_fraction,
-        split,
-        glob,
-        seed,
-        dtype,
-        encoding_errors,
-        cache_dir,
-        quiet,
+    from genseq.prepare import TokenizeOptions
+
+    options = TokenizeOptions(
+        level=level,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        lowercase=lowercase,
+        val_fraction=val_fraction,
+        split=split,
+        seed=seed,
+        dtype=dtype,
+        encoding_errors=encoding_errors,
+        workers=workers,
     )
+    summary = run_tokenize(sources, output, options, glob, cache_dir, quiet)
     if json_out:
         print_json(
             {

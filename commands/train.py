@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -79,6 +80,24 @@ def train(
     eval_tokens: Annotated[
         int | None, Opt(help="Validation tokens per periodic evaluation (the final one uses all).")
     ] = None,
+    save_every: Annotated[
+        str | None,
+        Opt(help="Also save last/ every N steps (500) or seconds (30s, 5m).", show_default=False),
+    ] = None,
+    on_nan: Annotated[
+        str,
+        Opt(
+            help="On a non-finite loss: stop (keep the last good checkpoint) or skip (skip the "
+            "update, halve the learning rate)."
+        ),
+    ] = "stop",
+    nproc: Annotated[
+        int | None,
+        Opt(
+            help="Train with N processes on this machine (launches torchrun; the batch is global).",
+            show_default=False,
+        ),
+    ] = None,
     patience: Annotated[
         int | None, Opt(help="Stop after N evaluations without improvement.")
     ] = None,
@@ -112,7 +131,8 @@ def train(
     Ctrl-C saves the last checkpoint and exits (resume with --resume).
     """
     from genseq.data import is_data_dir, open_data
-    from genseq.errors import GenseqError, UsageError
+    from genseq.distributed import context_from_env, teardown
+    from genseq.errors import UsageError
     from genseq.plan import TrainConfig
     from genseq.progress import RichReporter
     from genseq.train import Trainer
@@ -138,6 +158,8 @@ def train(
         epochs=epochs,
         time_budget=time_budget,
         patience=patience,
+        save_every=save_every,
+        on_nan=on_nan,
         eval_every=eval_every,
         eval_tokens=eval_tokens,
         sample_tokens=sample_tokens,
@@ -150,38 +172,57 @@ def train(
     if resume and seed is not None:
         raise UsageError("--seed cannot change when resuming")
     if overwrite and run_dir.exists():
-        if not ((run_dir / "last").exists() or (run_dir / "log.jsonl").exists()):
-            raise GenseqError(f"{run_dir} is not a genseq run directory; not deleting it")
-        shutil.rmtree(run_dir)
+        if (run_dir / "last").exists() or (run_dir / "log.jsonl").exists():
+            shutil.rmtree(run_dir)
+        else:  # nothing of a run to delete: fine if it is empty, refused if it holds other files
+            Trainer.check_fresh_out_dir(run_dir)
 
+    ctx = context_from_env()
+    if nproc is not None and nproc < 1:
+        raise UsageError("--nproc must be at least 1")
+    launch = nproc is not None and nproc > 1 and not ctx.enabled
     if len(sources) == 1 and is_data_dir(Path(sources[0])):
         data_dir = Path(sources[0])
     else:
         data_dir = run_dir / "data"
-        if not (resume and is_data_dir(data_dir)):
+        if ctx.enabled and not is_data_dir(data_dir):
+            raise UsageError(
+                "under torchrun, train on a data directory: run `genseq tokenize` first "
+                "(or use `genseq train --nproc N`, which does)"
+            )
+        if not (is_data_dir(data_dir) and (resume or ctx.enabled)):
             if not resume:
                 Trainer.check_fresh_out_dir(run_dir)
-            tk.run_tokenize(
-                sources,
-                data_dir,
-                level,
-                vocab_size,
-                min_frequency,
-                lowercase,
-                val_fraction,
-                "auto",
-                glob,
-                42,
-                "auto",
-                encoding_errors,
-                cache_dir,
-                quiet,
+            from genseq.prepare import TokenizeOptions
+
+            options = TokenizeOptions(
+                level=level,
+                vocab_size=vocab_size,
+                min_frequency=min_frequency,
+                lowercase=lowercase,
+                val_fraction=val_fraction,
+                encoding_errors=encoding_errors,
             )
+            tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet)
     data = open_data(data_dir)
+    if launch and batch_size is not None and batch_size % (nproc or 1):
+        raise UsageError(
+            f"--batch-size {batch_size} must be a multiple of --nproc {nproc} "
+            "(it is the global batch, shared out among the processes)"
+        )
+    if launch:
+        raise typer.Exit(launch_torchrun(nproc or 1))
     reporter = RichReporter(quiet=quiet)
-    trainer = Trainer(config, data, run_dir, reporter, resume=resume, process_start=PROCESS_START)
-    result = trainer.run()
+    try:
+        trainer = Trainer(
+            config, data, run_dir, reporter, resume=resume, process_start=PROCESS_START
+        )
+        result = trainer.run()
+    finally:
+        teardown(ctx)
     s = result.summary
+    if not ctx.is_main:
+        return
     if not quiet:
         best = s["best_val_loss"]
         reporter.message(
@@ -192,5 +233,45 @@ def train(
         )
     if json_out:
         print_json({"schema": 1, "run": str(run_dir), **s})
-    if s["stop_reason"] == "interrupted":
-        raise typer.Exit(130)
+    if s["stop_reason"] in EXIT_CODES:
+        raise typer.Exit(EXIT_CODES[s["stop_reason"]])
+
+
+EXIT_CODES = {"interrupted": 130, "terminated": 143}  # 128 + SIGINT, 128 + SIGTERM
+
+
+def launch_torchrun(nproc: int) -> int:
+    """Run this same command under torchrun with ``nproc`` processes on this machine.
+
+    The data directory is ready (tokenized above), so the workers only train. Threads are
+    shared out among the processes unless OMP_NUM_THREADS is set. Workers print their own
+    errors; a failed worker ends the launch with its exit code, not a launcher traceback.
+    """
+    import sys
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    argv = []
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg == "--nproc":
+            next(args, None)
+        elif arg.startswith("--nproc=") or arg == "--overwrite":
+            continue
+        else:
+            argv.append(arg)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    script = Path(sys.argv[0])
+    entry = [str(script)] if script.name == "genseq" and script.is_file() else ["-m", "genseq"]
+    launcher = ["--standalone", f"--nproc-per-node={nproc}", *entry, *argv]
+    import logging
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # we report
+    try:
+        torchrun(get_args_parser().parse_args(launcher))
+    except ChildFailedError as exc:
+        codes = [f.exitcode for f in exc.failures.values()]
+        return next((c for c in codes if c in EXIT_CODES.values()), codes[0] if codes else 1)
+    return 0

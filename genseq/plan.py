@@ -47,6 +47,9 @@ class TrainConfig:
     epochs: int | None = None
     time_budget: float | None = None
     patience: int | None = None
+    # fault tolerance
+    save_every: str | None = None  # steps ("500") or seconds ("30s", "5m"); evals save too
+    on_nan: str = "stop"  # stop | skip (skip the update and halve the learning rate)
     # evaluation and logging
     eval_every: int | None = None
     eval_tokens: int | None = None
@@ -93,10 +96,29 @@ class TrainConfig:
             (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
             (self.eval_tokens is None or self.eval_tokens >= 2, "--eval-tokens must be >= 2"),
             (self.sample_tokens >= 0, "--sample-tokens must be >= 0"),
+            (self.on_nan in ("stop", "skip"), "--on-nan must be stop or skip"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        parse_save_every(self.save_every)
+
+
+def parse_save_every(spec: str | None) -> tuple[int, float]:
+    """``--save-every 500`` (steps) or ``--save-every 30s`` / ``5m`` (seconds)."""
+    if not spec:
+        return 0, 0.0
+    text = str(spec).strip().lower()
+    try:
+        if text[-1] in "sm":
+            seconds = float(text[:-1]) * (60 if text[-1] == "m" else 1)
+            if seconds > 0:
+                return 0, seconds
+        elif int(text) > 0:
+            return int(text), 0.0
+    except (ValueError, IndexError):
+        pass
+    raise UsageError(f"--save-every {spec!r}: give steps (500) or seconds (30s, 5m)")
 
 
 def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
@@ -109,9 +131,17 @@ def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
 
 
 def plan(
-    cfg: TrainConfig, train_tokens: int, vocab_size: int, level: str, device: torch.device
+    cfg: TrainConfig,
+    train_tokens: int,
+    vocab_size: int,
+    level: str,
+    device: torch.device,
+    world_size: int = 1,
 ) -> TrainConfig:
-    """Resolve every unset field for this corpus and device (see the module docstring)."""
+    """Resolve every unset field for this corpus and device (see the module docstring).
+
+    ``world_size`` processes share the global batch, so a chosen batch is a multiple of it.
+    """
     cfg.validate()
     n = train_tokens
     kind = device.type
@@ -136,8 +166,14 @@ def plan(
     if c.batch_size is None:
         c.batch_size = 64 if big else 32
     # Small corpora: shrink the batch (then the window) until one epoch has a few batches.
-    while c.batch_size > 1 and (n - 1) // c.batch_size < 4 * (c.seq_len + 1):
+    while (
+        cfg.batch_size is None
+        and c.batch_size > 1
+        and (n - 1) // c.batch_size < 4 * (c.seq_len + 1)
+    ):
         c.batch_size //= 2
+    if cfg.batch_size is None and c.batch_size % world_size:
+        c.batch_size = world_size * max(1, round(c.batch_size / world_size))
     if (n - 1) // c.batch_size < c.seq_len + 1 and cfg.seq_len is None:
         c.seq_len = max(1, (n - 1) // c.batch_size - 1)
     if c.optimizer is None:

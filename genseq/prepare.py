@@ -27,6 +27,32 @@ from genseq.tokenization import new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 COPY_BLOCK = 1 << 22
+TRIM_EVERY_CHUNKS = 32
+
+
+def _heap_trimmer():
+    """A function that hands freed heap memory back to the system (glibc), else a no-op.
+
+    Each chunk allocates megabyte-sized temporaries of varying sizes; glibc's adaptive mmap
+    threshold then serves them from a heap that fragments, and peak memory crept up with corpus
+    size (547 MB for 1 GB; BENCHMARKS.md). ``malloc_trim`` every few chunks keeps it flat
+    without changing the allocator's behaviour for the rest of the process (training).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0)
+
+
+def _trimmed(chunks: Iterator, trim) -> Iterator:
+    for n, chunk in enumerate(chunks, 1):
+        if n % TRIM_EVERY_CHUNKS == 0:
+            trim()
+        yield chunk
 
 
 @dataclass
@@ -40,6 +66,7 @@ class TokenizeOptions:
     seed: int = 42
     dtype: str = "auto"
     encoding_errors: str = "strict"
+    workers: int = 1  # processes that encode chunks in parallel
 
     def validate(self) -> None:
         if not 0.0 <= self.val_fraction <= 0.5:
@@ -52,6 +79,8 @@ class TokenizeOptions:
             raise UsageError("--min-frequency must be at least 1")
         if self.encoding_errors not in ("strict", "replace", "ignore"):
             raise UsageError("--encoding-errors must be strict, replace or ignore")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
 
 
 @dataclass
@@ -73,8 +102,65 @@ class TokenizeSummary:
 
 
 def _document_chunks(docs: list[Document], errors: str) -> Iterator[str]:
+    trim = _heap_trimmer()
     for doc in docs:
-        yield from iter_chunks(doc, errors)
+        yield from _trimmed(iter_chunks(doc, errors), trim)
+
+
+def _tagged_chunks(docs: list[Document], errors: str) -> Iterator[tuple[int, str]]:
+    trim = _heap_trimmer()
+    for i, doc in enumerate(docs):
+        for chunk in _trimmed(iter_chunks(doc, errors), trim):
+            yield i, chunk
+
+
+_worker_tokenizer = None
+
+
+def _init_worker(level: str, tokenizer_json: str) -> None:
+    import os
+
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one thread per worker process
+    global _worker_tokenizer
+    from genseq.tokenization import LEVELS
+
+    _worker_tokenizer = LEVELS[level].from_json(tokenizer_json)
+
+
+def _encode_in_worker(item: tuple[int, str]) -> tuple[int, np.ndarray]:
+    index, chunk = item
+    ids = _worker_tokenizer.encode_chunk(chunk)
+    small = np.uint16 if _worker_tokenizer.vocab_size <= 2**16 else np.uint32
+    return index, ids.astype(small)  # a quarter of the bytes back through the pipe
+
+
+def encode_chunks(
+    tokenizer, chunks: Iterator[tuple[int, str]], workers: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Encode ``(document, chunk)`` pairs in order, in ``workers`` processes when asked.
+
+    At most ``2 x workers`` chunks are in flight, so memory stays bounded whatever the corpus
+    size; results come back in the order the chunks were read.
+    """
+    if workers <= 1:
+        for index, chunk in chunks:
+            yield index, tokenizer.encode_chunk(chunk)
+        return
+    import multiprocessing
+    import threading
+
+    slots = threading.Semaphore(2 * workers)
+
+    def bounded() -> Iterator[tuple[int, str]]:
+        for item in chunks:
+            slots.acquire()
+            yield item
+
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded tokenizer
+    with context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json())) as pool:
+        for result in pool.imap(_encode_in_worker, bounded()):
+            slots.release()
+            yield result
 
 
 def tokenize_corpus(
@@ -142,15 +228,21 @@ def tokenize_corpus(
         counts = np.zeros(vocab_size, dtype=np.int64)
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
-        for i, doc in enumerate(docs):
-            writer = val if i in val_docs else train
-            if writer.count == 0:
-                writer.write(eos)
-            for chunk in iter_chunks(doc, errors):
-                ids = tokenizer.encode_chunk(chunk)
-                counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
-                writer.write(ids)
-            writer.write(eos)
+        encoded = encode_chunks(tokenizer, _tagged_chunks(docs, errors), options.workers)
+        current = -1
+        for i, ids in encoded:
+            if i != current:  # a new document: close the previous one, open this one
+                if current >= 0:
+                    (val if current in val_docs else train).write(eos)
+                current = i
+                writer = val if i in val_docs else train
+                if writer.count == 0:
+                    writer.write(eos)
+            counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+            writer.write(ids)
+        if current >= 0:
+            (val if current in val_docs else train).write(eos)
+        for doc in docs:
             sources.append(
                 {
                     "name": doc.name,

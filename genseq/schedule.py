@@ -29,8 +29,12 @@ class Schedule:
         self.min_lr_ratio = min_lr_ratio
         self.plateau_factor = plateau_factor
         self.factor = 1.0  # plateau: multiplied by plateau_factor at each non-improving eval
+        self.scale = 1.0  # every schedule: halved for each step skipped with --on-nan skip
 
     def lr(self, step: int, progress: float) -> float:
+        return self.scale * self._lr(step, progress)
+
+    def _lr(self, step: int, progress: float) -> float:
         if self.warmup_steps and step < self.warmup_steps:
             return self.base_lr * (step + 1) / self.warmup_steps
         if self.kind == "cosine":
@@ -46,7 +50,8 @@ class Schedule:
             self.factor *= self.plateau_factor
 
     def state_dict(self) -> dict:
-        return {"factor": self.factor}
+        return {"factor": self.factor, "scale": self.scale}
 
     def load_state_dict(self, state: dict) -> None:
         self.factor = float(state.get("factor", 1.0))
+        self.scale = float(state.get("scale", 1.0))

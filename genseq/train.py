@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genseq import distributed
 from genseq.checkpoint import (
     Checkpoint,
     find_checkpoint,
@@ -42,12 +43,12 @@ from genseq.errors import GenseqError, UsageError
 from genseq.evaluate import evaluate_tokens
 from genseq.fileio import atomic_write_text, remove_stale_staging
 from genseq.model import ModelConfig, RecurrentLM, State, detach_state
-from genseq.plan import TrainConfig, plan
+from genseq.plan import TrainConfig, parse_save_every, plan
 from genseq.progress import Reporter, SilentReporter
 from genseq.schedule import Schedule
 
 EVAL_MARKS = 10  # evaluations per run when --eval-every is not given
-STOPPING_FIELDS = ("max_steps", "epochs", "time_budget", "patience")
+STOPPING_FIELDS = ("max_steps", "epochs", "time_budget", "patience", "save_every", "on_nan")
 EVAL_STREAMS = 32
 EVAL_SEQ_LEN = 256
 END_RESERVE_S = 2.0  # kept under --time-budget for the last save, the loss plot and exit
@@ -102,8 +103,11 @@ class Trainer:
         self.on_step = on_step
         self.stop_reason: str | None = None
         self.step = 0
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.context_from_env()
+        self.device = distributed.setup(self.dist, resolve_device(cfg.device))
         configure_device(self.device)
+        if not self.dist.is_main:  # only rank 0 reports, logs and writes files
+            self.reporter = SilentReporter()
         self.tokenizer = data.tokenizer()
         if self.tokenizer.vocab_size != data.vocab_size:
             raise GenseqError(f"{data.path}: tokenizer.json does not match meta.json")
@@ -114,7 +118,9 @@ class Trainer:
             cfg = self._resumed_config(cfg)
         else:
             self.check_fresh_out_dir(self.out_dir)
-            cfg = plan(cfg, len(data.train), data.vocab_size, data.level, self.device)
+            cfg = plan(
+                cfg, len(data.train), data.vocab_size, data.level, self.device, self.dist.world_size
+            )
         self.cfg = cfg
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -173,17 +179,27 @@ class Trainer:
         self.stop_reason = reason
 
     def _install_signals(self) -> list:
+        """Ctrl-C and SIGTERM finish the step, save and stop; a second Ctrl-C aborts.
+
+        Under torchrun a signal can reach a process twice within moments (from the terminal
+        and from the launcher); repeats within 2 s are ignored so the save can finish.
+        """
         if threading.current_thread() is not threading.main_thread():
             return []
         previous = []
+        first = [0.0]
 
         def handler(signum, _frame):
-            if self.stop_reason == "interrupted":  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
+            now = time.monotonic()
+            if self.stop_reason in ("interrupted", "terminated"):
+                if signum == signal.SIGINT and now - first[0] > 2.0:
+                    raise KeyboardInterrupt
+                return
+            first[0] = now
             self.reporter.message(
                 "stopping: finishing the step and saving (Ctrl-C again to abort without saving)"
             )
-            self.request_stop("interrupted")
+            self.request_stop("terminated" if signum == signal.SIGTERM else "interrupted")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous.append((sig, signal.signal(sig, handler)))
@@ -191,11 +207,17 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        cfg = self.cfg
-        data = self.data
-        device = self.device
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(self.out_dir)
+        cfg, data, device, ctx = self.cfg, self.data, self.device, self.dist
+        if ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(self.out_dir)
+        if cfg.batch_size % ctx.world_size:
+            raise UsageError(
+                f"--batch-size {cfg.batch_size} must be a multiple of the {ctx.world_size} "
+                "processes (it is the global batch, shared out among them)"
+            )
+        local_batch = cfg.batch_size // ctx.world_size
+        save_steps, save_seconds = parse_save_every(cfg.save_every)
 
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
@@ -210,18 +232,20 @@ class Trainer:
         )
         model = RecurrentLM(model_config).to(device)
         optimizer = make_optimizer(model, cfg)
-        batches = StreamBatches(data.train, cfg.batch_size, cfg.seq_len, cfg.seed)
+        batches = StreamBatches(
+            data.train, cfg.batch_size, cfg.seq_len, cfg.seed, ctx.rank, ctx.world_size
+        )
         total_steps = self._planned_steps(batches)
-        warmup = cfg.warmup_steps
-        if warmup is None:
-            warmup = min(100, max(1, total_steps // 20)) if total_steps else 100
-        cfg.warmup_steps = warmup
-        schedule = Schedule(cfg.schedule, cfg.lr, warmup)
+        if cfg.warmup_steps is None:
+            cfg.warmup_steps = min(100, max(1, total_steps // 20)) if total_steps else 100
+        schedule = Schedule(cfg.schedule, cfg.lr, cfg.warmup_steps)
 
-        step = epoch = index = tokens_seen = bad_evals = 0
+        step = epoch = index = tokens_seen = bad_evals = marks_done = skipped = 0
         best_val = math.inf
         train_seconds = 0.0
-        state = model.init_state(cfg.batch_size, device)
+        state = model.init_state(local_batch, device)
+        if ctx.rank > 0:  # its own dropout masks; rank 0 keeps the one-process RNG stream
+            torch.manual_seed(cfg.seed + ctx.rank)
         if self.resume_state is not None:
             from safetensors.torch import load_model
 
@@ -232,27 +256,43 @@ class Trainer:
             step, epoch, index = int(rs["step"]), int(rs["epoch"]), int(rs["index"])
             tokens_seen, bad_evals = int(rs["tokens_seen"]), int(rs["bad_evals"])
             best_val, train_seconds = float(rs["best_val"]), float(rs["train_seconds"])
-            state = _state_from_list(rs["hidden"], device)
-            torch.set_rng_state(rs["rng_torch"])
-            if device.type == "cuda" and rs.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(rs["rng_cuda"], device)
+            marks_done, skipped = int(rs.get("marks_done", 0)), int(rs.get("skipped", 0))
+            # The saved state is the global batch's: this process takes its own streams.
+            hidden = [h[:, ctx.rank :: ctx.world_size] for h in rs["hidden"]]
+            state = _state_from_list(hidden, device)
+            rng = rs.get("rng_torch_ranks") or [rs["rng_torch"]]
+            if len(rng) == ctx.world_size:
+                torch.set_rng_state(rng[ctx.rank])
+                if device.type == "cuda" and rs.get("rng_cuda_ranks"):
+                    torch.cuda.set_rng_state(rs["rng_cuda_ranks"][ctx.rank], device)
+            else:  # resumed with another number of processes: fresh dropout streams
+                torch.manual_seed(cfg.seed + ctx.rank + 7919 * step)
             random.setstate(_to_tuple(rs["rng_python"]))
-            self._truncate_log(step)
+            if ctx.is_main:
+                self._truncate_log(step)
             self.reporter.message(f"resuming {self.out_dir} at step {step:,} (epoch {epoch})")
         model.rnn.flatten_parameters()
         model.train()
         self.model = model
+        net: nn.Module = model
+        if ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        distributed.barrier(ctx)  # the run directory exists, every rank is ready
 
         self.reporter.message(self.describe_plan(model, batches, total_steps))
         self.reporter.start(total_steps, cfg.time_budget)
-        log = open(self.out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        log = _LogFile(self.out_dir / "log.jsonl" if ctx.is_main else None)
         session_t0 = time.perf_counter()
         session_tokens0, session_step0 = tokens_seen, step
         setup_seconds = session_t0 - self.session_start
+        last_save_time = session_t0
         eval_rate = None  # validation tokens per second, measured
         val_all = data.val
         val_periodic = val_all[: cfg.eval_tokens]
-        marks_done = int(self.resume_state.get("marks_done", 0)) if self.resume_state else 0
         loss_sum = torch.zeros((), device=device)
         loss_count = 0
         last_log_time, last_log_tokens = time.perf_counter(), tokens_seen
@@ -272,9 +312,9 @@ class Trainer:
             """Seconds to keep for the final evaluation and save under --time-budget."""
             rate = eval_rate
             if rate is None:  # no evaluation yet: forward-only runs ~3x the training rate
-                session_tokens = tokens_seen - session_tokens0
                 if step - session_step0 < 5:
                     return END_RESERVE_S
+                session_tokens = tokens_seen - session_tokens0
                 rate = 3 * session_tokens / max(time.perf_counter() - session_t0, 1e-9)
             return len(val_all) / rate + END_RESERVE_S
 
@@ -289,13 +329,23 @@ class Trainer:
                 "elapsed_s": round(elapsed(), 2),
                 "parameters": model.num_parameters(),
                 "device": str(device),
+                "processes": ctx.world_size,
+                "skipped_steps": skipped,
                 "data": str(data.path.resolve()),
                 "stop_reason": self.stop_reason,
             }
 
         def save(which: str, val: float | None = None) -> None:
+            """Rank 0 writes; saving ``last`` is collective (every rank's streams and RNG)."""
+            nonlocal last_save_time
             train_state = None
             if which == "last":
+                last_save_time = time.perf_counter()
+                hidden = [distributed.gather_streams(ctx, h) for h in _state_to_list(state)]
+                rng = distributed.gather_objects(ctx, torch.get_rng_state())
+                rng_cuda = None
+                if device.type == "cuda":
+                    rng_cuda = distributed.gather_objects(ctx, torch.cuda.get_rng_state(device))
                 train_state = {
                     "step": step,
                     "epoch": epoch,
@@ -304,22 +354,27 @@ class Trainer:
                     "bad_evals": bad_evals,
                     "best_val": best_val,
                     "marks_done": marks_done,
+                    "skipped": skipped,
                     "train_seconds": elapsed(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
-                    "hidden": _state_to_list(state),
-                    "rng_torch": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "hidden": [h.cpu() for h in hidden],
+                    "rng_torch": rng[0],
+                    "rng_torch_ranks": rng,
+                    "rng_cuda_ranks": rng_cuda,
                     "rng_python": random.getstate(),
                 }
-            save_checkpoint(
-                self.out_dir / which,
-                model,
-                self.tokenizer,
-                self._saved_config(),
-                snapshot(val),
-                train_state,
-            )
+            if ctx.is_main:
+                save_checkpoint(
+                    self.out_dir / which,
+                    model,
+                    self.tokenizer,
+                    self._saved_config(),
+                    snapshot(val),
+                    train_state,
+                )
+            if which == "last":
+                distributed.barrier(ctx)
 
         def validate(tokens) -> float:
             nonlocal eval_rate
@@ -328,10 +383,14 @@ class Trainer:
             eval_rate = max(result.tokens, 1) / max(time.perf_counter() - t0, 1e-9)
             return result.loss
 
+        evaluated = [-1, 0]  # step and number of tokens of the last evaluation
+
         def evaluation(tokens, final: bool = False) -> None:
+            """Every rank evaluates the same data, so every rank takes the same decisions."""
             nonlocal best_val, bad_evals, val_loss
-            if len(tokens) < 2:
-                return
+            if len(tokens) < 2 or evaluated == [step, len(tokens)]:
+                return  # nothing to evaluate, or just done on the same data
+            evaluated[:] = [step, len(tokens)]
             val_loss = validate(tokens)
             improved = val_loss < best_val - 1e-6
             if improved:
@@ -350,40 +409,56 @@ class Trainer:
                 "final": final,
                 "elapsed": round(elapsed(), 2),
             }
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            log.write(record)
             self.reporter.evaluation(record)
             if improved:
                 save("best", val_loss)
-            if cfg.sample_tokens and not final:
+            if cfg.sample_tokens and not final and ctx.is_main:
                 self._print_sample(model)
             if cfg.patience and bad_evals >= cfg.patience and self.stop_reason is None:
                 self.stop_reason = "patience"
 
         previous_signals = self._install_signals()
         try:
-            while self.stop_reason is None:
-                if total_steps is not None and step >= total_steps:
-                    self.stop_reason = "max_steps" if cfg.max_steps else "epochs"
-                    break
-                if cfg.time_budget and elapsed() + final_eval_reserve() >= cfg.time_budget:
-                    self.stop_reason = "time_budget"
+            while True:
+                reason = self.stop_reason  # set by a signal or by patience
+                if reason is None and total_steps is not None and step >= total_steps:
+                    reason = "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
+                if (
+                    reason is None
+                    and ctx.is_main  # rank 0's clock decides for all
+                    and cfg.time_budget
+                    and elapsed() + final_eval_reserve() >= cfg.time_budget
+                ):
+                    reason = "time_budget"
+                reason = distributed.agree_on_stop(ctx, reason, device)
+                if reason is not None:
+                    self.stop_reason = reason
                     break
                 if index >= batches.batches_in_epoch(epoch):
                     epoch, index = epoch + 1, 0
-                    state = model.init_state(cfg.batch_size, device)
-                    if cfg.epochs and epoch >= cfg.epochs:
-                        self.stop_reason = "epochs"
-                        break
+                    state = model.init_state(local_batch, device)
                 x_np, y_np = batches.get(epoch, index)
-                x = torch.from_numpy(x_np).to(device, non_blocking=True)
+                x = torch.from_numpy(x_np).to(device, non_blocking=True)  # (B/world, T)
                 y = torch.from_numpy(y_np).to(device, non_blocking=True)
                 lr = schedule.lr(step, progress())
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                logits, state = model(x, state)  # (B, T, V)
+                logits, state = net(x, state)  # (B/world, T, V)
                 loss = model.loss(logits, y)
                 optimizer.zero_grad(set_to_none=True)
+                if cfg.on_nan == "skip" and distributed.any_rank(
+                    ctx, not torch.isfinite(loss).item(), device
+                ):
+                    # Skip the update, halve the learning rate, restart the streams' state.
+                    skipped += 1
+                    schedule.scale *= 0.5
+                    state = model.init_state(local_batch, device)
+                    index += 1
+                    self.reporter.message(
+                        f"step {step}: non-finite loss, update skipped; learning rate halved"
+                    )
+                    continue
                 loss.backward()
                 if cfg.clip_value:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -393,15 +468,17 @@ class Trainer:
                 state = detach_state(state)
                 step += 1
                 index += 1
-                tokens_seen += x.numel()
+                tokens_seen += x.numel() * ctx.world_size
                 loss_sum += loss.detach()
                 loss_count += 1
                 if step % cfg.log_every == 0 or (total_steps and step == total_steps):
-                    train_loss = loss_sum.item() / loss_count  # a device sync, once per interval
+                    # The global mean loss; a device sync, once per interval.
+                    train_loss = distributed.mean(ctx, loss_sum).item() / loss_count
                     if not math.isfinite(train_loss):
                         raise GenseqError(
-                            f"the training loss became {train_loss} at step {step}; lower --lr "
-                            "or set --clip-norm (the last good checkpoint is kept)"
+                            f"the training loss became {train_loss} at step {step}; lower --lr, "
+                            "set --clip-norm or use --on-nan skip (the last good checkpoint "
+                            "is kept)"
                         )
                     loss_sum.zero_()
                     loss_count = 0
@@ -419,36 +496,55 @@ class Trainer:
                         "elapsed": round(elapsed(), 2),
                         "progress": round(progress(), 4),
                     }
-                    log.write(json.dumps(record) + "\n")
+                    log.write(record)
                     self.reporter.step(record)
-                due = (
-                    (step % cfg.eval_every == 0)
-                    if cfg.eval_every
-                    else (
-                        progress() >= (marks_done + 1) / EVAL_MARKS and marks_done + 1 < EVAL_MARKS
-                    )
-                )
+                if cfg.eval_every:
+                    due = step % cfg.eval_every == 0
+                else:
+                    due = progress() >= (marks_done + 1) / EVAL_MARKS
+                    due = due and marks_done + 1 < EVAL_MARKS
+                    due = distributed.any_rank(ctx, due, device) if cfg.time_budget else due
                 if due:
                     marks_done = int(progress() * EVAL_MARKS)
                     evaluation(val_periodic)
+                    save("last")
+                elif save_steps and step % save_steps == 0:
+                    save("last")
+                elif save_seconds and distributed.any_rank(
+                    ctx,
+                    ctx.is_main and time.perf_counter() - last_save_time >= save_seconds,
+                    device,
+                ):
                     save("last")
                 self.step = step
                 if self.on_step is not None:
                     self.on_step(self)
             # The end: a final evaluation on the whole validation split, then save.
-            if self.stop_reason != "interrupted":
+            if self.stop_reason not in ("interrupted", "terminated"):
                 evaluation(val_all, final=True)
             if len(val_all) < 2 and best_val == math.inf:
                 save("best")
             save("last")
+            digests = distributed.gather_objects(ctx, parameter_digest(model))
+            if ctx.enabled:
+                log.write(
+                    {
+                        "kind": "replicas",
+                        "step": step,
+                        "in_sync": len(set(digests)) == 1,
+                        "digests": digests,
+                    }
+                )
         finally:
             for sig, handler in previous_signals:
                 signal.signal(sig, handler)
             log.close()
             self.reporter.finish()
-        plot_losses(self.out_dir / "log.jsonl", self.out_dir / "loss.png")
+        if ctx.is_main:
+            plot_losses(self.out_dir / "log.jsonl", self.out_dir / "loss.png")
         summary = snapshot()
         summary["val_loss"] = val_loss
+        summary["replicas_in_sync"] = len(set(digests)) == 1
         return TrainResult(summary, self.out_dir)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -508,6 +604,33 @@ class Trainer:
             except json.JSONDecodeError:
                 continue
         atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+class _LogFile:
+    """The run's JSONL log; a no-op on ranks other than 0."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+
+    def write(self, record: dict) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def parameter_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter's bytes: equal digests mean bit-identical replicas."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _to_tuple(value):
