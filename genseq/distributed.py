@@ -130,3 +130,12 @@ def mean(ctx: DistContext, value: torch.Tensor) -> torch.Tensor:
     total = value.detach().clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total / ctx.world_size
+
+
+def from_main(ctx: DistContext, value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (what rank 0 measured, everyone decides on)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value if ctx.is_main else 0.0], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())

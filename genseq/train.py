@@ -386,12 +386,12 @@ class Trainer:
         evaluated = [-1, 0]  # step and number of tokens of the last evaluation
 
         def evaluation(tokens, final: bool = False) -> None:
-            """Every rank evaluates the same data, so every rank takes the same decisions."""
+            """Rank 0 evaluates; every rank takes the same decisions from its result."""
             nonlocal best_val, bad_evals, val_loss
             if len(tokens) < 2 or evaluated == [step, len(tokens)]:
                 return  # nothing to evaluate, or just done on the same data
             evaluated[:] = [step, len(tokens)]
-            val_loss = validate(tokens)
+            val_loss = distributed.from_main(ctx, validate(tokens) if ctx.is_main else 0.0, device)
             improved = val_loss < best_val - 1e-6
             if improved:
                 best_val, bad_evals = val_loss, 0

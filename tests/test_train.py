@@ -119,10 +119,10 @@ def test_time_budget_ends_on_time(tmp_path, tiny_data):
 
     t0 = time.perf_counter()
     result = Trainer(
-        small(time_budget=3.0), open_data(tiny_data), tmp_path / "r", process_start=t0
+        small(time_budget=6.0), open_data(tiny_data), tmp_path / "r", process_start=t0
     ).run()
     assert result.summary["stop_reason"] == "time_budget"
-    assert time.perf_counter() - t0 < 3.0 + 2.0  # plotting and the summary come after
+    assert time.perf_counter() - t0 < 6.0 + 1.0  # the budget holds the end, plot and all
     assert result.summary["step"] > 10
 
 
