@@ -45,8 +45,21 @@ class Tokenizer(ABC):
     level: str = ""
     lossless: bool = True  # decode(encode(x)) == x for text made of known symbols
 
-    def __init__(self, hf=None) -> None:
+    default_vocab_size: int | None = None  # None: as many tokens as the corpus has
+    default_min_frequency: int = 1
+
+    def __init__(
+        self,
+        hf=None,
+        vocab_size: int | None = None,
+        min_frequency: int | None = None,
+        lowercase: bool = False,
+    ) -> None:
+        """Wrap a loaded ``tokenizers.Tokenizer`` (``hf``), or take options for ``fit``."""
         self.hf = hf
+        self.max_vocab = vocab_size or self.default_vocab_size
+        self.min_frequency = min_frequency or self.default_min_frequency
+        self.lowercase = lowercase
 
     # -- fitting -------------------------------------------------------------------------------
     @abstractmethod

@@ -16,18 +16,8 @@ DEFAULT_VOCAB_SIZE = 4096
 class BpeTokenizer(Tokenizer):
     level = "bpe"
 
-    def __init__(
-        self,
-        hf=None,
-        vocab_size: int | None = None,
-        min_frequency: int = 2,
-        lowercase: bool = False,
-        **_,
-    ) -> None:
-        super().__init__(hf)
-        self.max_vocab = vocab_size or DEFAULT_VOCAB_SIZE
-        self.min_frequency = min_frequency
-        self.lowercase = lowercase
+    default_vocab_size = DEFAULT_VOCAB_SIZE
+    default_min_frequency = 2
 
     def fit(self, chunks: Iterable[str]) -> None:
         from tokenizers import Tokenizer as HFTokenizer

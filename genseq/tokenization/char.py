@@ -28,18 +28,8 @@ def _build_hf(vocab: dict[str, int]):
 class CharTokenizer(Tokenizer):
     level = "char"
 
-    def __init__(
-        self,
-        hf=None,
-        vocab_size: int | None = None,
-        min_frequency: int = 1,
-        lowercase: bool = False,
-        **_,
-    ) -> None:
-        super().__init__(hf)
-        self.max_vocab = vocab_size
-        self.min_frequency = min_frequency
-        self.lowercase = lowercase
+    def __init__(self, hf=None, **options) -> None:
+        super().__init__(hf, **options)
         if hf is not None:
             self._index_vocab()
 

@@ -62,18 +62,7 @@ class WordTokenizer(Tokenizer):
     level = "word"
     lossless = False
 
-    def __init__(
-        self,
-        hf=None,
-        vocab_size: int | None = None,
-        min_frequency: int = 1,
-        lowercase: bool = False,
-        **_,
-    ) -> None:
-        super().__init__(hf)
-        self.max_vocab = vocab_size or DEFAULT_VOCAB_SIZE
-        self.min_frequency = min_frequency
-        self.lowercase = lowercase
+    default_vocab_size = DEFAULT_VOCAB_SIZE
 
     def fit(self, chunks: Iterable[str]) -> None:
         from tokenizers import trainers
