@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import time
@@ -58,9 +59,17 @@ EncodingErrorsOpt = Annotated[
 
 
 def err_console():
+    """Progress and diagnostics: stderr."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+def out_console():
+    """A command's result as a table: stdout, so `> file` and pipes capture it."""
+    from rich.console import Console
+
+    return Console(file=stdout(), highlight=False)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -110,6 +119,32 @@ def quiet_broken_pipe() -> None:
         pass
 
 
+def jsonable(value):
+    """NaN and infinities become null: strict JSON for every parser (jq, JavaScript)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def stdout():
+    """Standard output, or a clear error when it was closed (``genseq sample 1>&-``)."""
+    if sys.stdout is None:
+        raise GenseqError("standard output is closed")
+    return sys.stdout
+
+
 def print_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    out = stdout()
+    out.write(json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False) + "\n")
+    out.flush()
+
+
+def number(value, spec: str = ".4f") -> str:
+    """A float for people: '-' when it is missing or not finite."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return format(value, spec)
+    return "-"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from genseq.commands._common import CacheDirOpt, JsonOpt, err_console, print_json
+from genseq.commands._common import CacheDirOpt, JsonOpt, out_console, print_json
 
 
 def _status(entry, cache_dir) -> tuple[str, str]:
@@ -54,7 +54,7 @@ def list_corpora(json_out: JsonOpt = False, cache_dir: CacheDirOpt = None) -> No
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["status"], row["detail"], row["description"])
-    err_console().print(table)
+    out_console().print(table)
 
 
 def fetch_corpus(

@@ -11,7 +11,8 @@ from genseq.commands._common import (
     EncodingErrorsOpt,
     JsonOpt,
     QuietOpt,
-    err_console,
+    number,
+    out_console,
     print_json,
 )
 
@@ -38,7 +39,6 @@ def evaluate(
     Bits per character divide the same total by the characters, which compares models across
     tokenizations.
     """
-    import math
 
     import numpy as np
 
@@ -107,8 +107,8 @@ def evaluate(
             row["file"],
             f"{row['tokens']:,}",
             f"{row['loss']:.4f}",
-            f"{row['perplexity']:.2f}" if math.isfinite(row["perplexity"]) else "inf",
+            number(row["perplexity"], ".2f" if row["perplexity"] < 1e6 else ".3e"),
             f"{row['bits_per_character']:.4f}",
             f"{row['unknown_tokens']:,}",
         )
-    err_console().print(table)
+    out_console().print(table)

@@ -36,7 +36,7 @@ def info(
             }
         )
         return
-    m = config["model"]
+    m = ckpt.model.config.to_dict()
     s = config.get("summary", {})
     t = config.get("train", {})
     lines = [

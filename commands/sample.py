@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, print_json
+from genseq.commands._common import (
+    DeviceOpt,
+    EncodingErrorsOpt,
+    JsonOpt,
+    QuietOpt,
+    print_json,
+    stdout,
+)
 
 Opt = typer.Option
 
@@ -18,8 +25,16 @@ def _read_prompt(prompt: str | None, prompt_file: str | None, encoding_errors: s
     if prompt is not None and prompt_file is not None:
         raise UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is None:
-        return prompt or ""
+        try:  # argv holds undecodable bytes as surrogates: decode them as asked
+            raw = (prompt or "").encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", errors=encoding_errors)
+        except UnicodeDecodeError:
+            raise GenseqError(
+                "--prompt is not valid UTF-8; pass --encoding-errors replace to use it anyway"
+            ) from None
     if prompt_file == "-":
+        if sys.stdin is None:
+            raise UsageError("--prompt-file -: standard input is closed")
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
         name = "<stdin>"
     else:
@@ -140,7 +155,7 @@ def sample(
         if not quiet:
             print(f"seed: {seed}", file=sys.stderr)
 
-    out = sys.stdout
+    out = stdout()
     stream = num_samples == 1 and not json_out
 
     def on_text(_index: int, piece: str) -> None:

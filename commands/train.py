@@ -16,6 +16,7 @@ from genseq.commands._common import (
     EncodingErrorsOpt,
     JsonOpt,
     QuietOpt,
+    number,
     print_json,
 )
 
@@ -78,7 +79,12 @@ def train(
         int | None, Opt(help="Evaluate every N steps (default: 10 times per run).")
     ] = None,
     eval_tokens: Annotated[
-        int | None, Opt(help="Validation tokens per periodic evaluation (the final one uses all).")
+        int | None,
+        Opt(
+            help="Validation tokens per periodic evaluation (default: sized to cost about 10% "
+            "of the run; the final evaluation uses all).",
+            show_default=False,
+        ),
     ] = None,
     save_every: Annotated[
         str | None,
@@ -132,7 +138,7 @@ def train(
     """
     from genseq.data import is_data_dir, open_data
     from genseq.distributed import context_from_env, teardown
-    from genseq.errors import UsageError
+    from genseq.errors import GenseqError, UsageError
     from genseq.plan import TrainConfig
     from genseq.progress import RichReporter
     from genseq.train import Trainer
@@ -171,6 +177,13 @@ def train(
         raise UsageError("--resume and --overwrite contradict each other")
     if resume and seed is not None:
         raise UsageError("--seed cannot change when resuming")
+    # Check everything that can fail before anything is tokenized or deleted.
+    from genseq.device import resolve_device
+
+    resolve_device(device)
+    check_sources(sources, run_dir if overwrite else None)
+    if resume and not (run_dir / "last").exists() and not (run_dir / ".last.old").exists():
+        raise GenseqError(f"{run_dir}: no last/ checkpoint to resume from")
     if overwrite and run_dir.exists():
         if (run_dir / "last").exists() or (run_dir / "log.jsonl").exists():
             shutil.rmtree(run_dir)
@@ -227,8 +240,8 @@ def train(
         best = s["best_val_loss"]
         reporter.message(
             f"done ({s['stop_reason']}): {s['step']:,} steps, {s['tokens_seen']:,} tokens in "
-            f"{s['elapsed_s']:.0f} s; validation loss {s['val_loss']:.4f}"
-            + (f", best {best:.4f}" if best is not None else "")
+            f"{s['elapsed_s']:.0f} s; validation loss {number(s['val_loss'])}"
+            + (f", best {number(best)}" if best is not None else "")
             + f"\ncheckpoints: {run_dir}/best, {run_dir}/last; sample with: genseq sample {run_dir}"
         )
     if json_out:
@@ -238,6 +251,31 @@ def train(
 
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # 128 + SIGINT, 128 + SIGTERM
+
+
+def check_sources(sources: list[str], deleting: Path | None) -> None:
+    """Fail early, and before ``--overwrite`` deletes ``deleting``, on sources that cannot
+    work: missing paths, run directories given as data, data inside the run to delete."""
+    from genseq.corpus import load_registry
+    from genseq.errors import GenseqError, UsageError
+
+    registry = load_registry()
+    for source in sources:
+        path = Path(source)
+        if source == "-" or source in registry and not path.exists():
+            continue
+        if not path.exists():
+            raise GenseqError(
+                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
+            )
+        if path.is_dir() and ((path / "last").is_dir() or (path / "best").is_dir()):
+            hint = f" (its data: {path / 'data'})" if (path / "data" / "meta.json").exists() else ""
+            raise UsageError(
+                f"{source} is a training run, not a corpus or data directory{hint}; "
+                "to continue it, use --resume -o " + source
+            )
+        if deleting is not None and deleting.resolve() in (path.resolve(), *path.resolve().parents):
+            raise UsageError(f"{source} is inside {deleting}, which --overwrite would delete")
 
 
 def launch_torchrun(nproc: int) -> int:

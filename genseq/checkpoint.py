@@ -74,7 +74,7 @@ def save_checkpoint(
             "train": train_config,
             "summary": summary,
         }
-        atomic_write_text(staging / "config.json", json.dumps(config, indent=2))
+        atomic_write_text(staging / "config.json", json.dumps(_strict(config), indent=2))
         tokenizer.save(staging / "tokenizer.json")
         if train_state is not None:
             torch.save(train_state, staging / "train_state.pt")
@@ -82,6 +82,17 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _strict(value):
+    """NaN and infinities as null, so config.json is strict JSON."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -122,14 +133,17 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
         model_config = ModelConfig.from_dict(config["model"])
         level = config["tokenizer"]["level"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise GenseqError(f"{ckpt_dir}: config.json is incomplete ({exc})") from None
+        raise GenseqError(f"{ckpt_dir}: config.json describes no valid model ({exc})") from None
     tokenizer = load_tokenizer(ckpt_dir / "tokenizer.json", level)
     if tokenizer.vocab_size != model_config.vocab_size:
         raise GenseqError(
             f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model "
             f"expects {model_config.vocab_size}"
         )
-    model = RecurrentLM(model_config)
+    try:
+        model = RecurrentLM(model_config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise GenseqError(f"{ckpt_dir}: config.json describes no valid model ({exc})") from None
     weights = ckpt_dir / "model.safetensors"
     if not weights.is_file():
         raise GenseqError(f"{ckpt_dir}: model.safetensors is missing")

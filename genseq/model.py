@@ -41,6 +41,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
+        for name in ("vocab_size", "num_layers", "hidden_size", "embed_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

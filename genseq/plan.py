@@ -196,8 +196,6 @@ def plan(
         seconds = DEFAULT_MINUTES.get(kind, 5.0) * 60
         tokens = seconds * SUSTAINED_FLOPS.get(kind, 4e10) / model_flops_per_token(c, vocab_size)
         c.epochs = int(min(50, max(1, round(tokens / max(n, 1)))))
-    if c.eval_tokens is None:
-        c.eval_tokens = 262_144
     if c.log_every is None:
         c.log_every = 10
     return c

@@ -9,13 +9,14 @@ through the processors below (repetition penalty, banned ids, an optional per-st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from genseq.errors import UsageError
+from genseq.errors import GenseqError, UsageError
 from genseq.model import RecurrentLM, expand_state
 
 
@@ -29,6 +30,10 @@ class SamplingSettings:
     greedy: bool = False
 
     def validate(self) -> None:
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"--{name.replace('_', '-')} must be a finite number")
         if self.temperature < 0:
             raise UsageError("--temperature must be >= 0 (0 means greedy)")
         if self.top_k is not None and self.top_k < 1:
@@ -62,7 +67,9 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
 def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
     """Temperature, then top-k, top-p and min-p filtering; removed tokens get -inf."""
     if s.temperature not in (0.0, 1.0):
-        logits = logits / s.temperature
+        # Shift the best score to 0 first: a tiny temperature then sends the others to -inf
+        # instead of overflowing to inf - inf = nan.
+        logits = (logits - logits.max(dim=-1, keepdim=True).values) / s.temperature
     neg_inf = torch.finfo(logits.dtype).min
     if s.top_k is not None and s.top_k < logits.size(-1):
         kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
@@ -81,12 +88,31 @@ def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
     return logits
 
 
-def choose(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator) -> torch.Tensor:
-    """One token per row: argmax when greedy, else a draw from the filtered distribution."""
+def choose(
+    logits: torch.Tensor,
+    s: SamplingSettings,
+    generator: torch.Generator,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One token per row: argmax when greedy, else a draw from the filtered distribution.
+
+    ``allowed`` ``(V,)`` or ``(B, V)`` masks tokens out after temperature and filtering, so
+    no setting can bring a banned token back.
+    """
+    if not s.is_greedy:
+        logits = filter_logits(logits.float(), s)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     if s.is_greedy:
         return torch.argmax(logits, dim=-1)
-    probs = torch.softmax(filter_logits(logits.float(), s), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    probs = torch.softmax(logits, dim=-1)
+    try:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    except RuntimeError:  # nan or inf scores: a diverged or corrupt model
+        raise GenseqError(
+            "the model produced non-finite scores; the checkpoint may be "
+            "corrupt or its training diverged"
+        ) from None
 
 
 class BatchSampler:
@@ -137,11 +163,10 @@ class BatchSampler:
         if self.seen is not None:  # in place, so on a copy: self.logits stays the model's
             logits = logits.clone()
             apply_repetition_penalty(logits, self.seen, self.settings.repetition_penalty)
-        neg_inf = torch.finfo(logits.dtype).min
-        logits = logits.masked_fill(self.banned, neg_inf)
+        allowed = ~self.banned
         if self.constraint is not None:
-            logits = logits.masked_fill(~self.constraint.allowed(), neg_inf)
-        tokens = choose(logits, self.settings, self.generator)
+            allowed = allowed & self.constraint.allowed()
+        tokens = choose(logits, self.settings, self.generator, allowed)
         if self.seen is not None:
             self.seen[torch.arange(tokens.size(0), device=self.device), tokens] = True
         if self.constraint is not None:

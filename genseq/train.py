@@ -51,6 +51,12 @@ EVAL_MARKS = 10  # evaluations per run when --eval-every is not given
 STOPPING_FIELDS = ("max_steps", "epochs", "time_budget", "patience", "save_every", "on_nan")
 EVAL_STREAMS = 32
 EVAL_SEQ_LEN = 256
+# Periodic evaluations read a prefix of the validation split sized from the run itself: 0.3 x
+# the tokens trained before the first one (a forward pass costs about a third of a training
+# step per token, so 10 evaluations cost about 10% of the run), within these bounds.
+MAX_SKIPS_IN_A_ROW = 10  # --on-nan skip: past this, the run is diverging, not unlucky
+EVAL_SHARE = 0.3
+EVAL_MIN_TOKENS, EVAL_MAX_TOKENS = 4_096, 262_144
 END_RESERVE_S = 2.0  # kept under --time-budget for the last save, the loss plot and exit
 
 
@@ -153,6 +159,17 @@ class Trainer:
         except GenseqError:
             raise GenseqError(f"{self.out_dir}: no last/ checkpoint to resume from") from None
         saved = read_config(last)
+        try:
+            same_tokenizer = (last / "tokenizer.json").read_text("utf-8") == (
+                self.data.path / "tokenizer.json"
+            ).read_text("utf-8")
+        except OSError:
+            same_tokenizer = False
+        if not same_tokenizer:
+            raise GenseqError(
+                f"{self.out_dir} was trained with another tokenizer than {self.data.path}'s; "
+                "resume on the data it was started on"
+            )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
@@ -241,6 +258,7 @@ class Trainer:
         schedule = Schedule(cfg.schedule, cfg.lr, cfg.warmup_steps)
 
         step = epoch = index = tokens_seen = bad_evals = marks_done = skipped = 0
+        skips_in_a_row = 0
         best_val = math.inf
         train_seconds = 0.0
         state = model.init_state(local_batch, device)
@@ -292,7 +310,7 @@ class Trainer:
         last_save_time = session_t0
         eval_rate = None  # validation tokens per second, measured
         val_all = data.val
-        val_periodic = val_all[: cfg.eval_tokens]
+        eval_size = cfg.eval_tokens or (self.resume_state or {}).get("eval_size")
         loss_sum = torch.zeros((), device=device)
         loss_count = 0
         last_log_time, last_log_tokens = time.perf_counter(), tokens_seen
@@ -354,6 +372,7 @@ class Trainer:
                     "bad_evals": bad_evals,
                     "best_val": best_val,
                     "marks_done": marks_done,
+                    "eval_size": eval_size,
                     "skipped": skipped,
                     "train_seconds": elapsed(),
                     "optimizer": optimizer.state_dict(),
@@ -452,6 +471,12 @@ class Trainer:
                 ):
                     # Skip the update, halve the learning rate, restart the streams' state.
                     skipped += 1
+                    skips_in_a_row += 1
+                    if skips_in_a_row > MAX_SKIPS_IN_A_ROW:
+                        raise GenseqError(
+                            f"the loss stayed non-finite for {skips_in_a_row} batches in a row "
+                            f"at step {step}; lower --lr (the last good checkpoint is kept)"
+                        )
                     schedule.scale *= 0.5
                     state = model.init_state(local_batch, device)
                     index += 1
@@ -459,6 +484,7 @@ class Trainer:
                         f"step {step}: non-finite loss, update skipped; learning rate halved"
                     )
                     continue
+                skips_in_a_row = 0
                 loss.backward()
                 if cfg.clip_value:
                     nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -506,7 +532,10 @@ class Trainer:
                     due = distributed.any_rank(ctx, due, device) if cfg.time_budget else due
                 if due:
                     marks_done = int(progress() * EVAL_MARKS)
-                    evaluation(val_periodic)
+                    if eval_size is None:  # fixed at the first evaluation, kept on resume
+                        share = int(EVAL_SHARE * tokens_seen)
+                        eval_size = min(EVAL_MAX_TOKENS, max(EVAL_MIN_TOKENS, share))
+                    evaluation(val_all[:eval_size])
                     save("last")
                 elif save_steps and step % save_steps == 0:
                     save("last")

@@ -266,3 +266,99 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, tiny_data):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["step"] == summary["step"] + 5
+
+
+def test_overwrite_checks_before_it_deletes(cli, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    assert (
+        cli("train", tiny_data, "-o", run_dir, "--max-steps", "2", "--quiet", *TINY).exit_code == 0
+    )
+    for args, code in [
+        (["train", tmp_path / "missing.txt", "-o", run_dir, "--overwrite"], 1),
+        (["train", tiny_data, "-o", run_dir, "--overwrite", "--device", "cuda:9"], 2),
+        (["train", run_dir, "-o", tmp_path / "other"], 2),  # a run given as data
+    ]:
+        result = cli(*args, "--quiet")
+        assert result.exit_code == code
+        one_error_line(result.stderr)
+        assert (run_dir / "last" / "model.safetensors").exists()  # nothing was deleted
+
+
+def test_prompts_that_are_not_valid_utf8(cli, tiny_run):
+    bad = "ab" + b"\xff".decode("utf-8", "surrogateescape")  # as argv delivers such bytes
+    result = cli("sample", tiny_run, "-p", bad, "-n", "3", "-s", "1")
+    assert result.exit_code == 1 and "--encoding-errors" in one_error_line(result.stderr)
+    fixed = cli(
+        "sample",
+        tiny_run,
+        "-p",
+        bad,
+        "-n",
+        "3",
+        "-s",
+        "1",
+        "--encoding-errors",
+        "replace",
+        "--json",
+    )
+    assert json.loads(fixed.stdout)["prompt"] == "ab\ufffd"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_sampling_settings_are_refused(cli, tiny_run, value):
+    for option in ("--temperature", "--repetition-penalty", "--top-p"):
+        result = cli("sample", tiny_run, option, value, "-n", "3")
+        assert result.exit_code == 2 and "finite" in one_error_line(result.stderr)
+
+
+def test_a_tiny_temperature_is_greedy_not_a_crash(cli, tiny_run):
+    tiny = cli("sample", tiny_run, "-n", "30", "--temperature", "1e-40", "-s", "1", "--json")
+    greedy = cli("sample", tiny_run, "-n", "30", "--greedy", "-s", "2", "--json")
+    assert tiny.exit_code == 0, tiny.stderr
+    assert json.loads(tiny.stdout)["text"] == json.loads(greedy.stdout)["text"]
+
+
+def test_json_is_strict_without_a_validation_split(cli, tmp_path, words_file):
+    data = tmp_path / "d"
+    assert cli("tokenize", words_file, "-o", data, "--val-fraction", "0", "-q").exit_code == 0
+    result = cli(
+        "train", data, "-o", tmp_path / "r", "--max-steps", "3", "--json", "--quiet", *TINY
+    )
+    assert result.exit_code == 0, result.stderr
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    assert json.loads(result.stdout, parse_constant=refuse)["val_loss"] is None
+    config = (tmp_path / "r" / "last" / "config.json").read_text()
+    json.loads(config, parse_constant=refuse)
+
+
+def test_resume_refuses_other_data(cli, tmp_path, tiny_data, words_file):
+    run_dir = tmp_path / "run"
+    assert (
+        cli("train", tiny_data, "-o", run_dir, "--max-steps", "2", "--quiet", *TINY).exit_code == 0
+    )
+    other = tmp_path / "other"
+    assert cli("tokenize", words_file, "-o", other, "--level", "word", "-q").exit_code == 0
+    result = cli("train", other, "-o", run_dir, "--resume", "--max-steps", "4", "--quiet")
+    assert result.exit_code == 1 and "another tokenizer" in one_error_line(result.stderr)
+
+
+def test_a_hand_edited_config_is_a_clear_error(cli, tmp_path, tiny_run):
+    import shutil
+
+    broken = tmp_path / "ckpt"
+    shutil.copytree(tiny_run / "best", broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["model"]["hidden_size"] = -5
+    (broken / "config.json").write_text(json.dumps(config))
+    for command in ("sample", "info"):
+        result = cli(command, broken)
+        assert result.exit_code == 1 and "no valid model" in one_error_line(result.stderr)
+
+
+def test_eval_results_go_to_stdout(cli, tiny_run, words_file):
+    result = cli("eval", tiny_run, words_file)
+    assert result.exit_code == 0
+    assert "bits/char" in result.stdout and "Traceback" not in result.stderr

@@ -437,12 +437,12 @@ def test_corpus_list_json(runner):
     assert by_name["tinyshakespeare"]["sha256"] == TINYSHAKESPEARE_SHA256
 
 
-def test_corpus_list_table_goes_to_stderr(runner):
+def test_corpus_list_table_is_the_result_on_stdout(runner):
     result = invoke(runner, "corpus", "list")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
-    assert "folk-abc" in result.stderr
-    assert "tinyshakespeare" in result.stderr
+    assert result.stderr == ""
+    assert "folk-abc" in result.stdout
+    assert "tinyshakespeare" in result.stdout
 
 
 def test_corpus_fetch_prints_cached_path(runner, server, monkeypatch, tmp_path):

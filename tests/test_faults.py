@@ -195,3 +195,12 @@ def test_on_nan_skip_skips_the_step_and_halves_the_learning_rate(tmp_path, tiny_
     lrs = [r["lr"] for r in log if r["kind"] == "train"]
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(5e-4)
     assert all(torch.isfinite(p).all() for p in load_checkpoint(tmp_path / "r").model.parameters())
+
+
+def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(tmp_path, tiny_data, monkeypatch):
+    from genseq.model import RecurrentLM
+
+    monkeypatch.setattr(RecurrentLM, "loss", lambda self, logits, y: logits.sum() * float("nan"))
+    cfg = small(max_steps=30, on_nan="skip", eval_every=1000)
+    with pytest.raises(GenseqError, match="in a row"):
+        Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
