@@ -529,7 +529,10 @@ class Trainer:
                 else:
                     due = progress() >= (marks_done + 1) / EVAL_MARKS
                     due = due and marks_done + 1 < EVAL_MARKS
-                    due = distributed.any_rank(ctx, due, device) if cfg.time_budget else due
+                    if cfg.time_budget:  # rank 0's clock decides, for every rank
+                        # No periodic evaluation when the final one is moments away.
+                        ending = elapsed() + 2 * final_eval_reserve() >= cfg.time_budget
+                        due = distributed.any_rank(ctx, ctx.is_main and due and not ending, device)
                 if due:
                     marks_done = int(progress() * EVAL_MARKS)
                     if eval_size is None:  # fixed at the first evaluation, kept on resume

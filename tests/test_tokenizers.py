@@ -169,3 +169,36 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
     path.write_text('{"not": "a tokenizer"}')
     with pytest.raises(GenseqError, match="not a readable char tokenizer"):
         load_tokenizer(path, "char")
+
+
+def test_literal_special_tokens_in_text():
+    """BPE encodes text that spells <eos> or <unk> as plain bytes; word level reads a literal
+    <unk> as the unknown word (WikiText's convention) without counting its pieces as words."""
+    text = "a <unk> b <eos> c\n" * 20
+    bpe = new_tokenizer("bpe", vocab_size=300)
+    bpe.fit(iter([text]))
+    ids = bpe.encode(text).tolist()
+    assert bpe.eos_id not in ids and bpe.unk_id not in ids
+    assert bpe.decode(ids) == text
+    again = load_tokenizer_from_text(bpe)
+    assert again.encode(text).tolist() == ids
+    word = new_tokenizer("word")
+    word.fit(iter([text]))
+    assert not {"<", "unk", ">"} & set(word.hf.get_vocab())
+    assert word.unk_id in word.encode("a <unk> b").tolist()
+
+
+def load_tokenizer_from_text(tokenizer):
+    return type(tokenizer).from_json(tokenizer.to_json())
+
+
+def test_bpe_copes_with_one_enormous_word():
+    """A 300,000-character line without spaces (DNA, base64) used to make BPE training
+    quadratic; it is cut into 64-character runs and still round-trips."""
+    import random
+
+    rng = random.Random(0)
+    text = "".join(rng.choice("ACGT") for _ in range(300_000)) + "\nshort words here\n"
+    tok = new_tokenizer("bpe", vocab_size=300)
+    tok.fit(iter([text]))
+    assert tok.decode(tok.encode_chunk(text)) == text

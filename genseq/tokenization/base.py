@@ -32,8 +32,8 @@ def split_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
     pieces = []
     start, n = 0, len(text)
     while start < n:
-        end = text.find("\n", start + size)
-        end = n if end < 0 else end + 1
+        end = text.find("\n", start + size, start + 4 * size)
+        end = min(n, start + 4 * size) if end < 0 else end + 1  # a very long line is cut
         pieces.append(text[start:end])
         start = end
     return pieces

@@ -74,7 +74,10 @@ class WordTokenizer(Tokenizer):
             special_tokens=SPECIAL_TOKENS,
             show_progress=False,
         )
-        self._fit_hf(trainer, chunks)
+        # A literal <unk> in the text (WikiText's convention) encodes as the unknown word; it
+        # must not be counted as the words "<", "unk" and ">".
+        plain = (chunk.replace(UNK, " ").replace(EOS, " ") for chunk in chunks)
+        self._fit_hf(trainer, plain)
 
     def decode(self, ids: Sequence[int]) -> str:
         return join_words([self.hf.id_to_token(int(i)) for i in ids])
