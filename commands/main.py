@@ -63,9 +63,23 @@ def _main(
 
 
 def main() -> None:
-    """Console entry point: the app, plus quiet handling of a closed stdout pipe."""
+    """Console entry point: the app, with one-line usage errors and a quiet closed pipe."""
     try:
-        app(prog_name="genseq")
+        code = app(prog_name="genseq", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument...
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message.startswith("Usage:"):  # no command given: the help itself
+            print(message, file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", 2))
+        command = " ".join(a for a in sys.argv[1:2] if not a.startswith("-"))
+        print(
+            f"error: {message} (see `genseq {command} --help`)".replace("genseq  ", "genseq "),
+            file=sys.stderr,
+        )
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):
+        sys.exit(130)
     except BrokenPipeError:
         quiet_broken_pipe()
         sys.exit(141)
+    sys.exit(code or 0)

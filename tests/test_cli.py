@@ -362,3 +362,14 @@ def test_eval_results_go_to_stdout(cli, tiny_run, words_file):
     result = cli("eval", tiny_run, words_file)
     assert result.exit_code == 0
     assert "bits/char" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_usage_errors_are_one_line_too():
+    """Click's own errors (unknown option, missing argument, bad number) from the real entry
+    point: one `error:` line and exit code 2."""
+    for args in (["sample"], ["sample", "x", "-n", "abc"], ["--foo"], ["train", "--nope"]):
+        done = run(*args)
+        assert done.returncode == 2
+        line = one_error_line(done.stderr.decode())
+        assert "--help" in line
