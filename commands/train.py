@@ -242,7 +242,9 @@ def train(
             f"done ({s['stop_reason']}): {s['step']:,} steps, {s['tokens_seen']:,} tokens in "
             f"{s['elapsed_s']:.0f} s; validation loss {number(s['val_loss'])}"
             + (f", best {number(best)}" if best is not None else "")
-            + f"\ncheckpoints: {run_dir}/best, {run_dir}/last; sample with: genseq sample {run_dir}"
+            + "\ncheckpoints: "
+            + ", ".join(str(run_dir / n) for n in ("best", "last") if (run_dir / n).exists())
+            + f"; sample with: genseq sample {run_dir}"
         )
     if json_out:
         print_json({"schema": 1, "run": str(run_dir), **s})
