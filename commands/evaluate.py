@@ -40,10 +40,13 @@ def evaluate(
     tokenizations.
     """
 
+    import tempfile
+
     import numpy as np
 
     from genseq.checkpoint import load_checkpoint
     from genseq.corpus import iter_chunks, resolve_sources
+    from genseq.data import TokenFileWriter, dtype_for_vocab, read_tokens
     from genseq.device import resolve_device
     from genseq.errors import GenseqError
     from genseq.evaluate import EvalResult, evaluate_tokens
@@ -57,16 +60,23 @@ def evaluate(
     total_chars = 0
     try:
         for doc in corpus.documents:
-            parts = [np.array([tok.eos_id], dtype=np.int64)]
-            chars = 0
-            for chunk in iter_chunks(doc, encoding_errors):
-                chars += len(chunk)
-                parts.append(tok.encode_chunk(chunk))
-            ids = np.concatenate(parts)
-            if chars == 0:
-                raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")
-            result = evaluate_tokens(ckpt.model, ids, dev)
-            unknown = int((ids[1:] == tok.unk_id).sum())
+            # Ids go to a temporary token file, read back as a memmap: memory stays bounded.
+            with tempfile.TemporaryDirectory(prefix="genseq-eval-") as tmp:
+                dtype = dtype_for_vocab(tok.vocab_size)
+                writer = TokenFileWriter(Path(tmp) / "ids.bin", dtype)
+                writer.write(np.array([tok.eos_id], dtype=np.int64))
+                chars = unknown = 0
+                for chunk in iter_chunks(doc, encoding_errors):
+                    chars += len(chunk)
+                    part = tok.encode_chunk(chunk)
+                    unknown += int((part == tok.unk_id).sum())
+                    writer.write(part)
+                writer.close()
+                if chars == 0:
+                    raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")
+                ids = read_tokens(Path(tmp) / "ids.bin", dtype)
+                result = evaluate_tokens(ckpt.model, ids, dev)
+                del ids
             rows.append(
                 {
                     "file": doc.name,

@@ -185,20 +185,27 @@ class StreamBatches:
 
 
 def eval_windows(tokens: np.ndarray, streams: int, seq_len: int):
-    """Every prediction of ``tokens`` exactly once, in ``streams`` padded contiguous streams.
+    """Every prediction of ``tokens`` exactly once, in ``streams`` contiguous streams.
 
-    Yields ``(x, y)`` windows of shape ``(B, <=T)``; padding targets are -1 (ignored by the
-    loss), so the mean loss covers all ``len(tokens) - 1`` predictions, none twice.
+    Yields ``(x, y)`` windows of shape ``(B, <=T)``, each built from slices of ``tokens`` (a
+    memmap is never copied whole); targets past the end are -1 (ignored by the loss), so the
+    mean loss covers all ``len(tokens) - 1`` predictions, none twice.
     """
     n = len(tokens) - 1
     if n < 1:
         return
     streams = max(1, min(streams, n))
-    length = math.ceil(n / streams)
-    padded = np.full(streams * length + 1, -1, dtype=np.int64)
-    padded[: n + 1] = tokens
-    x_all = padded[:-1].reshape(streams, length)
-    y_all = padded[1:].reshape(streams, length)
-    x_all = np.where(x_all < 0, 0, x_all)
+    length = math.ceil(n / streams)  # predictions per stream (the last may have fewer)
     for start in range(0, length, seq_len):
-        yield x_all[:, start : start + seq_len], y_all[:, start : start + seq_len]
+        width = min(seq_len, length - start)
+        x = np.zeros((streams, width), dtype=np.int64)
+        y = np.full((streams, width), -1, dtype=np.int64)
+        for b in range(streams):
+            lo = b * length + start  # first input of this window in the flat sequence
+            inputs = min(lo + width, n + 1) - lo  # the last token is still fed (state)...
+            targets = min(lo + width, n) - lo  # ...but predicts nothing
+            if inputs > 0:
+                x[b, :inputs] = tokens[lo : lo + inputs]
+            if targets > 0:
+                y[b, :targets] = tokens[lo + 1 : lo + 1 + targets]
+        yield x, y
