@@ -309,8 +309,15 @@ def launch_torchrun(nproc: int) -> int:
     import logging
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # we report
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    for name in list(logging.root.manager.loggerDict):  # the launcher's own log lines
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         torchrun(get_args_parser().parse_args(launcher))
+    except SignalException as exc:  # Ctrl-C or SIGTERM: the workers saved and stopped
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         codes = [f.exitcode for f in exc.failures.values()]
         return next((c for c in codes if c in EXIT_CODES.values()), codes[0] if codes else 1)

@@ -92,9 +92,9 @@ def replace_dir(staging: Path, target: Path) -> None:
                 os.fsync(f.fileno())
     fsync_dir(staging)
     old = _old_name(target)
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
+    if target.exists():  # keep a complete copy at every moment: target, or old
+        if old.exists():
+            shutil.rmtree(old)
         os.rename(target, old)
     os.rename(staging, target)
     fsync_dir(target.parent)

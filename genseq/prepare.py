@@ -119,7 +119,9 @@ _worker_tokenizer = None
 
 def _init_worker(level: str, tokenizer_json: str) -> None:
     import os
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one thread per worker process
     global _worker_tokenizer
     from genseq.tokenization import LEVELS
@@ -150,17 +152,27 @@ def encode_chunks(
     import threading
 
     slots = threading.Semaphore(2 * workers)
+    stop = threading.Event()
 
     def bounded() -> Iterator[tuple[int, str]]:
         for item in chunks:
-            slots.acquire()
+            while not slots.acquire(timeout=0.1):  # wakes up to notice a stop
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
             yield item
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded tokenizer
-    with context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json())) as pool:
+    pool = context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json()))
+    try:
         for result in pool.imap(_encode_in_worker, bounded()):
             slots.release()
             yield result
+    finally:  # also on Ctrl-C: let the feeder thread end, then stop the workers
+        stop.set()
+        pool.terminate()
+        pool.join()
 
 
 def tokenize_corpus(

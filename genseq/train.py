@@ -466,9 +466,14 @@ class Trainer:
                 logits, state = net(x, state)  # (B/world, T, V)
                 loss = model.loss(logits, y)
                 optimizer.zero_grad(set_to_none=True)
-                if cfg.on_nan == "skip" and distributed.any_rank(
-                    ctx, not torch.isfinite(loss).item(), device
-                ):
+                if distributed.any_rank(ctx, not torch.isfinite(loss).item(), device):
+                    # Checked before every update, so no saved checkpoint holds NaN weights.
+                    if cfg.on_nan == "stop":
+                        raise GenseqError(
+                            f"the training loss became non-finite at step {step + 1}; lower "
+                            "--lr, set --clip-norm or use --on-nan skip (the last good "
+                            "checkpoint is kept)"
+                        )
                     # Skip the update, halve the learning rate, restart the streams' state.
                     skipped += 1
                     skips_in_a_row += 1

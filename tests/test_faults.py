@@ -204,3 +204,37 @@ def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(tmp_path, tiny_data
     cfg = small(max_steps=30, on_nan="skip", eval_every=1000)
     with pytest.raises(GenseqError, match="in a row"):
         Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
+
+
+def test_a_nan_between_log_intervals_never_reaches_a_checkpoint(tmp_path, tiny_data, monkeypatch):
+    _nan_on_call(monkeypatch, 5)  # step 5: between the log at 10 and after the save at 3
+    cfg = small(max_steps=50, eval_every=3, eval_tokens=64, log_every=10)
+    with pytest.raises(GenseqError, match="non-finite"):
+        Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
+    last = load_checkpoint(tmp_path / "r" / "last")
+    assert last.config["summary"]["step"] == 3
+    assert all(torch.isfinite(p).all() for p in last.model.parameters())
+
+
+def test_replace_dir_always_keeps_a_complete_copy(tmp_path, monkeypatch):
+    """At every rename, the target or its .old copy exists, also after an earlier crash left
+    only the .old copy."""
+    import genseq.fileio as fileio
+
+    target = tmp_path / "last"
+    old = tmp_path / ".last.old"
+    old.mkdir()
+    (old / "model").write_text("v1")  # a crash between the two renames left only this
+    real_rename = os.rename
+
+    def checked_rename(src, dst):
+        assert target.exists() or old.exists(), "no complete copy at this moment"
+        real_rename(src, dst)
+
+    monkeypatch.setattr(fileio.os, "rename", checked_rename)
+    for version in ("v2", "v3"):
+        staging = fileio.staging_dir(target)
+        (staging / "model").write_text(version)
+        fileio.replace_dir(staging, target)
+        assert (target / "model").read_text() == version
+        assert not old.exists()
