@@ -69,20 +69,6 @@ def tiny_data(tmp_path_factory, words_file) -> Path:
     return out
 
 
-TINY_MODEL = [
-    "--hidden-size",
-    "16",
-    "--embed-size",
-    "8",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "4",
-    "--device",
-    "cpu",
-]
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_data) -> Path:
     """A run directory trained for a few steps (through the library, as the CLI does)."""
