@@ -466,15 +466,26 @@ class Trainer:
                 logits, state = net(x, state)  # (B/world, T, V)
                 loss = model.loss(logits, y)
                 optimizer.zero_grad(set_to_none=True)
-                if distributed.any_rank(ctx, not torch.isfinite(loss).item(), device):
+                nonfinite = distributed.any_rank(ctx, not torch.isfinite(loss).item(), device)
+                if not nonfinite:
+                    skips_in_a_row = 0
+                    loss.backward()
+                    if cfg.clip_value:
+                        nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+                    if cfg.clip_norm:
+                        norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                        # Gradients are averaged over ranks already: every rank sees the same.
+                        nonfinite = not torch.isfinite(norm).item()
+                if nonfinite:
                     # Checked before every update, so no saved checkpoint holds NaN weights.
                     if cfg.on_nan == "stop":
                         raise GenseqError(
-                            f"the training loss became non-finite at step {step + 1}; lower "
-                            "--lr, set --clip-norm or use --on-nan skip (the last good "
-                            "checkpoint is kept)"
+                            f"the training loss or its gradients became non-finite at step "
+                            f"{step + 1}; lower --lr, set --clip-norm or use --on-nan skip "
+                            "(the last good checkpoint is kept)"
                         )
                     # Skip the update, halve the learning rate, restart the streams' state.
+                    optimizer.zero_grad(set_to_none=True)
                     skipped += 1
                     skips_in_a_row += 1
                     if skips_in_a_row > MAX_SKIPS_IN_A_ROW:
@@ -489,12 +500,6 @@ class Trainer:
                         f"step {step}: non-finite loss, update skipped; learning rate halved"
                     )
                     continue
-                skips_in_a_row = 0
-                loss.backward()
-                if cfg.clip_value:
-                    nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-                if cfg.clip_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
                 optimizer.step()
                 state = detach_state(state)
                 step += 1

@@ -238,3 +238,24 @@ def test_replace_dir_always_keeps_a_complete_copy(tmp_path, monkeypatch):
         fileio.replace_dir(staging, target)
         assert (target / "model").read_text() == version
         assert not old.exists()
+
+
+def test_non_finite_gradients_from_a_finite_loss_are_caught_too(tmp_path, tiny_data, monkeypatch):
+    from genseq.model import RecurrentLM
+
+    real_loss = RecurrentLM.loss
+    calls = [0]
+
+    def infinite_gradients(self, logits, targets):
+        calls[0] += 1
+        if calls[0] == 5 and logits.requires_grad:
+            logits.register_hook(lambda grad: grad * float("inf"))
+        return real_loss(self, logits, targets)
+
+    monkeypatch.setattr(RecurrentLM, "loss", infinite_gradients)
+    cfg = small(max_steps=50, eval_every=1, eval_tokens=64, log_every=10, clip_norm=1.0)
+    with pytest.raises(GenseqError, match="gradients became non-finite"):
+        Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
+    last = load_checkpoint(tmp_path / "r" / "last")
+    assert last.config["summary"]["step"] == 4
+    assert all(torch.isfinite(p).all() for p in last.model.parameters())
