@@ -373,3 +373,49 @@ def test_usage_errors_are_one_line_too():
         assert done.returncode == 2
         line = one_error_line(done.stderr.decode())
         assert "--help" in line
+
+
+def test_less_common_training_options_take_effect(cli, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train",
+        tiny_data,
+        "-o",
+        run_dir,
+        "--max-steps",
+        "12",
+        "--eval-every",
+        "4",
+        "--cell",
+        "rnn-relu",
+        "--layers",
+        "2",
+        "--hidden-size",
+        "16",
+        "--embed-size",
+        "16",
+        "--tie-weights",
+        "--optimizer",
+        "adam",
+        "--schedule",
+        "plateau",
+        "--clip-value",
+        "0.5",
+        "--sample-tokens",
+        "20",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("\nsample: ") == 3  # after the evaluations at steps 4, 8, 12
+    info = json.loads(cli("info", run_dir, "--json").stdout)
+    assert info["model"]["cell"] == "rnn-relu" and info["model"]["num_layers"] == 2
+    assert info["model"]["tie_weights"] is True
+    assert info["train"]["optimizer"] == "adam" and info["train"]["schedule"] == "plateau"
+    assert info["train"]["clip_value"] == 0.5
+    model = load_checkpoint(run_dir).model
+    assert model.head.weight is model.embed.weight

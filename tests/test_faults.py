@@ -151,19 +151,24 @@ def test_a_full_disk_during_a_save_keeps_the_last_good_checkpoint(tmp_path, tiny
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
 
 
-def _nan_on_call(monkeypatch, n: int) -> None:
-    """Make the n-th training loss NaN, as a diverging run would."""
+def _on_loss_call(monkeypatch, n: int, corrupt) -> None:
+    """Pass the n-th training loss (and its logits) through ``corrupt``."""
     from genseq.model import RecurrentLM
 
     real_loss = RecurrentLM.loss
     calls = [0]
 
-    def sometimes_nan(self, logits, targets):
+    def patched(self, logits, targets):
         calls[0] += 1
         loss = real_loss(self, logits, targets)
-        return loss * float("nan") if calls[0] == n else loss
+        return corrupt(logits, loss) if calls[0] == n else loss
 
-    monkeypatch.setattr(RecurrentLM, "loss", sometimes_nan)
+    monkeypatch.setattr(RecurrentLM, "loss", patched)
+
+
+def _nan_on_call(monkeypatch, n: int) -> None:
+    """Make the n-th training loss NaN, as a diverging run would."""
+    _on_loss_call(monkeypatch, n, lambda _logits, loss: loss * float("nan"))
 
 
 def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
@@ -241,18 +246,11 @@ def test_replace_dir_always_keeps_a_complete_copy(tmp_path, monkeypatch):
 
 
 def test_non_finite_gradients_from_a_finite_loss_are_caught_too(tmp_path, tiny_data, monkeypatch):
-    from genseq.model import RecurrentLM
+    def infinite_gradients(logits, loss):
+        logits.register_hook(lambda grad: grad * float("inf"))
+        return loss  # finite: only the gradients are poisoned
 
-    real_loss = RecurrentLM.loss
-    calls = [0]
-
-    def infinite_gradients(self, logits, targets):
-        calls[0] += 1
-        if calls[0] == 5 and logits.requires_grad:
-            logits.register_hook(lambda grad: grad * float("inf"))
-        return real_loss(self, logits, targets)
-
-    monkeypatch.setattr(RecurrentLM, "loss", infinite_gradients)
+    _on_loss_call(monkeypatch, 5, infinite_gradients)
     cfg = small(max_steps=50, eval_every=1, eval_tokens=64, log_every=10, clip_norm=1.0)
     with pytest.raises(GenseqError, match="gradients became non-finite"):
         Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
