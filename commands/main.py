@@ -6,6 +6,7 @@ genseq sample RUN                      text on stdout
 genseq eval RUN FILE...                loss, perplexity, bits per character
 genseq info RUN                        what a checkpoint holds
 genseq corpus list | fetch             the corpora genseq knows by name
+genseq music stats FILE...             ABC tunes: bar validity, features, memorisation
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Annotated
 
 import typer
-from genseq.commands import corpus, evaluate, info, sample, tokenize_corpus, train
+from genseq.commands import corpus, evaluate, info, music, sample, tokenize_corpus, train
 from genseq.commands._common import guard, quiet_broken_pipe
 
 from genseq import __version__
@@ -43,7 +44,11 @@ corpus_app.command("list")(guard(corpus.list_corpora))
 corpus_app.command("fetch")(guard(corpus.fetch_corpus))
 app.add_typer(corpus_app, name="corpus")
 
-GROUPS = {"corpus": ["list", "fetch"]}
+music_app = typer.Typer(help="Statistics of real or generated ABC tunes.", no_args_is_help=True)
+music_app.command("stats")(guard(music.stats))
+app.add_typer(music_app, name="music")
+
+GROUPS = {"corpus": ["list", "fetch"], "music": ["stats"]}
 
 
 def _version(value: bool) -> None:

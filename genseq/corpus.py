@@ -150,10 +150,15 @@ def fetch(
 
 @dataclass(frozen=True)
 class Document:
-    """One document of a corpus: a file (or standard input, spooled to a file)."""
+    """One source file of a corpus (or standard input, spooled to a file).
+
+    ``tunebook`` files (``.abc``, or a registry corpus of ABC) hold many tunes; tokenizing
+    makes each tune a document of its own.
+    """
 
     name: str
     path: Path
+    tunebook: bool = False
 
 
 @dataclass
@@ -205,19 +210,19 @@ def resolve_sources(
             spooled.append(tmp)
             documents.append(Document("<stdin>", tmp))
         elif path.is_file():
-            documents.append(Document(str(path), path))
+            documents.append(Document(str(path), path, is_tunebook(path)))
         elif path.is_dir():
             found = sorted(p for p in path.rglob(glob) if p.is_file() and not _hidden(p, path))
             if not found:
                 raise GenseqError(f"{path}: no files matching {glob!r} in this directory")
-            documents.extend(Document(str(p), p) for p in found)
+            documents.extend(Document(str(p), p, is_tunebook(p)) for p in found)
         elif source in registry:
             entry = registry[source]
             if entry.kind == "bundled":
                 root = package_root(entry.package or "")
                 for p in bundled_files(entry):
                     rel = p.relative_to(root) if root else p.name
-                    documents.append(Document(f"{source}:{rel}", p))
+                    documents.append(Document(f"{source}:{rel}", p, entry.documents == "abc"))
             else:
                 documents.append(Document(source, fetch(entry, cache_dir)))
                 single_stream = single_stream or entry.documents == "text"
@@ -228,6 +233,10 @@ def resolve_sources(
                 f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
             )
     return Corpus(documents, list(sources), single_stream=single_stream, _spooled=spooled)
+
+
+def is_tunebook(path: Path) -> bool:
+    return path.suffix.lower() == ".abc"
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -3,8 +3,10 @@
 Two streaming passes over the documents: the first fits the tokenizer (and hashes the sources),
 the second encodes and appends ids to the split files. Every document is preceded and followed
 by ``<eos>``, so models learn where documents start and end and samples can begin from
-``<eos>``. The validation split is the last ``val_fraction`` of the token stream (nanoGPT's
-split) for a single text, or whole documents drawn with the seed when the corpus has many.
+``<eos>``. A document is a file, or one tune of a tunebook (an ABC file, or any source at the
+``abc`` level); a tune the tokenizer cannot read is skipped and its reason counted. The
+validation split is the last ``val_fraction`` of the token stream (nanoGPT's split) for a
+single text, or whole documents drawn with the seed when the corpus has many.
 The directory is built beside its target and swapped in only when complete.
 """
 
@@ -23,7 +25,8 @@ from genseq.corpus import Corpus, Document, iter_chunks, sha256_file
 from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
-from genseq.tokenization import new_tokenizer
+from genseq.music.abc_lexer import iter_tunes
+from genseq.tokenization import LEVELS, SkipDocument, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 COPY_BLOCK = 1 << 22
@@ -57,7 +60,7 @@ def _trimmed(chunks: Iterator, trim) -> Iterator:
 
 @dataclass
 class TokenizeOptions:
-    level: str = "char"
+    level: str = "auto"  # auto: abc when every source is a tunebook, else char
     vocab_size: int | None = None
     min_frequency: int | None = None
     lowercase: bool = False
@@ -67,6 +70,13 @@ class TokenizeOptions:
     dtype: str = "auto"
     encoding_errors: str = "strict"
     workers: int = 1  # processes that encode chunks in parallel
+    # abc level
+    abc_chords: bool = False  # keep chord symbols ("Am")
+    abc_decorations: bool = False  # keep decorations (!trill!, ~)
+    abc_grace: bool = False  # keep grace notes ({g})
+    abc_keep_unit: bool = False  # keep each tune's L: instead of rewriting durations in 1/8
+    transpose: str | None = None  # move every tune to this tonic (mode kept)
+    augment_keys: int = 0  # add this many transposed copies of every training tune
 
     def validate(self) -> None:
         if not 0.0 <= self.val_fraction <= 0.5:
@@ -81,6 +91,51 @@ class TokenizeOptions:
             raise UsageError("--encoding-errors must be strict, replace or ignore")
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.level != "auto" and self.level not in LEVELS:
+            raise UsageError(f"--level must be auto or one of {', '.join(LEVELS)}")
+        if self.augment_keys < 0 or self.augment_keys > 11:
+            raise UsageError("--augment-keys must be between 0 and 11")
+        if self.transpose is not None:
+            import re
+
+            if not re.fullmatch(r"[A-Ga-g][#b]?", self.transpose):
+                raise UsageError("--transpose takes a tonic such as C, D, F# or Bb")
+        abc_only = (
+            self.abc_chords,
+            self.abc_decorations,
+            self.abc_grace,
+            self.abc_keep_unit,
+            self.transpose,
+            self.augment_keys,
+        )
+        if self.level not in ("auto", "abc") and any(abc_only):
+            raise UsageError(
+                "the ABC options (--abc-*, --transpose, --augment-keys) need --level abc"
+            )
+
+    def resolved_level(self, corpus: Corpus) -> str:
+        """``auto`` is abc for a corpus of tunebooks (ABC files, ABC corpora), else char."""
+        if self.level != "auto":
+            return self.level
+        docs = corpus.documents
+        return "abc" if docs and all(d.tunebook for d in docs) else "char"
+
+    def tokenizer_options(self, level: str) -> dict:
+        extra: dict = {"lowercase": self.lowercase}
+        if self.vocab_size is not None:
+            extra["vocab_size"] = self.vocab_size
+        if self.min_frequency is not None:
+            extra["min_frequency"] = self.min_frequency
+        if level == "abc":
+            extra.update(
+                chords=self.abc_chords,
+                decorations=self.abc_decorations,
+                grace=self.abc_grace,
+                normalise_unit=not self.abc_keep_unit,
+                transpose=self.transpose,
+                augment_keys=self.augment_keys,
+            )
+        return extra
 
 
 @dataclass
@@ -93,6 +148,9 @@ class TokenizeSummary:
     vocab_size: int = 0
     unknown_tokens: int = 0
     split: str = "position"
+    level: str = "char"
+    skipped: int = 0  # documents (tunes) the tokenizer could not read
+    skip_reasons: list[tuple[str, int, str]] = field(default_factory=list)  # reason, n, example
     top_tokens: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -101,23 +159,44 @@ class TokenizeSummary:
         return self.unknown_tokens / max(self.tokens, 1)
 
 
-def _document_chunks(docs: list[Document], errors: str) -> Iterator[str]:
+def _units(
+    docs: list[Document], errors: str, tunes_everywhere: bool
+) -> Iterator[tuple[str, bool, Iterator[str]]]:
+    """``(name, is_tune, chunks)`` of every document: a file, or each tune of a tunebook."""
     trim = _heap_trimmer()
     for doc in docs:
-        yield from _trimmed(iter_chunks(doc, errors), trim)
+        chunks = _trimmed(iter_chunks(doc, errors), trim)
+        if tunes_everywhere or doc.tunebook:
+            for tune in iter_tunes(chunks):
+                yield f"{doc.name}:{tune.line} X:{tune.number or '?'}", True, iter([tune.text])
+        else:
+            yield doc.name, False, chunks
 
 
-def _tagged_chunks(docs: list[Document], errors: str) -> Iterator[tuple[int, str]]:
-    trim = _heap_trimmer()
-    for i, doc in enumerate(docs):
-        for chunk in _trimmed(iter_chunks(doc, errors), trim):
-            yield i, chunk
+def _tagged_chunks(
+    units: Iterator[tuple[str, bool, Iterator[str]]], val_units: set[int]
+) -> Iterator[tuple[int, str, bool, bool]]:
+    """``(unit index, text, whole document?, training?)`` for the encoder."""
+    for i, (_name, whole, chunks) in enumerate(units):
+        for chunk in chunks:
+            yield i, chunk, whole, i not in val_units
+
+
+def _encode_item(tokenizer, item: tuple[int, str, bool, bool]) -> tuple[int, np.ndarray | str]:
+    """Ids of a chunk or a whole tune; a tune that cannot be read gives its reason instead."""
+    index, text, whole, training = item
+    if not whole:
+        return index, tokenizer.encode_chunk(text)
+    try:
+        return index, tokenizer.encode_document(text, training)
+    except SkipDocument as exc:
+        return index, str(exc)
 
 
 _worker_tokenizer = None
 
 
-def _init_worker(level: str, tokenizer_json: str) -> None:
+def _init_worker(level: str, tokenizer_json: str, options: dict) -> None:
     import os
     import signal
 
@@ -127,26 +206,29 @@ def _init_worker(level: str, tokenizer_json: str) -> None:
     from genseq.tokenization import LEVELS
 
     _worker_tokenizer = LEVELS[level].from_json(tokenizer_json)
+    for name, value in options.items():  # the abc level's lexer options
+        setattr(_worker_tokenizer, name, value)
 
 
-def _encode_in_worker(item: tuple[int, str]) -> tuple[int, np.ndarray]:
-    index, chunk = item
-    ids = _worker_tokenizer.encode_chunk(chunk)
+def _encode_in_worker(item: tuple[int, str, bool, bool]) -> tuple[int, np.ndarray | str]:
+    index, ids = _encode_item(_worker_tokenizer, item)
+    if isinstance(ids, str):
+        return index, ids
     small = np.uint16 if _worker_tokenizer.vocab_size <= 2**16 else np.uint32
     return index, ids.astype(small)  # a quarter of the bytes back through the pipe
 
 
 def encode_chunks(
-    tokenizer, chunks: Iterator[tuple[int, str]], workers: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Encode ``(document, chunk)`` pairs in order, in ``workers`` processes when asked.
+    tokenizer, chunks: Iterator[tuple[int, str, bool, bool]], workers: int
+) -> Iterator[tuple[int, np.ndarray | str]]:
+    """Encode ``(document, chunk, ...)`` items in order, in ``workers`` processes when asked.
 
     At most ``2 x workers`` chunks are in flight, so memory stays bounded whatever the corpus
     size; results come back in the order the chunks were read.
     """
     if workers <= 1:
-        for index, chunk in chunks:
-            yield index, tokenizer.encode_chunk(chunk)
+        for item in chunks:
+            yield _encode_item(tokenizer, item)
         return
     import multiprocessing
     import threading
@@ -154,7 +236,7 @@ def encode_chunks(
     slots = threading.Semaphore(2 * workers)
     stop = threading.Event()
 
-    def bounded() -> Iterator[tuple[int, str]]:
+    def bounded() -> Iterator[tuple[int, str, bool, bool]]:
         for item in chunks:
             while not slots.acquire(timeout=0.1):  # wakes up to notice a stop
                 if stop.is_set():
@@ -164,7 +246,8 @@ def encode_chunks(
             yield item
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded tokenizer
-    pool = context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json()))
+    options = {k: v for k, v in vars(tokenizer).items() if k in ("options", "augment_keys")}
+    pool = context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json(), options))
     try:
         for result in pool.imap(_encode_in_worker, bounded()):
             slots.release()
@@ -196,39 +279,44 @@ def tokenize_corpus(
     say = progress or (lambda _msg: None)
     docs = corpus.documents
     errors = options.encoding_errors
+    level = options.resolved_level(corpus)
 
-    # Pass 1: fit the tokenizer, count characters, hash the sources.
-    say(f"fitting the {options.level} tokenizer on {len(docs):,} document(s)")
-    extra = {}
-    if options.vocab_size is not None:
-        extra["vocab_size"] = options.vocab_size
-    if options.min_frequency is not None:
-        extra["min_frequency"] = options.min_frequency
-    tokenizer = new_tokenizer(options.level, lowercase=options.lowercase, **extra)
+    # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
+    say(f"fitting the {level} tokenizer on {len(docs):,} file(s)")
+    tokenizer = new_tokenizer(level, **options.tokenizer_options(level))
+    tunes_everywhere = tokenizer.splits_tunes
     characters = 0
+    names: list[str] = []
 
-    def counted(chunks: Iterator[str]) -> Iterator[str]:
+    def counted() -> Iterator[str]:
         nonlocal characters
-        for chunk in chunks:
-            characters += len(chunk)
-            yield chunk
+        for name, _whole, chunks in _units(docs, errors, tunes_everywhere):
+            names.append(name)
+            for chunk in chunks:
+                characters += len(chunk)
+                yield chunk
 
-    tokenizer.fit(counted(_document_chunks(docs, errors)))
+    tokenizer.fit(counted())
+    if not names and tunes_everywhere:
+        raise GenseqError(
+            "no tunes found (a tune starts at an X: line) in " + ", ".join(corpus.sources)
+        )
     if characters == 0:
         raise GenseqError("the corpus is empty: no text in " + ", ".join(corpus.sources))
     vocab_size = tokenizer.vocab_size
     dtype = dtype_for_vocab(vocab_size, options.dtype)
 
+    n_units = len(names)
     split = options.split
     if split == "auto":
-        many = len(docs) >= MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT and not corpus.single_stream
+        many = n_units >= MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT and not corpus.single_stream
         split = "document" if many else "position"
     val_docs: set[int] = set()
     if split == "document" and options.val_fraction > 0:
-        if len(docs) < 2:
+        if n_units < 2:
             raise UsageError("--split document needs at least two documents")
-        n_val = min(len(docs) - 1, max(1, round(options.val_fraction * len(docs))))
-        order = np.random.default_rng(options.seed).permutation(len(docs))
+        n_val = min(n_units - 1, max(1, round(options.val_fraction * n_units)))
+        order = np.random.default_rng(options.seed).permutation(n_units)
         val_docs = {int(i) for i in order[:n_val]}
 
     # Pass 2: encode into the split files inside a staging directory.
@@ -240,9 +328,15 @@ def tokenize_corpus(
         counts = np.zeros(vocab_size, dtype=np.int64)
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
-        encoded = encode_chunks(tokenizer, _tagged_chunks(docs, errors), options.workers)
+        units = _units(docs, errors, tunes_everywhere)
+        encoded = encode_chunks(tokenizer, _tagged_chunks(units, val_docs), options.workers)
         current = -1
+        skipped: dict[str, list] = {}
         for i, ids in encoded:
+            if isinstance(ids, str):  # a tune that cannot be read: counted, not fatal
+                entry = skipped.setdefault(ids, [0, names[i]])
+                entry[0] += 1
+                continue
             if i != current:  # a new document: close the previous one, open this one
                 if current >= 0:
                     (val if current in val_docs else train).write(eos)
@@ -269,6 +363,12 @@ def tokenize_corpus(
         train_tokens = (staging / "train.bin").stat().st_size // np.dtype(dtype).itemsize
         val_tokens = (staging / "val.bin").stat().st_size // np.dtype(dtype).itemsize
         if train_tokens < 2:
+            if skipped:
+                reason = max(skipped, key=lambda r: skipped[r][0])
+                raise GenseqError(
+                    f"no readable tunes to train on: {sum(v[0] for v in skipped.values())} "
+                    f"skipped (most often: {reason})"
+                )
             raise GenseqError("the corpus is too small to train on: fewer than 2 tokens")
         tokenizer.save(staging / "tokenizer.json")
         order_ids = np.argsort(-counts, kind="stable")[:20]
@@ -279,7 +379,7 @@ def tokenize_corpus(
             if counts[i]
         ]
         summary = TokenizeSummary(
-            documents=len(docs),
+            documents=n_units,
             characters=characters,
             tokens=int(counts.sum()),
             train_tokens=int(train_tokens),
@@ -287,6 +387,11 @@ def tokenize_corpus(
             vocab_size=vocab_size,
             unknown_tokens=int(counts[tokenizer.unk_id]),
             split=split,
+            level=level,
+            skipped=sum(v[0] for v in skipped.values()),
+            skip_reasons=sorted(
+                ((r, n, example) for r, (n, example) in skipped.items()), key=lambda x: -x[1]
+            ),
             top_tokens=top,
         )
         meta = {
@@ -294,7 +399,7 @@ def tokenize_corpus(
             "schema": DATA_SCHEMA,
             "genseq_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "level": options.level,
+            "level": level,
             "dtype": dtype,
             "vocab_size": vocab_size,
             "tokenizer": "tokenizer.json",
@@ -304,7 +409,7 @@ def tokenize_corpus(
                 "val": {"file": "val.bin", "tokens": int(val_tokens)},
             },
             "split": split,
-            "val_documents": sorted(docs[i].name for i in val_docs),
+            "val_documents": sorted(names[i] for i in val_docs),
             "summary": {k: v for k, v in asdict(summary).items() if k != "top_tokens"},
             "top_tokens": top,
             "sources": sources,

@@ -390,7 +390,7 @@ def test_registry_entries():
     for name, entry in registry.items():
         assert entry.name == name
         assert entry.kind in {"bundled", "download"}
-        assert entry.documents in {"file", "text"}
+        assert entry.documents in {"file", "text", "abc"}
         if entry.kind == "download":
             assert entry.url and entry.filename
             assert entry.sha256 and len(entry.sha256) == 64

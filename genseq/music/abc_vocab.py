@@ -120,8 +120,8 @@ def key_signature(tonic: str, mode: str) -> dict[str, int]:
     """Letter -> alteration (+1 sharp, -1 flat) of the key signature of ``tonic`` ``mode``."""
     fifths = key_fifths(tonic, mode)
     if fifths >= 0:
-        return {letter: 1 for letter in SHARP_ORDER[:fifths]}
-    return {letter: -1 for letter in SHARP_ORDER[::-1][: -fifths]}
+        return dict.fromkeys(SHARP_ORDER[:fifths], 1)
+    return dict.fromkeys(SHARP_ORDER[::-1][:-fifths], -1)
 
 
 def key_fifths(tonic: str, mode: str) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from genseq.errors import GenseqError
-from genseq.tokenization.base import EOS, UNK, Tokenizer
+from genseq.tokenization.abc import AbcTokenizer
+from genseq.tokenization.base import EOS, UNK, SkipDocument, Tokenizer
 from genseq.tokenization.bpe import BpeTokenizer
 from genseq.tokenization.char import CharTokenizer
 from genseq.tokenization.word import WordTokenizer
@@ -19,9 +20,18 @@ LEVELS: dict[str, type[Tokenizer]] = {
     "char": CharTokenizer,
     "word": WordTokenizer,
     "bpe": BpeTokenizer,
+    "abc": AbcTokenizer,
 }
 
-__all__ = ["EOS", "LEVELS", "UNK", "Tokenizer", "load_tokenizer", "new_tokenizer"]
+__all__ = [
+    "EOS",
+    "LEVELS",
+    "UNK",
+    "SkipDocument",
+    "Tokenizer",
+    "load_tokenizer",
+    "new_tokenizer",
+]
 
 
 def new_tokenizer(level: str, **options) -> Tokenizer:

@@ -23,6 +23,10 @@ SPECIAL_TOKENS = [UNK, EOS]
 PIECE_CHARS = 1 << 16
 
 
+class SkipDocument(ValueError):
+    """A document the tokenizer cannot read (a malformed tune): skipped, counted, reported."""
+
+
 def split_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
     """Cut text after line breaks into pieces of about ``size`` characters.
 
@@ -45,6 +49,7 @@ class Tokenizer(ABC):
     level: str = ""
     lossless: bool = True  # decode(encode(x)) == x for text made of known symbols
 
+    splits_tunes: bool = False  # every source is a tunebook: one document per tune
     default_vocab_size: int | None = None  # None: as many tokens as the corpus has
     default_min_frequency: int = 1
 
@@ -78,6 +83,11 @@ class Tokenizer(ABC):
             return np.zeros(0, dtype=np.int64)
         encodings = self.hf.encode_batch_fast(pieces, add_special_tokens=False)
         return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+
+    def encode_document(self, text: str, training: bool = True) -> np.ndarray:
+        """Ids of one whole document (a tune); may raise ``SkipDocument``. ``training`` lets
+        a level add augmented copies to training documents only."""
+        return self.encode_chunk(text)
 
     def _fit_hf(self, trainer, chunks: Iterable[str]) -> None:
         """Train ``self.hf`` on chunks fed as batches of pieces (parallel word counting)."""

@@ -1,0 +1,95 @@
+"""Tokens -> ABC text: a proper tunebook entry (``X:``, ``T:``, headers, the tune body).
+
+The body is written as a musician would: notes and their durations run together, bars are
+separated by spaces, endings sit on their bar line (``|1``, ``:|2``), and a line breaks after
+every four bars. Meter, unit and key tokens at the start become header fields; later ones
+become field lines of their own (music21 ignores some inline ``[K:F]`` fields). No token
+spaces leak into the output (folk-rnn#11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genseq.music.abc_vocab import info
+
+BARS_PER_LINE = 4
+MODE_SUFFIX = {
+    "maj": "",
+    "min": "m",
+    "dor": "dor",
+    "mix": "mix",
+    "phr": "phr",
+    "lyd": "lyd",
+    "loc": "loc",
+}
+
+
+def key_field(tonic: str, mode: str) -> str:
+    return f"{tonic}{MODE_SUFFIX[mode]}"
+
+
+def _field(token: str) -> str:
+    """A meter/unit/key token as the value it has in an ABC field (``K:Dmix`` -> ``Dmix``)."""
+    i = info(token)
+    if i.kind == "key":
+        return "K:" + key_field(i.tonic, i.mode)
+    return token
+
+
+def split_header(tokens: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """The leading meter/unit/key tokens as fields, and the rest of the tune."""
+    fields: dict[str, str] = {}
+    n = 0
+    for token in tokens:
+        kind = info(token).kind
+        letter = {"meter": "M", "unit": "L", "key": "K"}.get(kind)
+        if letter is None or letter in fields:
+            break
+        fields[letter] = _field(token)[2:]
+        n += 1
+    return fields, list(tokens[n:])
+
+
+def body_text(tokens: Sequence[str]) -> str:
+    """The tune body: ABC text for tokens that come after the header."""
+    out: list[str] = []
+    bars = 0
+    for k, token in enumerate(tokens):
+        i = info(token)
+        nxt = info(tokens[k + 1]).kind if k + 1 < len(tokens) else None
+        if i.kind == "bar":
+            out.append(token if not out or out[-1] in (" ", "\n") else f" {token}")
+            if nxt == "ending":
+                continue
+            bars += 1
+            last = k + 1 == len(tokens)
+            out.append("\n" if bars % BARS_PER_LINE == 0 and not last else " ")
+        elif i.kind == "ending":
+            if out and out[-1].strip() in ("|", ":|"):
+                out.append(str(i.ending))  # "|1", ":|2"
+            else:
+                out.append(f"[{i.ending}")
+            out.append(" ")
+        elif i.kind in ("meter", "unit", "key"):  # a field line of its own: read everywhere
+            if out and not out[-1].endswith("\n"):
+                out[-1] = out[-1].rstrip(" ")
+                out.append("\n")
+            out.append(f"{_field(token)}\n")
+        elif i.kind == "special":
+            continue
+        elif i.kind == "duration" and k > 0 and info(tokens[k - 1]).kind == "duration":
+            out.append(f" {token}")  # never glue two durations into one number
+        else:
+            out.append(token)
+    return "".join(out).strip() + "\n"
+
+
+def tune_text(tokens: Sequence[str], number: int = 1, title: str = "") -> str:
+    """A complete tunebook entry for one tune."""
+    fields, body = split_header(tokens)
+    lines = [f"X:{number}", f"T:{title or f'genseq tune {number}'}"]
+    lines.append(f"M:{fields.get('M', 'none')}")
+    lines.append(f"L:{fields.get('L', '1/8')}")
+    lines.append(f"K:{fields.get('K', 'C')}")
+    return "\n".join(lines) + "\n" + body_text(body)

@@ -1,0 +1,179 @@
+"""ABC level: one token per musical symbol (folk-rnn style), one document per tune.
+
+``genseq.music.abc_lexer`` turns a tune's text into tokens; this class gives them ids. The
+vocabulary is saved as a Hugging Face ``WordLevel`` tokenizer over whitespace-separated
+tokens, so ``tokenizer.json`` also reads folk-rnn style token strings (``M:6/8 K:Dmaj |: A``)
+in any program that uses the ``tokenizers`` library.
+
+The vocabulary describes itself: chord symbols, decorations and grace notes are in it only if
+they were kept, and when every tune was moved to one tonic all its key tokens share that tonic.
+Prompts are read with the same choices (``prompt_options``), so nothing but the vocabulary
+needs saving.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from genseq.tokenization.base import EOS, SPECIAL_TOKENS, UNK, SkipDocument, Tokenizer
+
+
+class AbcTokenizer(Tokenizer):
+    level = "abc"
+    lossless = False
+    splits_tunes = True  # prepare reads every source as a tunebook, one document per tune
+
+    def __init__(
+        self,
+        hf=None,
+        vocab_size: int | None = None,
+        min_frequency: int | None = None,
+        lowercase: bool = False,
+        chords: bool = False,
+        decorations: bool = False,
+        grace: bool = False,
+        normalise_unit: bool = True,
+        transpose: str | None = None,
+        augment_keys: int = 0,
+    ) -> None:
+        super().__init__(hf, vocab_size, min_frequency, lowercase)
+        from genseq.music.abc_lexer import LexOptions
+
+        self.options = LexOptions(chords, decorations, grace, normalise_unit, transpose)
+        self.augment_keys = augment_keys
+        self._ids: dict[str, int] | None = None
+
+    # -- tokens --------------------------------------------------------------------------------
+    def tune_tokens(self, text: str, training: bool = False) -> list[list[str]]:
+        """The tune's tokens, then its transposed copies when augmenting a training tune."""
+        from genseq.music.abc_lexer import AbcError, tokenize_tune, transpose_by
+
+        try:
+            tokens = tokenize_tune(text, self.options)
+            variants = [tokens]
+            if training:
+                for shift in augment_shifts(self.augment_keys):
+                    variants.append(transpose_by(tokens, shift))
+        except AbcError as exc:
+            raise SkipDocument(str(exc)) from None
+        return variants
+
+    def fit(self, chunks: Iterable[str]) -> None:
+        """Count the tokens of every readable tune (each chunk is one tune)."""
+        counts: Counter[str] = Counter()
+        for text in chunks:
+            try:
+                for variant in self.tune_tokens(text, training=True):
+                    counts.update(variant)
+            except SkipDocument:
+                continue
+        ranked = sorted(
+            (t for t, n in counts.items() if n >= self.min_frequency and t not in SPECIAL_TOKENS),
+            key=lambda t: (-counts[t], t),
+        )
+        if self.max_vocab is not None:
+            ranked = ranked[: max(0, self.max_vocab - len(SPECIAL_TOKENS))]
+        self.hf = _hf_word_level([*SPECIAL_TOKENS, *ranked])
+        self._ids = None
+
+    @property
+    def ids(self) -> dict[str, int]:
+        if self._ids is None:
+            self._ids = self.hf.get_vocab(with_added_tokens=True)
+        return self._ids
+
+    def token_ids(self, tokens: Sequence[str]) -> np.ndarray:
+        ids, unk = self.ids, self.unk_id
+        return np.fromiter((ids.get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
+
+    def tokens_of(self, ids: Sequence[int]) -> list[str]:
+        return [self.hf.id_to_token(int(i)) for i in ids]
+
+    # -- the Tokenizer interface ---------------------------------------------------------------
+    def encode_document(self, text: str, training: bool = True) -> np.ndarray:
+        """One tune (and its transposed copies, each after an ``<eos>``) as ids."""
+        variants = self.tune_tokens(text, training)
+        eos = [self.eos_id]
+        parts = [self.token_ids(variants[0])]
+        for variant in variants[1:]:
+            parts += [np.array(eos, dtype=np.int64), self.token_ids(variant)]
+        return np.concatenate(parts)
+
+    def encode(self, text: str) -> np.ndarray:
+        """A tune with its header, or a fragment of tune body (read in ``M:4/4 L:1/8``)."""
+        from genseq.music.abc_lexer import AbcError, tokenize_fragment
+
+        try:
+            if any(line.lstrip().startswith("K:") for line in text.splitlines()):
+                return self.encode_document(text, training=False)
+            return self.token_ids(tokenize_fragment(text, self.prompt_options()))
+        except (AbcError, SkipDocument) as exc:
+            from genseq.errors import GenseqError
+
+            raise GenseqError(f"the ABC prompt cannot be read: {exc}") from None
+
+    def encode_chunk(self, text: str) -> np.ndarray:
+        return self.encode_document(text, training=False)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Token text, folk-rnn style (``M:6/8 K:Dmaj |: A 2``); ABC itself comes from
+        ``genseq.music.abc_writer``."""
+        return " ".join(self.tokens_of(ids))
+
+    # -- what the vocabulary says --------------------------------------------------------------
+    def kinds(self) -> set[str]:
+        from genseq.music.abc_vocab import info
+
+        return {info(t).kind for t in self.ids}
+
+    def common_tonic(self) -> str | None:
+        """The one tonic of every key token, when the corpus was moved to a common tonic."""
+        from genseq.music.abc_vocab import info
+
+        tonics = {info(t).tonic for t in self.ids if info(t).kind == "key"}
+        return next(iter(tonics)) if len(tonics) == 1 else None
+
+    def prompt_options(self):
+        """Lexer options that read a prompt the way the training tunes were read."""
+        from genseq.music.abc_lexer import LexOptions
+
+        kinds = self.kinds()
+        return LexOptions(
+            chords="chord_symbol" in kinds,
+            decorations="decoration" in kinds,
+            grace="grace" in kinds,
+            normalise_unit="unit" not in kinds,
+            transpose=self.common_tonic(),
+        )
+
+    def describe(self) -> str:
+        tonic = self.common_tonic()
+        moved = f", every tune in {tonic}" if tonic else ""
+        return f"abc level, {self.vocab_size:,} tokens (one per musical symbol{moved})"
+
+
+def augment_shifts(n: int) -> list[int]:
+    """The ``n`` smallest transpositions: +1, -1, +2, -2... semitones."""
+    shifts = []
+    step = 1
+    while len(shifts) < n:
+        shifts.append(step)
+        if len(shifts) < n:
+            shifts.append(-step)
+        step += 1
+    return shifts
+
+
+def _hf_word_level(tokens: list[str]):
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers
+
+    hf = HFTokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token=UNK))
+    hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return hf
+
+
+__all__ = ["EOS", "AbcTokenizer", "SkipDocument", "augment_shifts"]
