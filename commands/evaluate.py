@@ -37,7 +37,8 @@ def evaluate(
 
     Each document is read as it is in training (after <eos>), so every character is predicted.
     Bits per character divide the same total by the characters, which compares models across
-    tokenizations.
+    tokenizations. For ABC models every tune is a document, and nats per tune (each tune's
+    tokens and its end) compare models across ABC tokenizations; unreadable tunes are skipped.
     """
 
     import tempfile
@@ -45,11 +46,12 @@ def evaluate(
     import numpy as np
 
     from genseq.checkpoint import load_checkpoint
-    from genseq.corpus import iter_chunks, resolve_sources
+    from genseq.corpus import resolve_sources
     from genseq.data import TokenFileWriter, dtype_for_vocab, read_tokens
     from genseq.device import resolve_device
     from genseq.errors import GenseqError
     from genseq.evaluate import EvalResult, evaluate_tokens
+    from genseq.tokenization import SkipDocument
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
@@ -65,15 +67,26 @@ def evaluate(
                 dtype = dtype_for_vocab(tok.vocab_size)
                 writer = TokenFileWriter(Path(tmp) / "ids.bin", dtype)
                 writer.write(np.array([tok.eos_id], dtype=np.int64))
-                chars = unknown = 0
-                for chunk in iter_chunks(doc, encoding_errors):
+                chars = unknown = tunes = skipped = 0
+                for chunk in _pieces(doc, tok, encoding_errors):
                     chars += len(chunk)
-                    part = tok.encode_chunk(chunk)
+                    if not tok.splits_tunes:
+                        part = tok.encode_chunk(chunk)
+                    else:
+                        try:
+                            part = tok.encode_document(chunk, training=False)
+                        except SkipDocument:
+                            skipped += 1
+                            continue
+                        part = np.append(part, tok.eos_id)
+                        tunes += 1
                     unknown += int((part == tok.unk_id).sum())
                     writer.write(part)
                 writer.close()
                 if chars == 0:
                     raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")
+                if tok.splits_tunes and tunes == 0:
+                    raise GenseqError(f"{doc.name}: no readable tunes to evaluate")
                 ids = read_tokens(Path(tmp) / "ids.bin", dtype)
                 result = evaluate_tokens(ckpt.model, ids, dev)
                 del ids
@@ -86,6 +99,15 @@ def evaluate(
                     "perplexity": result.perplexity,
                     "bits_per_character": result.bits_per_character(chars),
                     "unknown_tokens": unknown,
+                    **(
+                        {
+                            "tunes": tunes,
+                            "skipped_tunes": skipped,
+                            "nats_per_tune": result.nats / tunes,
+                        }
+                        if tok.splits_tunes
+                        else {}
+                    ),
                 }
             )
             total = EvalResult(total.nats + result.nats, total.tokens + result.tokens)
@@ -101,6 +123,13 @@ def evaluate(
         "bits_per_character": total.bits_per_character(total_chars),
         "unknown_tokens": sum(r["unknown_tokens"] for r in rows),
     }
+    if tok.splits_tunes:
+        tunes = sum(r["tunes"] for r in rows)
+        summary |= {
+            "tunes": tunes,
+            "skipped_tunes": sum(r["skipped_tunes"] for r in rows),
+            "nats_per_tune": total.nats / tunes,
+        }
     if json_out:
         for row in [*rows, summary] if len(rows) > 1 else rows:
             print_json({"schema": 1, "checkpoint": str(ckpt.path), **row})
@@ -110,15 +139,34 @@ def evaluate(
     from rich.table import Table
 
     table = Table(title=f"{ckpt.path} ({tok.describe()})", title_justify="left")
-    for column in ("file", "tokens", "nats/token", "perplexity", "bits/char", "<unk>"):
+    columns = ["file", "tokens", "nats/token", "perplexity", "bits/char", "<unk>"]
+    if tok.splits_tunes:
+        columns[2:2] = ["tunes", "nats/tune"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "file" else "right")
     for row in [*rows, summary] if len(rows) > 1 else rows:
+        tune_cells = []
+        if tok.splits_tunes:
+            skipped = f" ({row['skipped_tunes']:,} skipped)" if row["skipped_tunes"] else ""
+            tune_cells = [f"{row['tunes']:,}{skipped}", f"{row['nats_per_tune']:.1f}"]
         table.add_row(
             row["file"],
             f"{row['tokens']:,}",
+            *tune_cells,
             f"{row['loss']:.4f}",
             number(row["perplexity"], ".2f" if row["perplexity"] < 1e6 else ".3e"),
             f"{row['bits_per_character']:.4f}",
             f"{row['unknown_tokens']:,}",
         )
     out_console().print(table)
+
+
+def _pieces(doc, tok, encoding_errors: str):
+    """A file's line-aligned chunks, or its tunes for a level that reads tunebooks."""
+    from genseq.corpus import iter_chunks
+    from genseq.music.abc_lexer import iter_tunes
+
+    chunks = iter_chunks(doc, encoding_errors)
+    if tok.splits_tunes:
+        return (tune.text for tune in iter_tunes(chunks))
+    return chunks

@@ -1,4 +1,9 @@
-"""`genseq sample`: generate text from a checkpoint; text on stdout, streamed."""
+"""`genseq sample`: generate text or tunes from a checkpoint; text on stdout, streamed.
+
+An ABC checkpoint samples whole tunes: header conditioning (--meter, --key, --mode), the
+grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
+and piano-roll files on request.
+"""
 
 from __future__ import annotations
 
@@ -71,8 +76,14 @@ def sample(
         ),
     ] = None,
     max_new_tokens: Annotated[
-        int, Opt("--max-new-tokens", "-n", help="Tokens to generate per sample.")
-    ] = 500,
+        int | None,
+        Opt(
+            "--max-new-tokens",
+            "-n",
+            help="Tokens to generate per sample [default: 500; ABC: 1000, the tune length limit].",
+            show_default=False,
+        ),
+    ] = None,
     temperature: Annotated[
         float, Opt(help="Softmax temperature; lower is more conservative, 0 is greedy.")
     ] = 1.0,
@@ -113,12 +124,44 @@ def sample(
     echo: Annotated[
         bool, Opt("--echo/--no-echo", help="Print the prompt before the continuation.")
     ] = True,
+    meter: Annotated[
+        str | None, Opt("--meter", help="ABC: the tunes' meter, e.g. 6/8.", show_default=False)
+    ] = None,
+    key: Annotated[
+        str | None, Opt("--key", help="ABC: the tunes' tonic, e.g. D or Bb.", show_default=False)
+    ] = None,
+    mode: Annotated[
+        str | None,
+        Opt("--mode", help="ABC: maj, min, dor, mix, phr, lyd or loc.", show_default=False),
+    ] = None,
+    constrain: Annotated[
+        bool,
+        Opt(
+            "--constrain/--no-constrain",
+            help="ABC: mask tokens that would break the tune (bars, repeats, length).",
+        ),
+    ] = True,
+    output: Annotated[
+        Path | None,
+        Opt("--output", "-o", help="ABC: write the tunebook here.", show_default=False),
+    ] = None,
+    midi: Annotated[
+        Path | None, Opt("--midi", help="ABC: write one .mid per tune here.", show_default=False)
+    ] = None,
+    wav: Annotated[
+        Path | None, Opt("--wav", help="ABC: write one .wav per tune here.", show_default=False)
+    ] = None,
+    png: Annotated[
+        Path | None,
+        Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),
+    ] = None,
+    tempo: Annotated[float, Opt("--tempo", help="ABC: quarter notes per minute.")] = 120.0,
     device: DeviceOpt = "cpu",
     encoding_errors: EncodingErrorsOpt = "strict",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate text from a trained model."""
+    """Generate text or tunes from a trained model."""
     import random
 
     from genseq.checkpoint import load_checkpoint
@@ -137,12 +180,49 @@ def sample(
     settings.validate()
     from genseq.errors import UsageError
 
-    if max_new_tokens < 1:
+    if max_new_tokens is not None and max_new_tokens < 1:
         raise UsageError("--max-new-tokens must be at least 1")
     if num_samples < 1:
         raise UsageError("--num-samples must be at least 1")
+    if not tempo > 0 or tempo != tempo or tempo == float("inf"):
+        raise UsageError("--tempo must be a positive number")
     text = _read_prompt(prompt, prompt_file, encoding_errors)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    music = {"--meter": meter, "--key": key, "--mode": mode, "--output": output}
+    music |= {"--midi": midi, "--wav": wav, "--png": png}
+    if ckpt.level == "abc":
+        if stop:
+            raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+            if not quiet:
+                print(f"seed: {seed}", file=sys.stderr)
+        from genseq.commands.sample_tunes import sample_tunes_command
+
+        sample_tunes_command(
+            ckpt,
+            text,
+            settings,
+            num_samples,
+            max_new_tokens or 1000,
+            seed,
+            constrain,
+            meter,
+            key,
+            mode,
+            output,
+            midi,
+            wav,
+            png,
+            tempo,
+            json_out,
+            quiet,
+        )
+        return
+    given = [name for name, value in music.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for ABC models ({ckpt.level} level here)")
+    max_new_tokens = max_new_tokens or 500
     info = encode_prompt(ckpt.tokenizer, text)
     if info.unknown and not quiet:
         print(

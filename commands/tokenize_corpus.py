@@ -18,7 +18,40 @@ from genseq.commands._common import (
     print_json,
 )
 
-LevelOpt = Annotated[str, typer.Option("--level", help="char | word | bpe.")]
+LevelOpt = Annotated[
+    str,
+    typer.Option(
+        "--level",
+        help="char | word | bpe | abc (one token per musical symbol); auto: abc for ABC "
+        "tunebooks, else char.",
+    ),
+]
+ChordsOpt = Annotated[bool, typer.Option("--abc-chords", help="ABC: keep chord symbols.")]
+DecorationsOpt = Annotated[
+    bool, typer.Option("--abc-decorations", help="ABC: keep decorations (!trill!, ~).")
+]
+GraceOpt = Annotated[bool, typer.Option("--abc-grace", help="ABC: keep grace notes.")]
+KeepUnitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--abc-keep-unit", help="ABC: keep each tune's L: (default: durations in eighths)."
+    ),
+]
+TransposeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transpose",
+        help="ABC: move every tune to this tonic (C, D, Bb...), keeping its mode.",
+        show_default=False,
+    ),
+]
+AugmentOpt = Annotated[
+    int,
+    typer.Option(
+        "--augment-keys",
+        help="ABC: add N transposed copies (+1, -1, +2... semitones) of every training tune.",
+    ),
+]
 VocabOpt = Annotated[
     int | None,
     typer.Option(
@@ -64,8 +97,8 @@ def run_tokenize(
     from genseq.prepare import tokenize_corpus
     from genseq.tokenization import LEVELS
 
-    if options.level not in LEVELS:
-        raise UsageError(f"--level must be one of {', '.join(LEVELS)}")
+    if options.level != "auto" and options.level not in LEVELS:
+        raise UsageError(f"--level must be auto or one of {', '.join(LEVELS)}")
     options.validate()
     console = err_console()
     corpus = resolve_sources(sources, glob, cache_dir, options.encoding_errors)
@@ -85,14 +118,24 @@ def show_summary(console, summary, output: Path) -> None:
     table = Table(title=f"tokenized into {output}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("documents", f"{summary.documents:,}")
+    kind = "tunes" if summary.level == "abc" else "documents"
+    table.add_row(kind, f"{summary.documents:,}")
+    if summary.skipped:
+        reasons = "; ".join(
+            f"{n:,} {reason} (e.g. {example})" for reason, n, example in summary.skip_reasons[:5]
+        )
+        more = len(summary.skip_reasons) - 5
+        table.add_row(
+            "skipped",
+            f"{summary.skipped:,}: {reasons}" + (f"; {more} more reasons" if more > 0 else ""),
+        )
     table.add_row("characters", f"{summary.characters:,}")
     table.add_row(
         "tokens",
         f"{summary.tokens:,} ({summary.train_tokens:,} train, "
         f"{summary.val_tokens:,} validation, split by {summary.split})",
     )
-    table.add_row("vocabulary", f"{summary.vocab_size:,}")
+    table.add_row("vocabulary", f"{summary.vocab_size:,} ({summary.level} level)")
     table.add_row("unknown tokens", f"{summary.unknown_tokens:,} ({summary.unknown_rate:.2%})")
     top = ", ".join(f"{tok!r} {n:,}" for tok, n in summary.top_tokens[:10])
     table.add_row("most frequent", top)
@@ -109,7 +152,7 @@ def tokenize(
         ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The data directory to write.")],
-    level: LevelOpt = "char",
+    level: LevelOpt = "auto",
     vocab_size: VocabOpt = None,
     min_frequency: MinFreqOpt = None,
     lowercase: LowercaseOpt = False,
@@ -119,12 +162,22 @@ def tokenize(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the document split.")] = 42,
     dtype: DtypeOpt = "auto",
     workers: WorkersOpt = 1,
+    abc_chords: ChordsOpt = False,
+    abc_decorations: DecorationsOpt = False,
+    abc_grace: GraceOpt = False,
+    abc_keep_unit: KeepUnitOpt = False,
+    transpose: TransposeOpt = None,
+    augment_keys: AugmentOpt = 0,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build a tokenizer from a corpus and write its token ids for training."""
+    """Build a tokenizer from a corpus and write its token ids for training.
+
+    ABC tunebooks (.abc files, `folk-abc`) are read at the abc level by default: one token per
+    musical symbol, one document per tune; tunes that cannot be read are skipped and listed.
+    """
     from dataclasses import asdict
 
     from genseq.prepare import TokenizeOptions
@@ -140,6 +193,12 @@ def tokenize(
         dtype=dtype,
         encoding_errors=encoding_errors,
         workers=workers,
+        abc_chords=abc_chords,
+        abc_decorations=abc_decorations,
+        abc_grace=abc_grace,
+        abc_keep_unit=abc_keep_unit,
+        transpose=transpose,
+        augment_keys=augment_keys,
     )
     summary = run_tokenize(sources, output, options, glob, cache_dir, quiet)
     if json_out:

@@ -119,18 +119,23 @@ def train(
     overwrite: Annotated[
         bool, Opt("--overwrite", help="Delete an existing run in --output and start again.")
     ] = False,
-    level: tk.LevelOpt = "char",
+    level: tk.LevelOpt = "auto",
     vocab_size: tk.VocabOpt = None,
     min_frequency: tk.MinFreqOpt = None,
     lowercase: tk.LowercaseOpt = False,
     val_fraction: tk.ValFractionOpt = 0.1,
     glob: tk.GlobOpt = "*",
+    abc_chords: tk.ChordsOpt = False,
+    abc_decorations: tk.DecorationsOpt = False,
+    abc_grace: tk.GraceOpt = False,
+    transpose: tk.TransposeOpt = None,
+    augment_keys: tk.AugmentOpt = 0,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a character-, word- or BPE-level LSTM/GRU/RNN language model.
+    """Train a character-, word-, BPE- or ABC-level LSTM/GRU/RNN language model.
 
     With no other flag, genseq sizes the model to the corpus and plans a few minutes of
     training on the device at hand; --time-budget bounds the whole command's wall time.
@@ -215,6 +220,11 @@ def train(
                 lowercase=lowercase,
                 val_fraction=val_fraction,
                 encoding_errors=encoding_errors,
+                abc_chords=abc_chords,
+                abc_decorations=abc_decorations,
+                abc_grace=abc_grace,
+                transpose=transpose,
+                augment_keys=augment_keys,
             )
             tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet)
     data = open_data(data_dir)

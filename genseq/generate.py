@@ -77,8 +77,13 @@ def generate(
     on_text: Callable[[int, str], None] | None = None,
     constraint: LogitConstraint | None = None,
     stop_at_eos: bool = True,
+    prompt_ids: Sequence[int] | None = None,
 ) -> list[Sample]:
-    """Sample ``num_samples`` continuations of ``prompt``; ``on_text(i, piece)`` streams them."""
+    """Sample ``num_samples`` continuations of ``prompt``; ``on_text(i, piece)`` streams them.
+
+    ``prompt_ids`` (starting with ``<eos>``) replaces ``prompt`` when the caller has encoded
+    it already (tunes, whose header tokens come from options).
+    """
     settings = settings or SamplingSettings()
     settings.validate()
     if max_new_tokens < 1:
@@ -87,7 +92,7 @@ def generate(
         raise UsageError("--num-samples must be at least 1")
     stops = [s for s in stop if s]
     tok = ckpt.tokenizer
-    info = encode_prompt(tok, prompt)
+    info = encode_prompt(tok, prompt) if prompt_ids is None else PromptInfo(list(prompt_ids), [])
     device = next(ckpt.model.parameters()).device
     generator = torch.Generator(device=device)
     if seed is None:

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genseq.tokenization import LEVELS, load_tokenizer, new_tokenizer
-
-TEXT_LEVELS = sorted(level for level in LEVELS if level != "abc")  # abc: tests/test_music_abc.py
 from genseq.tokenization.word import join_words
+
+TEXT_LEVELS = sorted(level for level in LEVELS if level != "abc")  # abc: test_music_abc.py
 
 FAST = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
