@@ -100,18 +100,15 @@ class TokenizeOptions:
 
             if not re.fullmatch(r"[A-Ga-g][#b]?", self.transpose):
                 raise UsageError("--transpose takes a tonic such as C, D, F# or Bb")
-        abc_only = (
-            self.abc_chords,
-            self.abc_decorations,
-            self.abc_grace,
-            self.abc_keep_unit,
-            self.transpose,
-            self.augment_keys,
-        )
-        if self.level not in ("auto", "abc") and any(abc_only):
+        if self.level not in ("auto", "abc") and self.has_abc_options:
             raise UsageError(
                 "the ABC options (--abc-*, --transpose, --augment-keys) need --level abc"
             )
+
+    @property
+    def has_abc_options(self) -> bool:
+        abc_only = (self.abc_chords, self.abc_decorations, self.abc_grace, self.abc_keep_unit)
+        return any(abc_only) or self.transpose is not None or self.augment_keys > 0
 
     def resolved_level(self, corpus: Corpus) -> str:
         """``auto`` is abc for a corpus of tunebooks (ABC files, ABC corpora), else char."""
@@ -280,6 +277,11 @@ def tokenize_corpus(
     docs = corpus.documents
     errors = options.encoding_errors
     level = options.resolved_level(corpus)
+    if level != "abc" and options.has_abc_options:
+        raise UsageError(
+            f"the ABC options (--abc-*, --transpose, --augment-keys) need --level abc; "
+            f"these sources read at the {level} level"
+        )
 
     # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
     say(f"fitting the {level} tokenizer on {len(docs):,} file(s)")

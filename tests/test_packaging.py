@@ -197,6 +197,6 @@ def test_console_script_lists_exactly_the_commands(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     listed = _help_commands(result.stdout)
-    expected = [*COMMANDS, "corpus"]
+    expected = [*COMMANDS, "corpus", "music"]
     assert sorted(listed) == sorted(expected)
-    assert set(expected) == {"tokenize", "train", "sample", "eval", "info", "corpus"}
+    assert set(expected) == {"tokenize", "train", "sample", "eval", "info", "corpus", "music"}
