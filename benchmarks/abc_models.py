@@ -49,7 +49,7 @@ def tokenize_default(tmp: Path) -> tuple[float, object]:
     return time.perf_counter() - start, summary
 
 
-def nottingham_nll(tmp: Path, budget: float) -> dict:
+def nottingham_nll(tmp: Path, budget: float, augment: int, train_args: list[str]) -> dict:
     from genseq.checkpoint import load_checkpoint
     from genseq.corpus import resolve_sources
     from genseq.data import open_data
@@ -60,11 +60,14 @@ def nottingham_nll(tmp: Path, budget: float) -> dict:
     tokenize_corpus(
         resolve_sources([str(NOTTINGHAM)]),
         data,
-        TokenizeOptions(level="abc", split="document", val_fraction=0.1, seed=42),
+        TokenizeOptions(
+            level="abc", split="document", val_fraction=0.1, seed=42, augment_keys=augment
+        ),
     )
     run = tmp / "run"
     genseq = str(Path(sys.executable).with_name("genseq"))
     cmd = [genseq, "train", str(data), "-o", str(run), "--time-budget", str(budget), "-q"]
+    cmd += train_args
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
@@ -132,21 +135,32 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds")
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument(
+        "--augment-keys", type=int, default=0, help="transposed copies of training tunes"
+    )
+    parser.add_argument("--skip-tokenize", action="store_true")
+    parser.add_argument("train_args", nargs="*", help="more `genseq train` flags, after --")
     args = parser.parse_args()
     if not NOTTINGHAM.is_dir():
         sys.exit(f"skipped: the Nottingham corpus is not at {NOTTINGHAM}")
     with tempfile.TemporaryDirectory(prefix="genseq-abc-bench-") as name:
         tmp = Path(name)
-        tok_s, tok_summary = tokenize_default(tmp)
-        nll = nottingham_nll(tmp, args.budget)
+        tok_s, tok_summary = (None, None) if args.skip_tokenize else tokenize_default(tmp)
+        nll = nottingham_nll(tmp, args.budget, args.augment_keys, args.train_args)
         on = sample_validity(nll["run"], args.samples, True)
         off = sample_validity(nll["run"], args.samples, False)
     m = nll["model"]
-    lines = [
-        f"| tokenize folk-abc ({tok_summary.documents:,} tunes, {tok_summary.skipped} skipped) "
-        f"| {tok_s:.1f} s | under 60 s |",
+    setup = f", --augment-keys {args.augment_keys}" if args.augment_keys else ""
+    setup += f", {' '.join(args.train_args)}" if args.train_args else ""
+    lines = []
+    if tok_summary is not None:
+        lines.append(
+            f"| tokenize folk-abc ({tok_summary.documents:,} tunes, {tok_summary.skipped} "
+            f"skipped) | {tok_s:.1f} s | under 60 s |"
+        )
+    lines += [
         f"| Nottingham held-out NLL, {nll['tunes']} tunes, after {args.budget:.0f} s "
-        f"({m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}) | "
+        f"({m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}{setup}) | "
         f"{nll['nats_per_tune']:.1f} nats/tune ({nll['nats_per_token']:.3f} nats/token) | "
         f"<= {0.7 * BASELINE_NATS_PER_TUNE:.0f} (4-gram: {BASELINE_NATS_PER_TUNE:.0f}) |",
     ]

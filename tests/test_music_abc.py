@@ -498,3 +498,17 @@ def test_genseq_music_stats_runs_on_samples(abc_run, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert '"tunes"' in result.stdout
+
+
+def test_a_tie_never_lets_a_short_bar_close(abc_data):
+    """Regression: at the end of a long second ending a tie allowed a short bar's bar line."""
+    from genseq.data import open_data
+    from genseq.music.abc_constraint import AbcConstraint
+
+    tok = open_data(abc_data).tokenizer()
+    tune = "M:2/4 K:Gmaj |: G 4 | [1 G 4 :| [2 G 4 | G 4 | G 4 | G 2 G -".split()
+    constraint = AbcConstraint(tok, [tok.eos_id, *(tok.ids[t] for t in tune)])
+    constraint.start(1, torch.device("cpu"))
+    allowed = constraint.allowed()[0]
+    assert not allowed[tok.ids["|"]]  # three eighths of four: the bar is not full
+    assert allowed[tok.ids["G"]]  # the tied note comes next, in this bar

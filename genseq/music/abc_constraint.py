@@ -346,7 +346,8 @@ class AbcConstraint:
         if token in ("||", "|]") and (c.ending == 1 or c.repeat_open):
             return False
         if token == "|" and (closing or (c.ending == 2 and c.ending_bars + 1 >= ENDING2_MAX)):
-            return c.tie  # a tied note still has to land in the next bar
+            if not c.tie:  # only a tied note may still cross into one more bar
+                return False
         if c.pos == c.bar:
             return True
         if c.bars == 0:
