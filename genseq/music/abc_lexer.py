@@ -255,6 +255,18 @@ class _Scanner:
         # Every other field (P: parts, w: lyrics, Q: tempo, T:, N:, R:, I:...) is dropped.
 
     # -- scanning -----------------------------------------------------------------------------
+    def body(self, lines: list[str]) -> None:
+        """Body lines: field lines (``K:G``, ``P:B``, ``w:``) and music lines."""
+        for raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("%"):
+                continue
+            m = _BODY_FIELD.match(line)
+            if m:
+                self.field(m.group(1), m.group(2))
+            else:
+                self.line(line)
+
     def line(self, text: str) -> None:
         i, n = 0, len(text)
         while i < n:
@@ -517,15 +529,7 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
     scanner.tokens = [f"M:{meter[0]}/{meter[1]}", key_token(*key)]
     if not options.normalise_unit:
         scanner.tokens.append(f"L:{unit.numerator}/{unit.denominator}")
-    for raw in lines[body_start:]:
-        line = raw.strip()
-        if not line or line.startswith("%"):
-            continue
-        m = _BODY_FIELD.match(line)
-        if m:
-            scanner.field(m.group(1), m.group(2))
-            continue
-        scanner.line(line)
+    scanner.body(lines[body_start:])
     tokens = scanner.tokens
     if not any(info(t).kind == "note" for t in tokens):
         raise AbcError("no notes")
@@ -542,15 +546,7 @@ def tokenize_fragment(
 ) -> list[str]:
     """Tokens of a piece of tune body with no header (a prompt: "a few bars to continue")."""
     scanner = _Scanner(options, meter, unit)
-    for raw in _clean(text).splitlines():
-        line = raw.strip()
-        if not line or line.startswith("%"):
-            continue
-        m = _BODY_FIELD.match(line)
-        if m:
-            scanner.field(m.group(1), m.group(2))
-        else:
-            scanner.line(line)
+    scanner.body(_clean(text).splitlines())
     return scanner.tokens
 
 
