@@ -241,8 +241,10 @@ def train(
             config, data, run_dir, reporter, resume=resume, process_start=PROCESS_START
         )
         result = trainer.run()
-    finally:
-        teardown(ctx)
+    except BaseException:
+        teardown(ctx, together=False)
+        raise
+    teardown(ctx)
     s = result.summary
     if not ctx.is_main:
         return

@@ -74,8 +74,17 @@ def setup(ctx: DistContext, device: torch.device) -> torch.device:
     return device
 
 
-def teardown(ctx: DistContext) -> None:
+def teardown(ctx: DistContext, together: bool = True) -> None:
+    """Leave the process group. After a run that ended normally the ranks meet at a barrier
+    first: a rank that destroys its group while another is still in a collective can abort
+    the other ("terminate called without an active exception", seen under gloo). After an
+    error there is no barrier, which could wait for a rank that has gone."""
     if ctx.enabled and dist.is_initialized():
+        if together:
+            try:
+                dist.barrier()
+            except RuntimeError:  # a peer already failed: nothing to wait for
+                pass
         dist.destroy_process_group()
 
 

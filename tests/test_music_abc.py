@@ -26,7 +26,8 @@ from genseq.music.abc_writer import tune_text
 from genseq.music.notes import tune_notes
 from genseq.music.stats import bar_report
 
-GENSEQ = [sys.executable, "-m", "genseq"]
+# The console script: `python -m genseq` from a source checkout would import the source tree.
+GENSEQ = [str(Path(sys.executable).with_name("genseq"))]
 NOTTINGHAM = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "nottingham"
 
 TUNEBOOK = """% a tunebook header that is not a tune
