@@ -513,3 +513,20 @@ def test_a_tie_never_lets_a_short_bar_close(abc_data):
     allowed = constraint.allowed()[0]
     assert not allowed[tok.ids["|"]]  # three eighths of four: the bar is not full
     assert allowed[tok.ids["G"]]  # the tied note comes next, in this bar
+
+
+def test_prompt_file_tune_start_and_audio_and_piano_roll(abc_run, cli, tmp_path):
+    start = tmp_path / "start.abc"
+    start.write_text("X:7\nT:Opening\nM:6/8\nL:1/4\nK:Ador\n|: A/B/c/ d3/2 |\n", "utf-8")
+    result = cli(
+        *["sample", str(abc_run), "--prompt-file", str(start), "--seed", "3", "-n", "120"],
+        *["--wav", str(tmp_path / "wav"), "--png", str(tmp_path / "png")],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "M:6/8" in result.stdout and "K:Ador" in result.stdout
+    assert "|: ABcd3 |" in result.stdout  # L:1/4 rewritten in eighths, then continued
+    wav = next((tmp_path / "wav").glob("*.wav")).read_bytes()
+    png = next((tmp_path / "png").glob("*.png")).read_bytes()
+    assert wav[:4] == b"RIFF" and png[:8] == b"\x89PNG\r\n\x1a\n"
+    both = cli("sample", str(abc_run), "--prompt-file", str(start), "--meter", "2/4")
+    assert both.exit_code == 2 and "own header" in both.stderr
