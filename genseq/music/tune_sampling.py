@@ -55,7 +55,7 @@ def build_prompt(
 ) -> TunePrompt:
     """The prompt tokens for ``text`` (a tune with a header, or bars) and the header options."""
     tok = ckpt.tokenizer
-    options: LexOptions = tok.prompt_options()
+    options: LexOptions = tok.options  # as the training tunes were read
     moved_to = options.transpose
     plain = LexOptions(options.chords, options.decorations, options.grace, options.normalise_unit)
     tokens: list[str] = []

@@ -7,8 +7,9 @@ in any program that uses the ``tokenizers`` library.
 
 The vocabulary describes itself: chord symbols, decorations and grace notes are in it only if
 they were kept, and when every tune was moved to one tonic all its key tokens share that tonic.
-Prompts are read with the same choices (``prompt_options``), so nothing but the vocabulary
-needs saving.
+A loaded tokenizer takes its lexer options from its vocabulary (``prompt_options``), so
+prompts and evaluated files are read as the training tunes were, and nothing but the
+vocabulary needs saving.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class AbcTokenizer(Tokenizer):
         try:
             if any(line.lstrip().startswith("K:") for line in text.splitlines()):
                 return self.encode_document(text, training=False)
-            return self.token_ids(tokenize_fragment(text, self.prompt_options()))
+            return self.token_ids(tokenize_fragment(text, self.options))
         except (AbcError, SkipDocument) as exc:
             from genseq.errors import GenseqError
 
@@ -135,6 +136,12 @@ class AbcTokenizer(Tokenizer):
 
         tonics = {info(t).tonic for t in self.ids if info(t).kind == "key"}
         return next(iter(tonics)) if len(tonics) == 1 else None
+
+    @classmethod
+    def from_json(cls, text: str) -> AbcTokenizer:
+        tokenizer = super().from_json(text)
+        tokenizer.options = tokenizer.prompt_options()
+        return tokenizer
 
     def prompt_options(self):
         """Lexer options that read a prompt the way the training tunes were read."""
