@@ -162,6 +162,7 @@ def sample(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate text or tunes from a trained model."""
+    import math
     import random
 
     from genseq.checkpoint import load_checkpoint
@@ -184,7 +185,7 @@ def sample(
         raise UsageError("--max-new-tokens must be at least 1")
     if num_samples < 1:
         raise UsageError("--num-samples must be at least 1")
-    if not tempo > 0 or tempo != tempo or tempo == float("inf"):
+    if not (math.isfinite(tempo) and tempo > 0):
         raise UsageError("--tempo must be a positive number")
     text = _read_prompt(prompt, prompt_file, encoding_errors)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))

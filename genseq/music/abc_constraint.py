@@ -67,7 +67,6 @@ class _State:
     after_bar: bool = False  # the last token was a bar line
     last_bar: str | None = None
     repeat_open: bool = False  # an explicit |: is open
-    section_content: bool = False  # notes since the section began
     ending: int = 0  # 0, 1 or 2
     ending_bars: int = 0
     expect_ending2: bool = False
@@ -414,7 +413,6 @@ class AbcConstraint:
             s.prefixes = 0
             s.after_bar = False
             s.tie = False if kind == "note" else s.tie
-            s.section_content = True
             factor = s.next_factor * (s.tuplet_factor if s.tuplet_left else Fraction(1))
             s.next_factor = Fraction(1)
             s.pending_factor = factor
@@ -483,7 +481,6 @@ class AbcConstraint:
         if token == "|:":
             s.repeat_open = True
             s.section_bars = 0
-            s.section_content = False
             s.ending = 0
         elif token == ":|":  # after a first ending, the second must follow at once
             s.expect_ending2 = s.ending == 1

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from genseq.music.abc_vocab import (
+    ACCIDENTALS,
     DEFAULT_UNIT,
     LETTERS,
     NATURAL_SEMITONE,
+    default_tuplet_q,
     duration_token,
     info,
     key_fifths,
@@ -196,6 +198,8 @@ _REST = re.compile(r"[zx]([\d/]*)")
 _TUPLET = re.compile(r"\((\d+)(?::(\d*))?(?::(\d*))?")
 _BAR = re.compile(r"(:*)(\[\||\|\]|\|\||\|)(:*)|(:{2,})")
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]]*)\]")
+_DURATION_TEXT = re.compile(r"[\d/]*")
+_ENDING_NUMBERS = re.compile(r"(\d+)([,\-]\d+)*")
 _SHORT_DECORATIONS = {
     "~": "!roll!",
     ".": "!staccato!",
@@ -399,7 +403,7 @@ class _Scanner:
             if first is None:
                 first = m.group(4)
             j = m.end()
-        m = re.compile(r"[\d/]*").match(text, end + 1)
+        m = _DURATION_TEXT.match(text, end + 1)
         outer = parse_duration(m.group(0))
         inner = parse_duration(first or "")
         if outer is None or inner is None:
@@ -441,7 +445,7 @@ class _Scanner:
         return j
 
     def _ending(self, text: str, j: int) -> int:
-        m = re.compile(r"(\d+)([,\-]\d+)*").match(text, j)
+        m = _ENDING_NUMBERS.match(text, j)
         if m.group(2):
             raise AbcError(f"ending lists like [{m.group(0)} are not supported")
         number = int(m.group(1))
@@ -461,8 +465,6 @@ class _Scanner:
         r = int(m.group(3)) if m.group(3) else p
         if p < 2 or p > 9 or r < 1:
             raise AbcError(f"unsupported tuplet {m.group(0)!r}")
-        from genseq.music.abc_vocab import default_tuplet_q
-
         if q == default_tuplet_q(p, self.meter):
             q = None
         if q is None and r == p:
@@ -475,8 +477,6 @@ class _Scanner:
 def _note(m: re.Match) -> str:
     acc, letter, marks = m.group(1), m.group(2), m.group(3)
     octave = (5 if letter.islower() else 4) + marks.count("'") - marks.count(",")
-    from genseq.music.abc_vocab import ACCIDENTALS
-
     return note_token(letter, octave, None if acc is None else ACCIDENTALS[acc])
 
 
