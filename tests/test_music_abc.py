@@ -544,14 +544,12 @@ def test_a_loaded_tokenizer_reads_tunes_as_its_training_tunes_were_read(tmp_path
     from genseq.prepare import TokenizeOptions, tokenize_corpus
 
     book = tmp_path / "book.abc"
-    book.write_text(
-        "".join(f'X:{i}\nT:t\nM:2/4\nL:1/8\nK:G\n"G"GB d{i % 3 + 1}|"D"A4|]\n\n' for i in range(12)),
-        "utf-8",
-    )
+    tune = 'X:{}\nT:t\nM:2/4\nL:1/8\nK:G\n"G"GB d{}|"D"A4|]\n\n'
+    book.write_text("".join(tune.format(i, i % 3 + 1) for i in range(12)), "utf-8")
     options = TokenizeOptions(transpose="C", abc_chords=True)
     tokenize_corpus(resolve_sources([str(book)]), tmp_path / "d", options)
     tok = open_data(tmp_path / "d").tokenizer()
-    tune = 'X:1\nT:in D\nM:2/4\nL:1/8\nK:D\n"D"df a2|"A"e4|]\n'
-    tokens = tok.tokens_of(tok.encode_chunk(tune))
+    in_d = 'X:1\nT:in D\nM:2/4\nL:1/8\nK:D\n"D"df a2|"A"e4|]\n'
+    tokens = tok.tokens_of(tok.encode_chunk(in_d))
     # moved to C with its chord symbols kept: every token is one the model knows
     assert tokens == ["M:2/4", "K:Cmaj", '"C"', "c", "e", "g", "2", "|", '"G"', "d", "4", "|]"]
