@@ -18,6 +18,8 @@ from genseq.errors import UsageError
 from genseq.sample import BatchSampler, LogitConstraint, SamplingSettings
 from genseq.tokenization import Tokenizer
 
+BLOCK_TOKENS = 64  # most tokens drawn between two reads on the host
+
 
 @dataclass
 class Sample:
@@ -38,12 +40,20 @@ class IncrementalDetokenizer:
         self.read_offset = len(self.ids)
 
     def push(self, token: int) -> str:
-        self.ids.append(token)
+        return self.push_many([token])
+
+    def push_many(self, tokens: Sequence[int]) -> str:
+        """The text that ``tokens`` add (two decodes per call, whatever their number)."""
+        self.ids.extend(tokens)
         prefix = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset])
         text = self.tokenizer.decode(self.ids[self.prefix_offset :])
         if len(text) > len(prefix) and not text.endswith("\ufffd"):
             self.prefix_offset = self.read_offset
             self.read_offset = len(self.ids)
+            if self.prefix_offset > 4096:  # keep the window, not the whole sample
+                del self.ids[: self.prefix_offset]
+                self.read_offset -= self.prefix_offset
+                self.prefix_offset = 0
             return text[len(prefix) :]
         return ""
 
@@ -113,26 +123,27 @@ def generate(
     hold = max((len(s) for s in stops), default=1) - 1  # text held back while a stop may form
     emitted = [0] * num_samples
     active = list(range(num_samples))
-    eos = tok.eos_id
-    for _ in range(max_new_tokens):
-        tokens = sampler.next().tolist()
+    eos = tok.eos_id if stop_at_eos else None
+    done = 0
+    block = 1  # tokens per block: 1, 2, 4 ... BLOCK_TOKENS, so the first text comes at once
+    while active and done < max_new_tokens:
+        steps = min(block, max_new_tokens - done)
+        rows = sampler.take(steps).tolist()  # one host transfer per block
+        done += steps
+        block = min(2 * block, BLOCK_TOKENS)
         still = []
         for i in active:
-            t = tokens[i]
             s = samples[i]
-            if stop_at_eos and t == eos:
+            ids = rows[i]
+            if eos is not None and eos in ids:
+                ids = ids[: ids.index(eos)]
                 s.finish_reason = "eos"
-            else:
-                s.ids.append(t)
-                s.tokens += 1
-                before = len(s.text)
-                s.text += detok[i].push(t)
-                if stops:  # a new stop string must end in the new piece
-                    start = max(0, before - hold)
-                    hits = [p for p in (s.text.find(x, start) for x in stops) if p >= 0]
-                    if hits:
-                        s.text = s.text[: min(hits)]
-                        s.finish_reason = "stop"
+            if stops:
+                _extend_with_stops(s, ids, detok[i], stops, hold)
+            elif ids:
+                s.ids.extend(ids)
+                s.tokens += len(ids)
+                s.text += detok[i].push_many(ids)
             if s.finish_reason == "length":
                 still.append(i)
                 safe = len(s.text) - hold
@@ -142,9 +153,24 @@ def generate(
                 on_text(i, s.text[emitted[i] : safe])
                 emitted[i] = safe
         active = still
-        if not active:
-            break
     for i in active:  # ran out of tokens: flush the held-back tail
         if on_text is not None and len(samples[i].text) > emitted[i]:
             on_text(i, samples[i].text[emitted[i] :])
     return samples
+
+
+def _extend_with_stops(
+    s: Sample, ids: list[int], detok: IncrementalDetokenizer, stops: list[str], hold: int
+) -> None:
+    """Add ``ids`` one at a time, ending the sample before the first stop string."""
+    for t in ids:
+        s.ids.append(t)
+        s.tokens += 1
+        before = len(s.text)
+        s.text += detok.push(t)
+        start = max(0, before - hold)  # a new stop string must end in the new piece
+        hits = [p for p in (s.text.find(x, start) for x in stops) if p >= 0]
+        if hits:
+            s.text = s.text[: min(hits)]
+            s.finish_reason = "stop"
+            return

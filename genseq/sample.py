@@ -19,6 +19,9 @@ import torch
 from genseq.errors import GenseqError, UsageError
 from genseq.model import RecurrentLM, expand_state
 
+NOISE_BLOCK_STEPS = 64  # steps of sampling noise drawn at once
+NOISE_BLOCK_ELEMENTS = 1 << 20  # ... but at most this many floats (4 MB)
+
 
 @dataclass
 class SamplingSettings:
@@ -153,17 +156,54 @@ class BatchSampler:
         if constraint is not None:
             constraint.start(num_samples, device)
         self._pending: torch.Tensor | None = None
+        self.allowed_static = ~self.banned
+        # The common case (temperature only) draws by Gumbel-max from noise made in blocks.
+        self.fast = not (
+            settings.is_greedy
+            or constraint is not None
+            or self.seen is not None
+            or settings.top_k is not None
+            or (settings.top_p is not None and settings.top_p < 1.0)
+            or (settings.min_p is not None and settings.min_p > 0)
+        )
+        self._noise: torch.Tensor | None = None
+        self._noise_used = 0
+
+    def _gumbel_noise(self) -> torch.Tensor:
+        """The next step's noise ``(B, V)``: temperature x Gumbel(0, 1), banned ids at -inf.
+
+        ``argmax(logits + T * G)`` is an exact draw from ``softmax(logits / T)`` (the
+        Gumbel-max trick), so one add and one argmax replace the temperature division,
+        softmax and ``multinomial`` of every step; the noise is drawn for a block of steps
+        at once (at most about 4 MB) from the sampler's generator.
+        """
+        if self._noise is None or self._noise_used == self._noise.size(0):
+            batch, vocab = self.logits.shape
+            steps = max(1, min(NOISE_BLOCK_STEPS, NOISE_BLOCK_ELEMENTS // (batch * vocab)))
+            noise = torch.empty(steps, batch, vocab, device=self.device)
+            noise.exponential_(generator=self.generator).log_().neg_()  # Gumbel(0, 1)
+            if self.settings.temperature != 1.0:
+                noise.mul_(self.settings.temperature)
+            noise.masked_fill_(self.banned, float("-inf"))
+            self._noise, self._noise_used = noise, 0
+        row = self._noise[self._noise_used]
+        self._noise_used += 1
+        return row
 
     @torch.no_grad()
     def next(self) -> torch.Tensor:
         """The next token of every sample, ``(B,)`` on the model's device."""
         if self._pending is not None:
             self.logits, self.state = self.model.step(self._pending, self.state)
+        if self.fast:
+            tokens = torch.argmax(self.logits.float() + self._gumbel_noise(), dim=-1)
+            self._pending = tokens
+            return tokens
         logits = self.logits.float()
         if self.seen is not None:  # in place, so on a copy: self.logits stays the model's
             logits = logits.clone()
             apply_repetition_penalty(logits, self.seen, self.settings.repetition_penalty)
-        allowed = ~self.banned
+        allowed = self.allowed_static
         if self.constraint is not None:
             allowed = allowed & self.constraint.allowed()
         tokens = choose(logits, self.settings, self.generator, allowed)
@@ -173,3 +213,17 @@ class BatchSampler:
             self.constraint.advance(tokens)
         self._pending = tokens
         return tokens
+
+    @torch.no_grad()
+    def take(self, steps: int) -> torch.Tensor:
+        """The next ``steps`` tokens of every sample, ``(B, steps)``: callers read a block of
+        tokens at once instead of one host transfer per step."""
+        out = torch.empty(self.logits.size(0), steps, dtype=torch.long, device=self.device)
+        for t in range(steps):
+            out[:, t] = self.next()
+        if not torch.isfinite(self.logits).all():
+            raise GenseqError(
+                "the model produced non-finite scores; the checkpoint may be "
+                "corrupt or its training diverged"
+            )
+        return out

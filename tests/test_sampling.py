@@ -573,10 +573,19 @@ def test_incremental_decoding_matches_full_forward(monkeypatch, cell, layers):
     vocab = 25
     model = make_model(vocab, seed=8, cell=cell, layers=layers, scale=3.0)
     prompt = [1, 4, 4, 20, 7]
-    used = record_choose(monkeypatch)
     sampler = BatchSampler(
         model, prompt, 3, SamplingSettings(temperature=1.0), torch.Generator().manual_seed(4)
     )
+    assert sampler.fast  # temperature only: the Gumbel-max path
+    used = [sampler.logits.clone()]  # the prompt's, then each step's (logits of the next draw)
+    real_step = model.step
+
+    def spy(tokens, state):
+        logits, state = real_step(tokens, state)
+        used.append(logits.clone())
+        return logits, state
+
+    monkeypatch.setattr(model, "step", spy)
     tokens = run_sampler(sampler, 15)
     assert len(used) == 15
     for t, logits in enumerate(used):
@@ -808,3 +817,44 @@ def test_never_generates_unk(s):
         assert tok.unk_id not in sample.ids
         assert "<unk>" not in sample.text
     assert tok.never_generate == [tok.unk_id]
+
+
+def test_gumbel_fast_path_follows_the_softmax_distribution():
+    """Temperature-only sampling takes the Gumbel-max path; its draws must follow
+    softmax(logits / T) like ``choose``'s, and never give a banned id."""
+    vocab, n = 6, 6000
+    model = make_model(vocab, seed=3, bias={2: 1.5, 4: -1.0})
+    for t in (1.0, 0.7, 2.0):
+        sampler = BatchSampler(
+            model, [1], n, SamplingSettings(temperature=t), torch.Generator().manual_seed(1), [5]
+        )
+        assert sampler.fast
+        ids = sampler.next()  # the first draw: every row from the prompt's logits
+        expected = torch.softmax(sampler.logits[0].double() / t, dim=-1)
+        expected[5] = 0
+        expected /= expected.sum()
+        freq = torch.bincount(ids, minlength=vocab).double() / n
+        assert freq[5] == 0
+        assert torch.allclose(freq, expected, atol=0.02), (t, freq, expected)
+
+
+def test_take_returns_the_tokens_next_would_give():
+    model = make_model(30, seed=2)
+    for s in (SamplingSettings(temperature=0.9), SamplingSettings(top_k=5)):
+        a = BatchSampler(model, [1, 3], 3, s, torch.Generator().manual_seed(9))
+        b = BatchSampler(model, [1, 3], 3, s, torch.Generator().manual_seed(9))
+        blocks = torch.cat([a.take(1), a.take(7), a.take(100)], dim=1)
+        assert torch.equal(blocks, run_sampler(b, 108))
+
+
+def test_generate_in_blocks_stops_at_eos_and_at_the_token_limit():
+    tok = char_tokenizer()
+    ckpt = char_ckpt(tok, seed=1)
+    eos = tok.eos_id
+    for n in (1, 3, 64, 200):
+        samples = generate(ckpt, max_new_tokens=n, num_samples=5, seed=4)
+        for s in samples:
+            assert eos not in s.ids
+            assert s.tokens == len(s.ids) <= n
+            assert (s.finish_reason == "length") == (s.tokens == n)
+            assert s.text == tok.decode(s.ids)
