@@ -7,37 +7,25 @@
    and bar validity (`genseq music stats`' rule; human Nottingham tunes: 94.5% clean in the
    research note's count, 99% by genseq's checker).
 
-Usage: python benchmarks/abc_models.py [--budget 600] [--samples 100] [--no-record]
-It prints a table and, unless --no-record, appends it with the command and machine to
-BENCHMARKS.md.
+Usage: python benchmarks/abc_models.py [--budget 600] [--samples 100] [--shared ../shared]
+[--no-record]. It prints a table and, unless --no-record, adds it with the command and machine
+at the top of BENCHMARKS.md's entries (benchmarks/_common.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import add_common_args, emit, genseq_exe, require
 
-REPO = Path(__file__).resolve().parents[1]
-NOTTINGHAM = REPO.parent / "shared" / "corpora" / "nottingham" / "ABC_cleaned"
+NOTTINGHAM = Path("corpora") / "nottingham" / "ABC_cleaned"  # under --shared
 BASELINE_NATS_PER_TUNE = 368.0
-
-
-def machine() -> str:
-    import torch
-
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if "model name" in ln),
-        platform.processor(),
-    )
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def tokenize_default(tmp: Path) -> tuple[float, object]:
@@ -49,7 +37,9 @@ def tokenize_default(tmp: Path) -> tuple[float, object]:
     return time.perf_counter() - start, summary
 
 
-def nottingham_nll(tmp: Path, budget: float, augment: int, train_args: list[str]) -> dict:
+def nottingham_nll(
+    tmp: Path, corpus: Path, budget: float, augment: int, train_args: list[str]
+) -> dict:
     from genseq.checkpoint import load_checkpoint
     from genseq.corpus import resolve_sources
     from genseq.data import open_data
@@ -58,15 +48,14 @@ def nottingham_nll(tmp: Path, budget: float, augment: int, train_args: list[str]
 
     data = tmp / "nottingham"
     tokenize_corpus(
-        resolve_sources([str(NOTTINGHAM)]),
+        resolve_sources([str(corpus)]),
         data,
         TokenizeOptions(
             level="abc", split="document", val_fraction=0.1, seed=42, augment_keys=augment
         ),
     )
     run = tmp / "run"
-    genseq = str(Path(sys.executable).with_name("genseq"))
-    cmd = [genseq, "train", str(data), "-o", str(run), "--time-budget", str(budget), "-q"]
+    cmd = [genseq_exe(), "train", str(data), "-o", str(run), "--time-budget", str(budget), "-q"]
     cmd += train_args
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -134,19 +123,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds")
     parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--no-record", action="store_true")
+    add_common_args(parser)
     parser.add_argument(
         "--augment-keys", type=int, default=0, help="transposed copies of training tunes"
     )
     parser.add_argument("--skip-tokenize", action="store_true")
     parser.add_argument("train_args", nargs="*", help="more `genseq train` flags, after --")
     args = parser.parse_args()
-    if not NOTTINGHAM.is_dir():
-        sys.exit(f"skipped: the Nottingham corpus is not at {NOTTINGHAM}")
+    corpus = require(args.shared / NOTTINGHAM, "the shared Nottingham corpus")
     with tempfile.TemporaryDirectory(prefix="genseq-abc-bench-") as name:
         tmp = Path(name)
         tok_s, tok_summary = (None, None) if args.skip_tokenize else tokenize_default(tmp)
-        nll = nottingham_nll(tmp, args.budget, args.augment_keys, args.train_args)
+        nll = nottingham_nll(tmp, corpus, args.budget, args.augment_keys, args.train_args)
         on = sample_validity(nll["run"], args.samples, True)
         off = sample_validity(nll["run"], args.samples, False)
     m = nll["model"]
@@ -172,15 +160,7 @@ def main() -> None:
             f"{'100%' if label == 'constrained' else 'reported'} |"
         )
     table = "\n".join(["| measure | genseq | target |", "| --- | --- | --- |", *lines])
-    print(table)
-    if not args.no_record:
-        command = "python benchmarks/abc_models.py " + " ".join(sys.argv[1:])
-        record = (
-            f"\n### ABC tune models ({time.strftime('%Y-%m-%d')})\n\n"
-            f"`{command.strip()}` on {machine()}.\n\n{table}\n"
-        )
-        with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-            f.write(record)
+    emit("ABC tune models", table, args)
     print(
         json.dumps(
             {

@@ -1,41 +1,26 @@
 """Quick figures for the text pipeline, printed as one table (issue 6 grows the full suite).
 
-    python benchmarks/text_pipeline.py [--shared ../shared] [--budget 90]
+    python benchmarks/text_pipeline.py [--shared ../shared] [--budget 90] [--no-record]
 
 Measures, in one run on this machine: tokenization throughput for char, word and BPE on Tiny
 Shakespeare; `genseq train` with its defaults and a whole-process time budget (validation loss
 over the whole validation split, nats per character); and sampling speed of a 2x512 character
 LSTM at batch 1 and 64 parallel samples. Reads the corpora from ../shared/corpora and exits
-with a message when they are absent.
+with a message when they are absent. Prints one table and, unless --no-record, adds it with the
+command and machine to BENCHMARKS.md. The issue 6 suite (README.md here) measures each of these
+against its anchor in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+from _common import add_common_args, emit, genseq_exe, markdown_table, require
 
 
 def bench_tokenize(corpus: Path, work: Path) -> list[tuple[str, str]]:
@@ -60,7 +45,7 @@ def bench_tokenize(corpus: Path, work: Path) -> list[tuple[str, str]]:
 
 
 def bench_train(corpus: Path, work: Path, budget: int) -> list[tuple[str, str]]:
-    genseq = str(Path(sys.executable).parent / "genseq")
+    genseq = genseq_exe()
     data = work / "tok-char"
     run = work / f"run-{budget}"
     t0 = time.perf_counter()
@@ -120,22 +105,16 @@ def bench_sampling() -> list[tuple[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     parser.add_argument("--budget", type=int, default=90)
+    add_common_args(parser)
     args = parser.parse_args()
-    corpus = args.shared / "corpora" / "tinyshakespeare" / "input.txt"
-    if not corpus.is_file():
-        sys.exit(f"skipped: {corpus} is absent (the shared corpora are needed)")
-    rows = [("machine", machine())]
+    corpus = require(args.shared / "corpora" / "tinyshakespeare" / "input.txt")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rows += bench_tokenize(corpus, work)
+        rows = bench_tokenize(corpus, work)
         rows += bench_train(corpus, work, args.budget)
     rows += bench_sampling()
-    width = max(len(k) for k, _ in rows)
-    print("command: python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]))
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    emit("text pipeline, quick figures", markdown_table(["measure", "value"], rows), args)
 
 
 if __name__ == "__main__":
