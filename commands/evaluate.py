@@ -39,6 +39,8 @@ def evaluate(
     Bits per character divide the same total by the characters, which compares models across
     tokenizations. For ABC models every tune is a document, and nats per tune (each tune's
     tokens and its end) compare models across ABC tokenizations; unreadable tunes are skipped.
+    MIDI models read MIDI files (each one a document) and ABC tunes, and add nats per note,
+    which compares the melody and performance encodings.
     """
 
     import tempfile
@@ -56,6 +58,7 @@ def evaluate(
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, dev)
     tok = ckpt.tokenizer
+    midi = getattr(tok, "reads_midi", False)
     corpus = resolve_sources(files, encoding_errors=encoding_errors)
     rows = []
     total = EvalResult(0.0, 0)
@@ -67,7 +70,7 @@ def evaluate(
                 dtype = dtype_for_vocab(tok.vocab_size)
                 writer = TokenFileWriter(Path(tmp) / "ids.bin", dtype)
                 writer.write(np.array([tok.eos_id], dtype=np.int64))
-                chars = unknown = tunes = skipped = 0
+                chars = unknown = tunes = skipped = notes = 0
                 for chunk in _pieces(doc, tok, encoding_errors):
                     chars += len(chunk)
                     if not tok.splits_tunes:
@@ -80,13 +83,16 @@ def evaluate(
                             continue
                         part = np.append(part, tok.eos_id)
                         tunes += 1
+                        if midi:
+                            notes += tok.note_count(part)
                     unknown += int((part == tok.unk_id).sum())
                     writer.write(part)
                 writer.close()
                 if chars == 0:
                     raise GenseqError(f"{doc.name}: empty file, nothing to evaluate")
                 if tok.splits_tunes and tunes == 0:
-                    raise GenseqError(f"{doc.name}: no readable tunes to evaluate")
+                    what = "MIDI notes or tunes" if midi else "tunes"
+                    raise GenseqError(f"{doc.name}: no readable {what} to evaluate")
                 ids = read_tokens(Path(tmp) / "ids.bin", dtype)
                 result = evaluate_tokens(ckpt.model, ids, dev)
                 del ids
@@ -106,6 +112,11 @@ def evaluate(
                             "nats_per_tune": result.nats / tunes,
                         }
                         if tok.splits_tunes
+                        else {}
+                    ),
+                    **(
+                        {"notes": notes, "nats_per_note": result.nats / max(notes, 1)}
+                        if midi
                         else {}
                     ),
                 }
@@ -130,6 +141,9 @@ def evaluate(
             "skipped_tunes": sum(r["skipped_tunes"] for r in rows),
             "nats_per_tune": total.nats / tunes,
         }
+    if midi:
+        notes = sum(r["notes"] for r in rows)
+        summary |= {"notes": notes, "nats_per_note": total.nats / max(notes, 1)}
     if json_out:
         for row in [*rows, summary] if len(rows) > 1 else rows:
             print_json({"schema": 1, "checkpoint": str(ckpt.path), **row})
@@ -142,6 +156,8 @@ def evaluate(
     columns = ["file", "tokens", "nats/token", "perplexity", "bits/char", "<unk>"]
     if tok.splits_tunes:
         columns[2:2] = ["tunes", "nats/tune"]
+    if midi:
+        columns[4:4] = ["nats/note"]
     for column in columns:
         table.add_column(column, justify="left" if column == "file" else "right")
     for row in [*rows, summary] if len(rows) > 1 else rows:
@@ -149,6 +165,8 @@ def evaluate(
         if tok.splits_tunes:
             skipped = f" ({row['skipped_tunes']:,} skipped)" if row["skipped_tunes"] else ""
             tune_cells = [f"{row['tunes']:,}{skipped}", f"{row['nats_per_tune']:.1f}"]
+        if midi:
+            tune_cells.append(f"{row['nats_per_note']:.3f}")
         table.add_row(
             row["file"],
             f"{row['tokens']:,}",
@@ -166,6 +184,13 @@ def _pieces(doc, tok, encoding_errors: str):
     from genseq.corpus import iter_chunks
     from genseq.music.abc_lexer import iter_tunes
 
+    if getattr(tok, "reads_midi", False) and doc.midi:
+        from genseq.errors import GenseqError
+
+        try:
+            return iter([doc.path.read_bytes()])
+        except OSError as exc:
+            raise GenseqError(f"{doc.name}: cannot read ({exc.strerror})") from None
     chunks = iter_chunks(doc, encoding_errors)
     if tok.splits_tunes:
         return (tune.text for tune in iter_tunes(chunks))

@@ -44,7 +44,9 @@ corpus_app.command("list")(guard(corpus.list_corpora))
 corpus_app.command("fetch")(guard(corpus.fetch_corpus))
 app.add_typer(corpus_app, name="corpus")
 
-music_app = typer.Typer(help="Statistics of real or generated ABC tunes.", no_args_is_help=True)
+music_app = typer.Typer(
+    help="Statistics of real or generated ABC tunes and MIDI files.", no_args_is_help=True
+)
 music_app.command("stats")(guard(music.stats))
 app.add_typer(music_app, name="music")
 

@@ -2,7 +2,9 @@
 
 An ABC checkpoint samples whole tunes: header conditioning (--meter, --key, --mode), the
 grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
-and piano-roll files on request.
+and piano-roll files on request. A MIDI checkpoint (midi-melody, midi-performance) samples
+pieces of a given length from an optional MIDI or ABC primer, written as .mid files
+(``sample_midi``).
 """
 
 from __future__ import annotations
@@ -143,10 +145,16 @@ def sample(
     ] = True,
     output: Annotated[
         Path | None,
-        Opt("--output", "-o", help="ABC: write the tunebook here.", show_default=False),
+        Opt(
+            "--output",
+            "-o",
+            help="ABC: write the tunebook here. MIDI: write one .mid per sample in this folder.",
+            show_default=False,
+        ),
     ] = None,
     midi: Annotated[
-        Path | None, Opt("--midi", help="ABC: write one .mid per tune here.", show_default=False)
+        Path | None,
+        Opt("--midi", help="ABC: write one .mid per tune here (MIDI: as -o).", show_default=False),
     ] = None,
     wav: Annotated[
         Path | None, Opt("--wav", help="ABC: write one .wav per tune here.", show_default=False)
@@ -155,13 +163,51 @@ def sample(
         Path | None,
         Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),
     ] = None,
-    tempo: Annotated[float, Opt("--tempo", help="ABC: quarter notes per minute.")] = 120.0,
+    tempo: Annotated[
+        float,
+        Opt(
+            "--tempo", help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's)."
+        ),
+    ] = 120.0,
+    primer_midi: Annotated[
+        Path | None,
+        Opt(
+            "--primer-midi",
+            help="MIDI models: continue this MIDI file (read as the training files were).",
+            show_default=False,
+        ),
+    ] = None,
+    primer_abc: Annotated[
+        Path | None,
+        Opt(
+            "--primer-abc",
+            help="MIDI models: continue the first tune of this ABC file.",
+            show_default=False,
+        ),
+    ] = None,
+    num_steps: Annotated[
+        int | None,
+        Opt(
+            "--num-steps",
+            help="MIDI models: length after the primer in steps (melody: grid steps "
+            "[default: 8 bars of 4/4]; performance: 10 ms steps).",
+            show_default=False,
+        ),
+    ] = None,
+    seconds: Annotated[
+        float | None,
+        Opt(
+            "--seconds",
+            help="MIDI models: length after the primer in seconds [performance default: 10].",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOpt = "cpu",
     encoding_errors: EncodingErrorsOpt = "strict",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate text or tunes from a trained model."""
+    """Generate text, tunes or MIDI from a trained model."""
     import math
     import random
 
@@ -191,6 +237,45 @@ def sample(
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     music = {"--meter": meter, "--key": key, "--mode": mode, "--output": output}
     music |= {"--midi": midi, "--wav": wav, "--png": png}
+    midi_only = {"--primer-midi": primer_midi, "--primer-abc": primer_abc}
+    midi_only |= {"--num-steps": num_steps, "--seconds": seconds}
+    from genseq.tokenization import MIDI_LEVELS
+
+    if ckpt.level in MIDI_LEVELS:
+        refused = {"--prompt/--prompt-file": text or None, "--stop": stop or None}
+        refused |= {"--max-new-tokens": max_new_tokens, "--meter": meter, "--key": key}
+        refused |= {"--mode": mode}
+        given = [name for name, value in refused.items() if value is not None]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: not for MIDI models ({ckpt.level} level here); use "
+                "--primer-midi/--primer-abc and --num-steps/--seconds"
+            )
+        if output is not None and midi is not None and output != midi:
+            raise UsageError("give -o or --midi (the same folder of .mid files), not both")
+        from genseq.commands.sample_midi import sample_midi_command
+
+        sample_midi_command(
+            ckpt,
+            settings,
+            num_samples,
+            seed,
+            constrain,
+            primer_midi,
+            primer_abc,
+            num_steps,
+            seconds,
+            tempo,
+            output or midi,
+            wav,
+            png,
+            json_out,
+            quiet,
+        )
+        return
+    given = [name for name, value in midi_only.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for MIDI models ({ckpt.level} level here)")
     if ckpt.level == "abc":
         if stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")

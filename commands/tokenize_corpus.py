@@ -22,8 +22,9 @@ LevelOpt = Annotated[
     str,
     typer.Option(
         "--level",
-        help="char | word | bpe | abc (one token per musical symbol); auto: abc for ABC "
-        "tunebooks, else char.",
+        help="char | word | bpe | abc (one token per musical symbol) | midi-melody (one "
+        "event per grid step) | midi-performance (note on/off, time shift, velocity events); "
+        "auto: midi-melody for MIDI files, abc for ABC tunebooks, else char.",
     ),
 ]
 ChordsOpt = Annotated[bool, typer.Option("--abc-chords", help="ABC: keep chord symbols.")]
@@ -49,7 +50,42 @@ AugmentOpt = Annotated[
     int,
     typer.Option(
         "--augment-keys",
-        help="ABC: add N transposed copies (+1, -1, +2... semitones) of every training tune.",
+        help="ABC and MIDI: add N transposed copies (+1, -1, +2... semitones) of every "
+        "training tune or file.",
+    ),
+]
+StepsPerQuarterOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--steps-per-quarter",
+        help="midi-melody: grid steps per quarter note [default: 4, sixteenth notes].",
+        show_default=False,
+    ),
+]
+PitchRangeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pitch-range",
+        help="midi-melody: MIDI pitches LOW-HIGH, e.g. 48-84 (Magenta's); melodies outside are "
+        "moved by octaves [default: auto, the corpus's lowest to highest pitch].",
+        show_default=False,
+    ),
+]
+MidiTrackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--midi-track",
+        help="MIDI: learn this track (its name, or its index among the tracks with notes, "
+        "from 0) instead of the highest part.",
+        show_default=False,
+    ),
+]
+MidiProgramOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--midi-program",
+        help="MIDI: learn the parts played by this General MIDI program (0-127).",
+        show_default=False,
     ),
 ]
 VocabOpt = Annotated[
@@ -118,7 +154,8 @@ def show_summary(console, summary, output: Path) -> None:
     table = Table(title=f"tokenized into {output}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    kind = "tunes" if summary.level == "abc" else "documents"
+    kinds = {"abc": "tunes", "midi-melody": "melodies", "midi-performance": "performances"}
+    kind = kinds.get(summary.level, "documents")
     table.add_row(kind, f"{summary.documents:,}")
     if summary.skipped:
         reasons = "; ".join(
@@ -129,7 +166,8 @@ def show_summary(console, summary, output: Path) -> None:
             "skipped",
             f"{summary.skipped:,}: {reasons}" + (f"; {more} more reasons" if more > 0 else ""),
         )
-    table.add_row("characters", f"{summary.characters:,}")
+    size = "bytes and characters" if summary.level.startswith("midi") else "characters"
+    table.add_row(size, f"{summary.characters:,}")  # MIDI files count bytes, ABC characters
     table.add_row(
         "tokens",
         f"{summary.tokens:,} ({summary.train_tokens:,} train, "
@@ -168,6 +206,10 @@ def tokenize(
     abc_keep_unit: KeepUnitOpt = False,
     transpose: TransposeOpt = None,
     augment_keys: AugmentOpt = 0,
+    steps_per_quarter: StepsPerQuarterOpt = None,
+    pitch_range: PitchRangeOpt = None,
+    midi_track: MidiTrackOpt = None,
+    midi_program: MidiProgramOpt = None,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
@@ -177,6 +219,10 @@ def tokenize(
 
     ABC tunebooks (.abc files, `folk-abc`) are read at the abc level by default: one token per
     musical symbol, one document per tune; tunes that cannot be read are skipped and listed.
+    MIDI files (.mid, .midi) are read at the midi-melody level by default (the highest part's
+    top voice on a sixteenth-note grid); --level midi-performance keeps every note, with
+    timing and velocity. Both MIDI levels also read ABC tunes. Unreadable files are skipped
+    and listed.
     """
     from dataclasses import asdict
 
@@ -199,6 +245,10 @@ def tokenize(
         abc_keep_unit=abc_keep_unit,
         transpose=transpose,
         augment_keys=augment_keys,
+        steps_per_quarter=steps_per_quarter,
+        pitch_range=pitch_range,
+        midi_track=midi_track,
+        midi_program=midi_program,
     )
     summary = run_tokenize(sources, output, options, glob, cache_dir, quiet)
     if json_out:

@@ -130,12 +130,16 @@ def train(
     abc_grace: tk.GraceOpt = False,
     transpose: tk.TransposeOpt = None,
     augment_keys: tk.AugmentOpt = 0,
+    steps_per_quarter: tk.StepsPerQuarterOpt = None,
+    pitch_range: tk.PitchRangeOpt = None,
+    midi_track: tk.MidiTrackOpt = None,
+    midi_program: tk.MidiProgramOpt = None,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a character-, word-, BPE- or ABC-level LSTM/GRU/RNN language model.
+    """Train a character-, word-, BPE-, ABC- or MIDI-level LSTM/GRU/RNN language model.
 
     With no other flag, genseq sizes the model to the corpus and plans a few minutes of
     training on the device at hand; --time-budget bounds the whole command's wall time.
@@ -225,6 +229,10 @@ def train(
                 abc_grace=abc_grace,
                 transpose=transpose,
                 augment_keys=augment_keys,
+                steps_per_quarter=steps_per_quarter,
+                pitch_range=pitch_range,
+                midi_track=midi_track,
+                midi_program=midi_program,
             )
             tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet)
     data = open_data(data_dir)

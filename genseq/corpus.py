@@ -153,12 +153,17 @@ class Document:
     """One source file of a corpus (or standard input, spooled to a file).
 
     ``tunebook`` files (``.abc``, or a registry corpus of ABC) hold many tunes; tokenizing
-    makes each tune a document of its own.
+    makes each tune a document of its own. ``midi`` files (``.mid``, ``.midi``) are binary:
+    the MIDI levels read each as one document, whole; the text levels refuse them.
     """
 
     name: str
     path: Path
     tunebook: bool = False
+
+    @property
+    def midi(self) -> bool:
+        return is_midi(self.path)
 
 
 @dataclass
@@ -237,6 +242,10 @@ def resolve_sources(
 
 def is_tunebook(path: Path) -> bool:
     return path.suffix.lower() == ".abc"
+
+
+def is_midi(path: Path) -> bool:
+    return path.suffix.lower() in (".mid", ".midi")
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -131,27 +131,24 @@ class RecurrentLM(nn.Module):
         of a 2x512 LSTM against 0.8 ms here (BENCHMARKS.md).
         """
         c = self.config
-        x = self.embed(tokens)  # (B, E)
-        if state is None:
+        x = F.embedding(tokens, self.embed.weight)  # (B, E); functional calls skip the
+        if state is None:  # per-module dispatch, a real share of a batch-1 step
             state = self.init_state(tokens.size(0), tokens.device)
         cell = _CELL_KERNELS[c.cell]
-        rnn = self.rnn
+        weights = self.rnn._flat_weights  # w_ih, w_hh, b_ih, b_hh per layer, in order
         hs, cs = [], []
         for layer in range(c.num_layers):
-            weights = (
-                getattr(rnn, f"weight_ih_l{layer}"),
-                getattr(rnn, f"weight_hh_l{layer}"),
-                getattr(rnn, f"bias_ih_l{layer}"),
-                getattr(rnn, f"bias_hh_l{layer}"),
-            )
+            w = weights[4 * layer : 4 * layer + 4]
             if c.cell == "lstm":
-                h, cell_state = cell(x, (state[0][layer], state[1][layer]), *weights)  # (B, H)
+                h, cell_state = cell(x, (state[0][layer], state[1][layer]), *w)  # (B, H)
                 cs.append(cell_state)
             else:
-                h = cell(x, state[layer], *weights)  # (B, H)
+                h = cell(x, state[layer], *w)  # (B, H)
             hs.append(h)
             x = h
-        logits = self.head(self.bridge(x))  # (B, V)
+        if not isinstance(self.bridge, nn.Identity):
+            x = self.bridge(x)
+        logits = F.linear(x, self.head.weight, self.head.bias)  # (B, V)
         new_state: State = (
             (torch.stack(hs), torch.stack(cs)) if c.cell == "lstm" else torch.stack(hs)
         )

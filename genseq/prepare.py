@@ -4,7 +4,9 @@ Two streaming passes over the documents: the first fits the tokenizer (and hashe
 the second encodes and appends ids to the split files. Every document is preceded and followed
 by ``<eos>``, so models learn where documents start and end and samples can begin from
 ``<eos>``. A document is a file, or one tune of a tunebook (an ABC file, or any source at the
-``abc`` level); a tune the tokenizer cannot read is skipped and its reason counted. The
+``abc`` level); a MIDI file (at the ``midi-*`` levels, which also read ABC tunes) is one
+document, read whole as bytes. A document the tokenizer cannot read is skipped and its reason
+counted. The
 validation split is the last ``val_fraction`` of the token stream (nanoGPT's split) for a
 single text, or whole documents drawn with the seed when the corpus has many.
 The directory is built beside its target and swapped in only when complete.
@@ -26,7 +28,7 @@ from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_voc
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
 from genseq.music.abc_lexer import iter_tunes
-from genseq.tokenization import LEVELS, SkipDocument, new_tokenizer
+from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 COPY_BLOCK = 1 << 22
@@ -60,7 +62,7 @@ def _trimmed(chunks: Iterator, trim) -> Iterator:
 
 @dataclass
 class TokenizeOptions:
-    level: str = "auto"  # auto: abc when every source is a tunebook, else char
+    level: str = "auto"  # auto: midi-melody with MIDI files, abc for tunebooks, else char
     vocab_size: int | None = None
     min_frequency: int | None = None
     lowercase: bool = False
@@ -76,7 +78,12 @@ class TokenizeOptions:
     abc_grace: bool = False  # keep grace notes ({g})
     abc_keep_unit: bool = False  # keep each tune's L: instead of rewriting durations in 1/8
     transpose: str | None = None  # move every tune to this tonic (mode kept)
-    augment_keys: int = 0  # add this many transposed copies of every training tune
+    augment_keys: int = 0  # add this many transposed copies of every training tune (abc, midi)
+    # midi levels
+    steps_per_quarter: int | None = None  # midi-melody grid steps per quarter note (4)
+    pitch_range: str | None = None  # midi-melody "LOW-HIGH" MIDI pitches (auto: the corpus's)
+    midi_track: str | None = None  # learn this track (name or 0-based index)
+    midi_program: int | None = None  # learn the parts with this General MIDI program
 
     def validate(self) -> None:
         if not 0.0 <= self.val_fraction <= 0.5:
@@ -100,21 +107,64 @@ class TokenizeOptions:
 
             if not re.fullmatch(r"[A-Ga-g][#b]?", self.transpose):
                 raise UsageError("--transpose takes a tonic such as C, D, F# or Bb")
-        if self.level not in ("auto", "abc") and self.has_abc_options:
+        if self.steps_per_quarter is not None and not 1 <= self.steps_per_quarter <= 96:
+            raise UsageError("--steps-per-quarter must be between 1 and 96")
+        if self.pitch_range is not None:
+            self.pitch_bounds()
+        if self.midi_program is not None and not 0 <= self.midi_program <= 127:
+            raise UsageError("--midi-program must be between 0 and 127")
+        if self.level != "auto":
+            self.check_level(self.level)
+
+    def pitch_bounds(self) -> tuple[int, int] | None:
+        """``--pitch-range LOW-HIGH`` as numbers; None (the corpus's range) for auto."""
+        import re
+
+        if self.pitch_range is None or self.pitch_range.strip() == "auto":
+            return None
+        m = re.fullmatch(r"\s*(\d{1,3})\s*-\s*(\d{1,3})\s*", self.pitch_range)
+        if not m or not (0 <= int(m[1]) and int(m[1]) + 11 <= int(m[2]) <= 127):
             raise UsageError(
-                "the ABC options (--abc-*, --transpose, --augment-keys) need --level abc"
+                "--pitch-range takes LOW-HIGH MIDI pitches, at least an octave apart within "
+                "0-127, e.g. 48-84"
+            )
+        return int(m[1]), int(m[2])
+
+    def check_level(self, level: str) -> None:
+        """Refuse options that the level (given or chosen by auto) would ignore."""
+        if level != "abc" and self.has_abc_options:
+            raise UsageError(
+                f"the ABC options (--abc-*, --transpose) need --level abc; these sources read "
+                f"at the {level} level"
+            )
+        if self.augment_keys and level not in ("abc", *MIDI_LEVELS):
+            raise UsageError(f"--augment-keys needs an abc or midi level, not {level}")
+        melody = self.steps_per_quarter is not None or self.pitch_bounds() is not None
+        if melody and level != "midi-melody":
+            raise UsageError(
+                f"--steps-per-quarter and --pitch-range need --level midi-melody, not {level}"
+            )
+        if (self.midi_track is not None or self.midi_program is not None) and (
+            level not in MIDI_LEVELS
+        ):
+            raise UsageError(
+                f"--midi-track and --midi-program need a midi level, not {level} "
+                "(--level midi-melody or midi-performance)"
             )
 
     @property
     def has_abc_options(self) -> bool:
         abc_only = (self.abc_chords, self.abc_decorations, self.abc_grace, self.abc_keep_unit)
-        return any(abc_only) or self.transpose is not None or self.augment_keys > 0
+        return any(abc_only) or self.transpose is not None
 
     def resolved_level(self, corpus: Corpus) -> str:
-        """``auto`` is abc for a corpus of tunebooks (ABC files, ABC corpora), else char."""
+        """``auto``: midi-melody when MIDI files come alone or with tunebooks, abc for a corpus
+        of tunebooks (ABC files, ABC corpora), else char."""
         if self.level != "auto":
             return self.level
         docs = corpus.documents
+        if any(d.midi for d in docs) and all(d.midi or d.tunebook for d in docs):
+            return "midi-melody"
         return "abc" if docs and all(d.tunebook for d in docs) else "char"
 
     def tokenizer_options(self, level: str) -> dict:
@@ -131,6 +181,14 @@ class TokenizeOptions:
                 normalise_unit=not self.abc_keep_unit,
                 transpose=self.transpose,
                 augment_keys=self.augment_keys,
+            )
+        if level in MIDI_LEVELS:
+            extra.update(
+                track=self.midi_track, program=self.midi_program, augment_keys=self.augment_keys
+            )
+        if level == "midi-melody":
+            extra.update(
+                steps_per_quarter=self.steps_per_quarter or 4, pitch_range=self.pitch_bounds()
             )
         return extra
 
@@ -157,11 +215,24 @@ class TokenizeSummary:
 
 
 def _units(
-    docs: list[Document], errors: str, tunes_everywhere: bool
-) -> Iterator[tuple[str, bool, Iterator[str]]]:
-    """``(name, is_tune, chunks)`` of every document: a file, or each tune of a tunebook."""
+    docs: list[Document], errors: str, tunes_everywhere: bool, midi: bool = False
+) -> Iterator[tuple[str, bool, Iterator[str | bytes]]]:
+    """``(name, whole, chunks)`` of every document: a file, each tune of a tunebook, or a
+    MIDI file's bytes (``midi``: the tokenizer reads MIDI)."""
     trim = _heap_trimmer()
     for doc in docs:
+        if doc.midi:
+            if not midi:
+                raise GenseqError(
+                    f"{doc.name} is a MIDI file: read it with --level midi-melody or "
+                    "midi-performance"
+                )
+            try:
+                data = doc.path.read_bytes()
+            except OSError as exc:
+                raise GenseqError(f"{doc.name}: cannot read ({exc.strerror})") from None
+            yield doc.name, True, iter([data])
+            continue
         chunks = _trimmed(iter_chunks(doc, errors), trim)
         if tunes_everywhere or doc.tunebook:
             for tune in iter_tunes(chunks):
@@ -277,22 +348,19 @@ def tokenize_corpus(
     docs = corpus.documents
     errors = options.encoding_errors
     level = options.resolved_level(corpus)
-    if level != "abc" and options.has_abc_options:
-        raise UsageError(
-            f"the ABC options (--abc-*, --transpose, --augment-keys) need --level abc; "
-            f"these sources read at the {level} level"
-        )
+    options.check_level(level)
 
     # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
     say(f"fitting the {level} tokenizer on {len(docs):,} file(s)")
     tokenizer = new_tokenizer(level, **options.tokenizer_options(level))
     tunes_everywhere = tokenizer.splits_tunes
+    midi = getattr(tokenizer, "reads_midi", False)
     characters = 0
     names: list[str] = []
 
     def counted() -> Iterator[str]:
         nonlocal characters
-        for name, _whole, chunks in _units(docs, errors, tunes_everywhere):
+        for name, _whole, chunks in _units(docs, errors, tunes_everywhere, midi):
             names.append(name)
             for chunk in chunks:
                 characters += len(chunk)
@@ -300,8 +368,9 @@ def tokenize_corpus(
 
     tokenizer.fit(counted())
     if not names and tunes_everywhere:
+        what = "MIDI files or tunes" if midi else "tunes"
         raise GenseqError(
-            "no tunes found (a tune starts at an X: line) in " + ", ".join(corpus.sources)
+            f"no {what} found (a tune starts at an X: line) in " + ", ".join(corpus.sources)
         )
     if characters == 0:
         raise GenseqError("the corpus is empty: no text in " + ", ".join(corpus.sources))
@@ -330,7 +399,7 @@ def tokenize_corpus(
         counts = np.zeros(vocab_size, dtype=np.int64)
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
-        units = _units(docs, errors, tunes_everywhere)
+        units = _units(docs, errors, tunes_everywhere, midi)
         encoded = encode_chunks(tokenizer, _tagged_chunks(units, val_docs), options.workers)
         current = -1
         skipped: dict[str, list] = {}
@@ -367,8 +436,9 @@ def tokenize_corpus(
         if train_tokens < 2:
             if skipped:
                 reason = max(skipped, key=lambda r: skipped[r][0])
+                what = "documents" if midi else "tunes"
                 raise GenseqError(
-                    f"no readable tunes to train on: {sum(v[0] for v in skipped.values())} "
+                    f"no readable {what} to train on: {sum(v[0] for v in skipped.values())} "
                     f"skipped (most often: {reason})"
                 )
             raise GenseqError("the corpus is too small to train on: fewer than 2 tokens")

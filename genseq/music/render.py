@@ -172,3 +172,21 @@ def _pitch_ticks(ax, low: int, high: int) -> None:
     ticks = [p for p in range(low, high + 1) if step_all or p % 12 == 0]
     ax.set_yticks(ticks)
     ax.set_yticklabels([pretty_midi.note_number_to_name(p) for p in ticks], fontsize=7)
+
+
+def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
+    """Write notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
+    performance level), one instrument at 120 qpm; every note ends after it starts."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    shortest = 1.5 * 60.0 / (120.0 * midi.resolution)  # as in to_pretty_midi
+    instrument = pretty_midi.Instrument(program=program)
+    for n in notes:
+        end = max(float(n.end), float(n.start) + shortest)
+        instrument.notes.append(pretty_midi.Note(int(n.velocity), int(n.pitch), n.start, end))
+    midi.instruments.append(instrument)
+    path = Path(path)
+    with atomic_file(path, "wb") as f:
+        midi.write(f)
+    return path

@@ -14,6 +14,7 @@ from genseq.tokenization.abc import AbcTokenizer
 from genseq.tokenization.base import EOS, UNK, SkipDocument, Tokenizer
 from genseq.tokenization.bpe import BpeTokenizer
 from genseq.tokenization.char import CharTokenizer
+from genseq.tokenization.midi import MelodyTokenizer, PerformanceTokenizer
 from genseq.tokenization.word import WordTokenizer
 
 LEVELS: dict[str, type[Tokenizer]] = {
@@ -21,11 +22,15 @@ LEVELS: dict[str, type[Tokenizer]] = {
     "word": WordTokenizer,
     "bpe": BpeTokenizer,
     "abc": AbcTokenizer,
+    "midi-melody": MelodyTokenizer,
+    "midi-performance": PerformanceTokenizer,
 }
+MIDI_LEVELS = ("midi-melody", "midi-performance")
 
 __all__ = [
     "EOS",
     "LEVELS",
+    "MIDI_LEVELS",
     "UNK",
     "SkipDocument",
     "Tokenizer",
