@@ -261,7 +261,11 @@ def train(
         reporter.message(
             f"done ({s['stop_reason']}): {s['step']:,} steps, {s['tokens_seen']:,} tokens in "
             f"{s['elapsed_s']:.0f} s; validation loss {number(s['val_loss'])}"
-            + (f", best {number(best)}" if best is not None else "")
+            + (
+                f" (whole split); best checkpoint: step {s['best_step']:,}"
+                if best is not None
+                else ""
+            )
             + "\ncheckpoints: "
             + ", ".join(str(run_dir / n) for n in ("best", "last") if (run_dir / n).exists())
             + f"; sample with: genseq sample {run_dir}"

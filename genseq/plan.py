@@ -19,7 +19,25 @@ from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training time, no stop flag
-SUSTAINED_FLOPS = {"cpu": 8e10, "mps": 5e11, "cuda": 5e12}  # rough training FLOP/s
+SUSTAINED_FLOPS = {"cpu": 1.8e11, "mps": 5e11, "cuda": 5e12}  # training FLOP/s, large matrices
+# Fixed cost per training token (kernel launches, the optimizer, data), measured on a 2-core
+# CPU with batch 32 x 32: 1x128 131k, 1x256 67k, 1x384 36k, 1x512 23k tokens/s fit
+# 1 / (4.1 us + FLOPs / 1.8e11) within 3% (BENCHMARKS.md).
+SECONDS_PER_TOKEN = {"cpu": 4.1e-6, "mps": 1e-6, "cuda": 2e-7}
+# Model growth under a long budget (character-like levels): a corpus that the planned run
+# would read more than GROW_ABOVE_EPOCHS times gets a wider layer, as long as the wider
+# model still reads it at least GROW_MIN_EPOCHS times, up to MAX_GROWN_HIDDEN.
+GROW_ABOVE_EPOCHS = 5
+GROW_MIN_EPOCHS = 3
+GROW_MAX_PARAMS_PER_TOKEN = 3  # ... and while it has at most this many weights per token
+MAX_GROWN_HIDDEN = {"cpu": 512, "mps": 1024, "cuda": 2048}
+HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
+# Dropout by the number of times the planned run reads the training split (more reads,
+# more overfitting): (fewer than this many epochs, dropout).
+DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (20, 0.2), (40, 0.3))
+MOST_DROPOUT = 0.4
+# Adam's rate for character-like levels on a CPU, by layer width (nearest is used).
+LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 5e-3, 1024: 2e-3}
 
 
 @dataclass
@@ -130,6 +148,48 @@ def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
     return 6.0 * (recurrent + head_in * vocab_size)
 
 
+def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
+    """Weights of the model ``cfg`` describes (as ``RecurrentLM`` builds it)."""
+    gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
+    h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
+    recurrent = gates * h * (e + h + 2) + (layers - 1) * gates * h * (2 * h + 2)
+    head_in = e if (cfg.tie_weights and h != e) else h
+    bridge = h * e + e if (cfg.tie_weights and h != e) else 0
+    head = vocab_size if cfg.tie_weights else head_in * vocab_size + vocab_size
+    return vocab_size * e + recurrent + bridge + head
+
+
+def tokens_per_second(cfg: TrainConfig, vocab_size: int, kind: str) -> float:
+    """A rough training rate for planning (see ``SECONDS_PER_TOKEN``)."""
+    flops = model_flops_per_token(cfg, vocab_size)
+    seconds = SECONDS_PER_TOKEN.get(kind, 4e-6) + flops / SUSTAINED_FLOPS.get(kind, 8e10)
+    return 1.0 / seconds
+
+
+def planned_seconds(cfg: TrainConfig, kind: str) -> float | None:
+    """How long the run will train: its budget, the default time with no stop flag, or None
+    when it stops after a number of steps or epochs (its length is then not a time)."""
+    if cfg.time_budget:
+        return cfg.time_budget
+    if cfg.max_steps is None and cfg.epochs is None:
+        return DEFAULT_MINUTES.get(kind, 5.0) * 60
+    return None
+
+
+def planned_epochs(cfg: TrainConfig, train_tokens: int, vocab_size: int, kind: str) -> float:
+    seconds = planned_seconds(cfg, kind)
+    if seconds is None:
+        return 0.0
+    return seconds * tokens_per_second(cfg, vocab_size, kind) / max(train_tokens, 1)
+
+
+def dropout_for_epochs(epochs: float) -> float:
+    for below, dropout in DROPOUT_BY_EPOCHS:
+        if epochs < below:
+            return dropout
+    return MOST_DROPOUT
+
+
 def plan(
     cfg: TrainConfig,
     train_tokens: int,
@@ -159,10 +219,29 @@ def plan(
         c.tie_weights = text_words
     if c.embed_size is None:
         c.embed_size = c.hidden_size if text_words else min(64, c.hidden_size)
+    # Character-like levels: the time the run has decides the width and the regularisation.
+    by_budget = not text_words and planned_seconds(c, kind) is not None
+    if by_budget and cfg.hidden_size is None and cfg.num_layers is None:
+        while planned_epochs(c, n, vocab_size, kind) > GROW_ABOVE_EPOCHS:
+            wider = [h for h in HIDDEN_LADDER if h > c.hidden_size]
+            if not wider or wider[0] > MAX_GROWN_HIDDEN.get(kind, 512):
+                break
+            grown = replace(c, hidden_size=wider[0])
+            if cfg.embed_size is None:
+                grown.embed_size = min(64, wider[0])
+            too_big = parameter_count(grown, vocab_size) > GROW_MAX_PARAMS_PER_TOKEN * n
+            if too_big or planned_epochs(grown, n, vocab_size, kind) < GROW_MIN_EPOCHS:
+                break
+            c = grown
     if c.dropout is None:
-        c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
+        if by_budget and n < 30_000_000:
+            c.dropout = dropout_for_epochs(planned_epochs(c, n, vocab_size, kind))
+        else:
+            c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
     if c.seq_len is None:
-        c.seq_len = 35 if level == "word" else 64
+        # Shorter windows on a CPU: at the same tokens per second, twice the updates (Tiny
+        # Shakespeare, 4.8M tokens: 1.535 with 32 x 64, 1.515 with 32 x 32; BENCHMARKS.md).
+        c.seq_len = 35 if level == "word" else 64 if big or text_words else 32
     if c.batch_size is None:
         c.batch_size = 64 if big else 32
     # Small corpora: shrink the batch (then the window) until one epoch has a few batches.
@@ -183,6 +262,8 @@ def plan(
             c.lr = 20.0 if text_words else 1.0
         else:
             c.lr = 4e-3 if c.hidden_size <= 256 else 2e-3 if c.hidden_size <= 512 else 1e-3
+            if not big and not text_words:  # short CPU runs: a higher rate (BENCHMARKS.md)
+                c.lr = LR_BY_HIDDEN[min(LR_BY_HIDDEN, key=lambda h: abs(h - c.hidden_size))]
     if c.weight_decay is None:
         c.weight_decay = 0.01 if c.optimizer == "adamw" else 0.0
     if c.schedule is None:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 
+from genseq.decode_step import LstmDecodeStep
 from genseq.errors import GenseqError, UsageError
 from genseq.model import RecurrentLM, expand_state
 
@@ -157,6 +158,9 @@ class BatchSampler:
             constraint.start(num_samples, device)
         self._pending: torch.Tensor | None = None
         self.allowed_static = ~self.banned
+        self.decoder = None  # a faster step for LSTMs sampled at small batches on a CPU
+        if LstmDecodeStep.suits(model, num_samples, device):
+            self.decoder = LstmDecodeStep(model)
         # The common case (temperature only) draws by Gumbel-max from noise made in blocks.
         self.fast = not (
             settings.is_greedy
@@ -194,7 +198,8 @@ class BatchSampler:
     def next(self) -> torch.Tensor:
         """The next token of every sample, ``(B,)`` on the model's device."""
         if self._pending is not None:
-            self.logits, self.state = self.model.step(self._pending, self.state)
+            step = self.decoder or self.model.step
+            self.logits, self.state = step(self._pending, self.state)
         if self.fast:
             tokens = torch.argmax(self.logits.float() + self._gumbel_noise(), dim=-1)
             self._pending = tokens

@@ -260,6 +260,7 @@ class Trainer:
         step = epoch = index = tokens_seen = bad_evals = marks_done = skipped = 0
         skips_in_a_row = 0
         best_val = math.inf
+        best_step = 0
         train_seconds = 0.0
         state = model.init_state(local_batch, device)
         if ctx.rank > 0:  # its own dropout masks; rank 0 keeps the one-process RNG stream
@@ -274,6 +275,7 @@ class Trainer:
             step, epoch, index = int(rs["step"]), int(rs["epoch"]), int(rs["index"])
             tokens_seen, bad_evals = int(rs["tokens_seen"]), int(rs["bad_evals"])
             best_val, train_seconds = float(rs["best_val"]), float(rs["train_seconds"])
+            best_step = int(rs.get("best_step", 0))
             marks_done, skipped = int(rs.get("marks_done", 0)), int(rs.get("skipped", 0))
             # The saved state is the global batch's: this process takes its own streams.
             hidden = [h[:, ctx.rank :: ctx.world_size] for h in rs["hidden"]]
@@ -344,6 +346,7 @@ class Trainer:
                 "train_loss": train_loss,
                 "val_loss": val if val is not None else val_loss,
                 "best_val_loss": best_val if best_val < math.inf else None,
+                "best_step": best_step,
                 "elapsed_s": round(elapsed(), 2),
                 "parameters": model.num_parameters(),
                 "device": str(device),
@@ -371,6 +374,7 @@ class Trainer:
                     "tokens_seen": tokens_seen,
                     "bad_evals": bad_evals,
                     "best_val": best_val,
+                    "best_step": best_step,
                     "marks_done": marks_done,
                     "eval_size": eval_size,
                     "skipped": skipped,
@@ -406,14 +410,22 @@ class Trainer:
 
         def evaluation(tokens, final: bool = False) -> None:
             """Rank 0 evaluates; every rank takes the same decisions from its result."""
-            nonlocal best_val, bad_evals, val_loss
+            nonlocal best_val, bad_evals, val_loss, best_step
             if len(tokens) < 2 or evaluated == [step, len(tokens)]:
                 return  # nothing to evaluate, or just done on the same data
             evaluated[:] = [step, len(tokens)]
             val_loss = distributed.from_main(ctx, validate(tokens) if ctx.is_main else 0.0, device)
-            improved = val_loss < best_val - 1e-6
+            compared = val_loss
+            if final and best_val < math.inf and eval_size is not None and eval_size < len(tokens):
+                # The periodic evaluations read a prefix of the split, whose loss can be
+                # lower or higher than the whole split's: the best is chosen on that prefix.
+                prefix = tokens[:eval_size]
+                compared = distributed.from_main(
+                    ctx, validate(prefix) if ctx.is_main else 0.0, device
+                )
+            improved = compared < best_val - 1e-6
             if improved:
-                best_val, bad_evals = val_loss, 0
+                best_val, bad_evals, best_step = compared, 0, step
             else:
                 bad_evals += 1
             schedule.on_eval(improved)
