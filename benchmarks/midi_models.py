@@ -14,8 +14,8 @@
 
 Usage: python benchmarks/midi_models.py [--budget 600] [--samples 20] [--no-record]
        [-- more `genseq train` flags]
-It prints a table and, unless --no-record, appends it with the command and machine to
-BENCHMARKS.md.
+It prints a table and, unless --no-record, records it with the command and machine at the top
+of BENCHMARKS.md's entries (benchmarks/_common.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,30 +31,20 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from _common import add_common_args, emit, require
 
-REPO = Path(__file__).resolve().parents[1]
-NOTTINGHAM_MIDI = REPO.parent / "shared" / "corpora" / "nottingham" / "MIDI" / "melody"
+NOTTINGHAM_MIDI = Path("corpora") / "nottingham" / "MIDI" / "melody"  # under --shared
 DISCOUNT = 0.75
 ORDER = 4
 
 
-def machine() -> str:
-    import torch
-
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if "model name" in ln),
-        platform.processor(),
-    )
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def tokenize(out: Path, level: str) -> tuple[float, object]:
+def tokenize(corpus: Path, out: Path, level: str) -> tuple[float, object]:
     from genseq.corpus import resolve_sources
     from genseq.prepare import TokenizeOptions, tokenize_corpus
 
     start = time.perf_counter()
     options = TokenizeOptions(level=level, split="document", val_fraction=0.1, seed=42)
-    summary = tokenize_corpus(resolve_sources([str(NOTTINGHAM_MIDI)]), out, options)
+    summary = tokenize_corpus(resolve_sources([str(corpus)]), out, options)
     return time.perf_counter() - start, summary
 
 
@@ -165,17 +154,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds")
     parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--no-record", action="store_true")
+    add_common_args(parser)
     parser.add_argument("train_args", nargs="*", help="more `genseq train` flags, after --")
     args = parser.parse_args()
-    if not NOTTINGHAM_MIDI.is_dir():
-        sys.exit(f"skipped: the Nottingham MIDI files are not at {NOTTINGHAM_MIDI}")
+    corpus = require(args.shared / NOTTINGHAM_MIDI, "the shared Nottingham MIDI files")
     from genseq.data import open_data
 
     with tempfile.TemporaryDirectory(prefix="genseq-midi-bench-") as name:
         tmp = Path(name)
-        melody_s, melody = tokenize(tmp / "melody", "midi-melody")
-        perf_s, perf = tokenize(tmp / "performance", "midi-performance")
+        melody_s, melody = tokenize(corpus, tmp / "melody", "midi-melody")
+        perf_s, perf = tokenize(corpus, tmp / "performance", "midi-performance")
         data = open_data(tmp / "melody")
         train, val = np.asarray(data.train), np.asarray(data.val)
         tok = data.tokenizer()
@@ -208,15 +196,7 @@ def main() -> None:
         f"{samples['seconds']:.0f} s) | all |",
     ]
     table = "\n".join(["| measure | genseq | target |", "| --- | --- | --- |", *lines])
-    print(table)
-    if not args.no_record:
-        command = "python benchmarks/midi_models.py " + " ".join(sys.argv[1:])
-        record = (
-            f"\n### MIDI note models ({time.strftime('%Y-%m-%d')})\n\n"
-            f"`{command.strip()}` on {machine()}.\n\n{table}\n"
-        )
-        with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-            f.write(record)
+    emit("MIDI note models", table, args)
     print(
         json.dumps(
             {

@@ -81,6 +81,16 @@ class TokenData:
     def vocab_size(self) -> int:
         return int(self.meta["vocab_size"])
 
+    @property
+    def distinct_train_tokens(self) -> int:
+        """Training tokens without the transposed copies ``--augment-keys`` added: a model
+        overfits a tune and its transpositions together, so planning counts epochs on this."""
+        try:
+            copies = 1 + max(0, int((self.meta.get("options") or {}).get("augment_keys") or 0))
+        except (TypeError, ValueError):
+            copies = 1
+        return max(1, len(self.train) // copies)
+
     def tokenizer(self):
         from genseq.tokenization import load_tokenizer
 

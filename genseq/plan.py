@@ -24,7 +24,7 @@ SUSTAINED_FLOPS = {"cpu": 1.8e11, "mps": 5e11, "cuda": 5e12}  # training FLOP/s,
 # CPU with batch 32 x 32: 1x128 131k, 1x256 67k, 1x384 36k, 1x512 23k tokens/s fit
 # 1 / (4.1 us + FLOPs / 1.8e11) within 3% (BENCHMARKS.md).
 SECONDS_PER_TOKEN = {"cpu": 4.1e-6, "mps": 1e-6, "cuda": 2e-7}
-# Model growth under a long budget (character-like levels): a corpus that the planned run
+# Model growth under a long budget (character level): a corpus that the planned run
 # would read more than GROW_ABOVE_EPOCHS times gets a wider layer, as long as the wider
 # model still reads it at least GROW_MIN_EPOCHS times, up to MAX_GROWN_HIDDEN.
 GROW_ABOVE_EPOCHS = 5
@@ -36,7 +36,7 @@ HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
 # more overfitting): (fewer than this many epochs, dropout).
 DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (20, 0.2), (40, 0.3))
 MOST_DROPOUT = 0.4
-# Adam's rate for character-like levels on a CPU, by layer width (nearest is used).
+# Adam's rate for the character level on a CPU, by layer width (nearest is used).
 LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 5e-3, 1024: 2e-3}
 
 
@@ -197,10 +197,13 @@ def plan(
     level: str,
     device: torch.device,
     world_size: int = 1,
+    distinct_tokens: int | None = None,
 ) -> TrainConfig:
     """Resolve every unset field for this corpus and device (see the module docstring).
 
     ``world_size`` processes share the global batch, so a chosen batch is a multiple of it.
+    ``distinct_tokens`` (training tokens without augmented copies) sizes the model and its
+    dropout: transposed copies of a tune do not let a wider model read more new music.
     """
     cfg.validate()
     n = train_tokens
@@ -219,29 +222,34 @@ def plan(
         c.tie_weights = text_words
     if c.embed_size is None:
         c.embed_size = c.hidden_size if text_words else min(64, c.hidden_size)
-    # Character-like levels: the time the run has decides the width and the regularisation.
-    by_budget = not text_words and planned_seconds(c, kind) is not None
+    # Character level on a CPU: the time the run has decides the width, the regularisation,
+    # the rate and the window (tuned on Tiny Shakespeare). On ABC tunes the same choices
+    # scored worse (273.6 against 269.3 nats per tune on Nottingham, BENCHMARKS.md), so the
+    # other levels keep the corpus-sized defaults until they have their own measurements.
+    tuned = level == "char" and not big
+    by_budget = tuned and planned_seconds(c, kind) is not None
+    distinct = min(n, distinct_tokens or n)
     if by_budget and cfg.hidden_size is None and cfg.num_layers is None:
-        while planned_epochs(c, n, vocab_size, kind) > GROW_ABOVE_EPOCHS:
+        while planned_epochs(c, distinct, vocab_size, kind) > GROW_ABOVE_EPOCHS:
             wider = [h for h in HIDDEN_LADDER if h > c.hidden_size]
             if not wider or wider[0] > MAX_GROWN_HIDDEN.get(kind, 512):
                 break
             grown = replace(c, hidden_size=wider[0])
             if cfg.embed_size is None:
                 grown.embed_size = min(64, wider[0])
-            too_big = parameter_count(grown, vocab_size) > GROW_MAX_PARAMS_PER_TOKEN * n
-            if too_big or planned_epochs(grown, n, vocab_size, kind) < GROW_MIN_EPOCHS:
+            too_big = parameter_count(grown, vocab_size) > GROW_MAX_PARAMS_PER_TOKEN * distinct
+            if too_big or planned_epochs(grown, distinct, vocab_size, kind) < GROW_MIN_EPOCHS:
                 break
             c = grown
     if c.dropout is None:
         if by_budget and n < 30_000_000:
-            c.dropout = dropout_for_epochs(planned_epochs(c, n, vocab_size, kind))
+            c.dropout = dropout_for_epochs(planned_epochs(c, distinct, vocab_size, kind))
         else:
             c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
     if c.seq_len is None:
         # Shorter windows on a CPU: at the same tokens per second, twice the updates (Tiny
         # Shakespeare, 4.8M tokens: 1.535 with 32 x 64, 1.515 with 32 x 32; BENCHMARKS.md).
-        c.seq_len = 35 if level == "word" else 64 if big or text_words else 32
+        c.seq_len = 35 if level == "word" else 32 if tuned else 64
     if c.batch_size is None:
         c.batch_size = 64 if big else 32
     # Small corpora: shrink the batch (then the window) until one epoch has a few batches.
@@ -262,7 +270,7 @@ def plan(
             c.lr = 20.0 if text_words else 1.0
         else:
             c.lr = 4e-3 if c.hidden_size <= 256 else 2e-3 if c.hidden_size <= 512 else 1e-3
-            if not big and not text_words:  # short CPU runs: a higher rate (BENCHMARKS.md)
+            if tuned:  # short CPU runs: a higher rate (BENCHMARKS.md)
                 c.lr = LR_BY_HIDDEN[min(LR_BY_HIDDEN, key=lambda h: abs(h - c.hidden_size))]
     if c.weight_decay is None:
         c.weight_decay = 0.01 if c.optimizer == "adamw" else 0.0

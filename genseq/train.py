@@ -125,7 +125,13 @@ class Trainer:
         else:
             self.check_fresh_out_dir(self.out_dir)
             cfg = plan(
-                cfg, len(data.train), data.vocab_size, data.level, self.device, self.dist.world_size
+                cfg,
+                len(data.train),
+                data.vocab_size,
+                data.level,
+                self.device,
+                self.dist.world_size,
+                data.distinct_train_tokens,
             )
         self.cfg = cfg
 

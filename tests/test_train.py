@@ -140,6 +140,55 @@ def test_defaults_follow_corpus_size_and_tie_word_models(tmp_path, tiny_data):
     assert (300 - 1) // tiny.batch_size >= tiny.seq_len + 1
 
 
+def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
+    from genseq.plan import parameter_count, plan
+
+    cpu = torch.device("cpu")
+    shakespeare = 1_003_856
+    short = plan(TrainConfig(time_budget=90), shakespeare, 67, "char", cpu)
+    long = plan(TrainConfig(time_budget=600), shakespeare, 67, "char", cpu)
+    assert short.hidden_size < long.hidden_size <= 512  # a longer run affords a wider layer
+    assert short.dropout == 0.0 < long.dropout  # ... which reads the data more often
+    assert short.lr > long.lr and short.seq_len == 32
+    # A small corpus never grows past 3 weights per training token, whatever the budget.
+    small = plan(TrainConfig(time_budget=600), 150_000, 40, "char", cpu)
+    assert small.hidden_size == 256 and parameter_count(small, 40) <= 3 * 150_000
+    tiny = plan(TrainConfig(time_budget=600), 20_000, 40, "char", cpu)
+    assert tiny.hidden_size == 128  # the smallest width: no growth at all
+    assert tiny.dropout == 0.4
+    # Augmented copies are not new data: planned on the tunes without them.
+    copies = plan(TrainConfig(time_budget=600), 12 * 80_000, 67, "char", cpu, 1, 80_000)
+    fresh = plan(TrainConfig(time_budget=600), 12 * 80_000, 67, "char", cpu)
+    assert copies.hidden_size < fresh.hidden_size and copies.dropout > fresh.dropout
+    # What the user sets is kept; other levels keep the corpus-sized defaults.
+    mine = plan(
+        TrainConfig(time_budget=600, hidden_size=96, dropout=0.05), shakespeare, 67, "char", cpu
+    )
+    assert (mine.hidden_size, mine.dropout) == (96, 0.05)
+    abc = plan(TrainConfig(time_budget=600), 657_778, 145, "abc", cpu)
+    assert (abc.hidden_size, abc.dropout, abc.seq_len, abc.lr) == (256, 0.1, 64, 4e-3)
+
+
+def test_parameter_count_matches_the_model():
+    from genseq.model import ModelConfig, RecurrentLM
+    from genseq.plan import parameter_count
+
+    for cell, layers, tie in (("lstm", 1, False), ("gru", 2, True), ("rnn-tanh", 2, False)):
+        cfg = TrainConfig(cell=cell, num_layers=layers, hidden_size=48, embed_size=16)
+        cfg.tie_weights = tie
+        model = RecurrentLM(
+            ModelConfig(
+                vocab_size=30,
+                cell=cell,
+                num_layers=layers,
+                hidden_size=48,
+                embed_size=16,
+                tie_weights=tie,
+            )
+        )
+        assert parameter_count(cfg, 30) == model.num_parameters()
+
+
 def test_checkpoint_loading_is_safe_and_checked(tmp_path, tiny_run):
     ckpt_dir = find_checkpoint(tiny_run)
     assert ckpt_dir.name == "best"
