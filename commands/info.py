@@ -48,14 +48,19 @@ def info(
         f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
         f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"
         f" (stopped: {s.get('stop_reason')})",
-        f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))}, "
-        f"best {_f(s.get('best_val_loss'))} nats/token",
+        f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))} "
+        f"nats/token (best: {_steps(s.get('best_step'))}, "
+        f"{_f(s.get('best_val_loss'))} on the evaluation prefix)",
         f"settings     batch {t.get('batch_size')} x {t.get('seq_len')}, {t.get('optimizer')} "
         f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}",
         f"data         {s.get('data')}",
         f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
     ]
     print("\n".join(lines))
+
+
+def _steps(step) -> str:
+    return f"step {step:,}" if isinstance(step, int) else "step ?"
 
 
 def _f(value) -> str:
