@@ -226,7 +226,7 @@ def plan(
     # the rate and the window (tuned on Tiny Shakespeare). On ABC tunes the same choices
     # scored worse (273.6 against 269.3 nats per tune on Nottingham, BENCHMARKS.md), so the
     # other levels keep the corpus-sized defaults until they have their own measurements.
-    tuned = level == "char" and not big
+    tuned = level == "char" and kind == "cpu"
     by_budget = tuned and planned_seconds(c, kind) is not None
     distinct = min(n, distinct_tokens or n)
     if by_budget and cfg.hidden_size is None and cfg.num_layers is None:
@@ -283,7 +283,7 @@ def plan(
     if c.max_steps is None and c.epochs is None and c.time_budget is None:
         # Train for about DEFAULT_MINUTES on this device, between 1 and 50 epochs.
         seconds = DEFAULT_MINUTES.get(kind, 5.0) * 60
-        tokens = seconds * SUSTAINED_FLOPS.get(kind, 4e10) / model_flops_per_token(c, vocab_size)
+        tokens = seconds * tokens_per_second(c, vocab_size, kind)
         c.epochs = int(min(50, max(1, round(tokens / max(n, 1)))))
     if c.log_every is None:
         c.log_every = 10
