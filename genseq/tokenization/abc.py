@@ -19,10 +19,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from genseq.tokenization.base import EOS, SPECIAL_TOKENS, UNK, SkipDocument, Tokenizer
+from genseq.tokenization.base import EOS, SPECIAL_TOKENS, SkipDocument
+from genseq.tokenization.symbols import SymbolTokenizer
 
 
-class AbcTokenizer(Tokenizer):
+class AbcTokenizer(SymbolTokenizer):
     level = "abc"
     lossless = False
     splits_tunes = True  # prepare reads every source as a tunebook, one document per tune
@@ -77,21 +78,7 @@ class AbcTokenizer(Tokenizer):
         )
         if self.max_vocab is not None:
             ranked = ranked[: max(0, self.max_vocab - len(SPECIAL_TOKENS))]
-        self.hf = _hf_word_level([*SPECIAL_TOKENS, *ranked])
-        self._ids = None
-
-    @property
-    def ids(self) -> dict[str, int]:
-        if self._ids is None:
-            self._ids = self.hf.get_vocab(with_added_tokens=True)
-        return self._ids
-
-    def token_ids(self, tokens: Sequence[str]) -> np.ndarray:
-        ids, unk = self.ids, self.unk_id
-        return np.fromiter((ids.get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
-
-    def tokens_of(self, ids: Sequence[int]) -> list[str]:
-        return [self.hf.id_to_token(int(i)) for i in ids]
+        self.set_vocabulary([*SPECIAL_TOKENS, *ranked])
 
     # -- the Tokenizer interface ---------------------------------------------------------------
     def encode_document(self, text: str, training: bool = True) -> np.ndarray:
@@ -172,15 +159,6 @@ def augment_shifts(n: int) -> list[int]:
             shifts.append(-step)
         step += 1
     return shifts
-
-
-def _hf_word_level(tokens: list[str]):
-    from tokenizers import Tokenizer as HFTokenizer
-    from tokenizers import models, pre_tokenizers
-
-    hf = HFTokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token=UNK))
-    hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return hf
 
 
 __all__ = ["EOS", "AbcTokenizer", "SkipDocument", "augment_shifts"]

@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from genseq.music.midi_encoding import DEFAULT_PITCH_RANGE
-from genseq.tokenization.abc import _hf_word_level, augment_shifts
-from genseq.tokenization.base import SPECIAL_TOKENS, SkipDocument, Tokenizer
+from genseq.tokenization.abc import augment_shifts
+from genseq.tokenization.base import SPECIAL_TOKENS, SkipDocument
+from genseq.tokenization.symbols import SymbolTokenizer
 
 SPQ_MARKER = re.compile(r"<steps_per_quarter=(\d+)>")
 
@@ -41,7 +42,7 @@ class MidiOptions:
     program: int | None = None
 
 
-class MidiTokenizer(Tokenizer):
+class MidiTokenizer(SymbolTokenizer):
     """Shared by both MIDI levels: documents are MIDI files or ABC tunes, one per document."""
 
     lossless = False
@@ -78,25 +79,11 @@ class MidiTokenizer(Tokenizer):
     # -- fitting: the vocabulary is fixed once the options are known --------------------------
     def fit(self, chunks: Iterable[str | bytes]) -> None:
         self.fit_options(chunks)
-        self.hf = _hf_word_level([*SPECIAL_TOKENS, *self.vocabulary()])
-        self._ids = None
+        self.set_vocabulary([*SPECIAL_TOKENS, *self.vocabulary()])
 
     def fit_options(self, chunks: Iterable[str | bytes]) -> None:
         for _ in chunks:  # the caller counts documents while they stream past
             pass
-
-    @property
-    def ids(self) -> dict[str, int]:
-        if self._ids is None:
-            self._ids = self.hf.get_vocab(with_added_tokens=True)
-        return self._ids
-
-    def token_ids(self, tokens: Sequence[str]) -> np.ndarray:
-        ids, unk = self.ids, self.unk_id
-        return np.fromiter((ids.get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
-
-    def tokens_of(self, ids: Sequence[int]) -> list[str]:
-        return [self.hf.id_to_token(int(i)) for i in ids]
 
     @property
     def note_on_ids(self) -> np.ndarray:
