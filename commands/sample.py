@@ -26,6 +26,15 @@ from genseq.commands._common import (
 Opt = typer.Option
 
 
+def _refuse(flags: dict, why: str) -> None:
+    """One usage error naming every flag of ``flags`` that was given."""
+    from genseq.errors import UsageError
+
+    given = [name for name, value in flags.items() if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: {why}")
+
+
 def _read_prompt(prompt: str | None, prompt_file: str | None, encoding_errors: str) -> str:
     from genseq.errors import GenseqError, UsageError
 
@@ -245,12 +254,11 @@ def sample(
         refused = {"--prompt/--prompt-file": text or None, "--stop": stop or None}
         refused |= {"--max-new-tokens": max_new_tokens, "--meter": meter, "--key": key}
         refused |= {"--mode": mode}
-        given = [name for name, value in refused.items() if value is not None]
-        if given:
-            raise UsageError(
-                f"{', '.join(given)}: not for MIDI models ({ckpt.level} level here); use "
-                "--primer-midi/--primer-abc and --num-steps/--seconds"
-            )
+        _refuse(
+            refused,
+            f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
+            "and --num-steps/--seconds",
+        )
         if output is not None and midi is not None and output != midi:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
         from genseq.commands.sample_midi import sample_midi_command
@@ -273,9 +281,7 @@ def sample(
             quiet,
         )
         return
-    given = [name for name, value in midi_only.items() if value is not None]
-    if given:
-        raise UsageError(f"{', '.join(given)}: only for MIDI models ({ckpt.level} level here)")
+    _refuse(midi_only, f"only for MIDI models ({ckpt.level} level here)")
     if ckpt.level == "abc":
         if stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
@@ -305,9 +311,7 @@ def sample(
             quiet,
         )
         return
-    given = [name for name, value in music.items() if value is not None]
-    if given:
-        raise UsageError(f"{', '.join(given)}: only for ABC models ({ckpt.level} level here)")
+    _refuse(music, f"only for ABC models ({ckpt.level} level here)")
     max_new_tokens = max_new_tokens or 500
     info = encode_prompt(ckpt.tokenizer, text)
     if info.unknown and not quiet:

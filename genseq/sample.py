@@ -53,6 +53,16 @@ class SamplingSettings:
     def is_greedy(self) -> bool:
         return self.greedy or self.temperature == 0
 
+    @property
+    def filters(self) -> bool:
+        """Whether top-k, top-p or min-p can remove tokens (``filter_logits`` does more than
+        divide by the temperature)."""
+        return (
+            self.top_k is not None
+            or (self.top_p is not None and self.top_p < 1.0)
+            or (self.min_p is not None and self.min_p > 0)
+        )
+
 
 class LogitConstraint(Protocol):
     """A per-step mask of allowed tokens (music grammars plug in here)."""
@@ -162,14 +172,8 @@ class BatchSampler:
         if LstmDecodeStep.suits(model, num_samples, device):
             self.decoder = LstmDecodeStep(model)
         # The common case (temperature only) draws by Gumbel-max from noise made in blocks.
-        self.fast = not (
-            settings.is_greedy
-            or constraint is not None
-            or self.seen is not None
-            or settings.top_k is not None
-            or (settings.top_p is not None and settings.top_p < 1.0)
-            or (settings.min_p is not None and settings.min_p > 0)
-        )
+        processed = settings.is_greedy or settings.filters or self.seen is not None
+        self.fast = not (processed or constraint is not None)
         self._noise: torch.Tensor | None = None
         self._noise_used = 0
 

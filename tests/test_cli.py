@@ -126,7 +126,10 @@ def test_eval_and_info(cli, tiny_run, words_file):
     info = cli("info", tiny_run, "--json")
     data = json.loads(info.stdout)
     assert data["parameters"] > 0 and data["summary"]["step"] == 30
-    assert "LSTM" in cli("info", tiny_run).stdout
+    info = cli("info", tiny_run).stdout
+    assert "LSTM" in info
+    best = data["summary"]["best_step"]
+    assert f"(best: step {best:,}, " in info and "on the evaluation prefix)" in info
 
 
 @pytest.mark.parametrize(

@@ -221,3 +221,33 @@ def test_a_crash_between_the_two_renames_still_finds_the_checkpoint(tmp_path, ti
     shutil.copytree(tiny_run, run)
     (run / "last").rename(run / ".last.old")  # as if killed inside replace_dir
     assert load_checkpoint(run / "last").model is not None
+
+
+def test_the_final_evaluation_picks_the_best_on_the_periodic_prefix(
+    tmp_path, tiny_data, monkeypatch
+):
+    """Periodic evaluations read a prefix of the validation split, the final one all of it.
+    Here the whole split scores worse than any prefix although the model keeps improving:
+    the final model must still become best/, judged on the same prefix."""
+    import genseq.train as train_module
+    from genseq.evaluate import EvalResult
+
+    calls: list[int] = []
+
+    def fake(model, tokens, *args, **kwargs):
+        calls.append(len(tokens))
+        n = len(tokens)
+        loss = 5.0 if n == len(whole) else 3.0 - 0.1 * len(calls)  # better at every call
+        return EvalResult(nats=loss * n, tokens=n)
+
+    monkeypatch.setattr(train_module, "evaluate_tokens", fake)
+    data = open_data(tiny_data)
+    whole = data.val
+    cfg = small(max_steps=12, eval_every=4, eval_tokens=64)
+    assert len(whole) > 64
+    summary = Trainer(cfg, data, tmp_path / "r").run().summary
+    assert calls[-2:] == [len(whole), 64]  # the whole split, then its prefix again
+    assert summary["val_loss"] == pytest.approx(5.0)
+    assert summary["best_step"] == 12
+    best = load_checkpoint(tmp_path / "r" / "best")
+    assert best.config["summary"]["step"] == 12

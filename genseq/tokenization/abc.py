@@ -46,7 +46,6 @@ class AbcTokenizer(SymbolTokenizer):
 
         self.options = LexOptions(chords, decorations, grace, normalise_unit, transpose)
         self.augment_keys = augment_keys
-        self._ids: dict[str, int] | None = None
 
     # -- tokens --------------------------------------------------------------------------------
     def tune_tokens(self, text: str, training: bool = False) -> list[list[str]]:

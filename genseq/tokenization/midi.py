@@ -65,7 +65,6 @@ class MidiTokenizer(SymbolTokenizer):
         bounds = None if pitch_range is None else (int(pitch_range[0]), int(pitch_range[1]))
         self.options = MidiOptions(steps_per_quarter, bounds, track, program)
         self.augment_keys = augment_keys
-        self._ids: dict[str, int] | None = None
         self._note_on_ids: np.ndarray | None = None
 
     # -- to be provided by each level ----------------------------------------------------------
