@@ -132,6 +132,11 @@ class TokenizeOptions:
 
     def check_level(self, level: str) -> None:
         """Refuse options that the level (given or chosen by auto) would ignore."""
+        if level in MIDI_LEVELS and self.transpose is not None:
+            raise UsageError(
+                "--transpose moves ABC tunes to one tonic; at the midi levels, "
+                "--augment-keys N adds transposed copies of every training piece"
+            )
         if level != "abc" and self.has_abc_options:
             raise UsageError(
                 f"the ABC options (--abc-*, --transpose) need --level abc; these sources read "

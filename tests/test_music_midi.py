@@ -393,6 +393,8 @@ def test_text_levels_refuse_midi_and_midi_options_need_a_midi_level(tmp_path, mi
         TokenizeOptions(level="abc", midi_program=3).validate()
     with pytest.raises(UsageError, match="--pitch-range"):
         TokenizeOptions(level="midi-melody", pitch_range="80-70").validate()
+    with pytest.raises(UsageError, match="--augment-keys N adds transposed copies"):
+        TokenizeOptions(level="midi-melody", transpose="D").validate()
 
 
 def test_nottingham_midi_reads_into_melodies():
