@@ -49,7 +49,7 @@ class TokenFileWriter:
 
     def write(self, ids: np.ndarray) -> None:
         if ids.size:
-            self._file.write(np.ascontiguousarray(ids, dtype=self.dtype).tobytes())
+            self._file.write(memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B"))
             self.count += int(ids.size)
 
     def close(self) -> None:

@@ -52,6 +52,20 @@ def test_char_fast_path_matches_the_tokenizers_file(char_tok, text):
 
     hf = HF.from_str(char_tok.to_json())
     assert char_tok.encode(text).tolist() == hf.encode(text, add_special_tokens=False).ids
+    assert char_tok.encode_chunk(text).tolist() == char_tok.encode(text).tolist()
+
+
+@given(text=st.text(max_size=100))
+@FAST
+def test_char_encoders_agree_beyond_a_byte_of_ids(text):
+    """With more than 256 ids the ASCII byte table is off: the code-point table must agree."""
+    from tokenizers import Tokenizer as HF
+
+    tok = new_tokenizer("char")
+    tok.fit(iter(["".join(map(chr, range(32, 400))), "abc\n"]))
+    assert tok.vocab_size > 256
+    expected = HF.from_str(tok.to_json()).encode(text, add_special_tokens=False).ids
+    assert tok.encode_chunk(text).tolist() == expected
 
 
 def test_char_unknown_and_specials(char_tok):
@@ -116,6 +130,30 @@ def word_tok():
 @FAST
 def test_word_round_trip_normal_form(word_tok, text):
     assert word_tok.decode(word_tok.encode(text)) == text
+
+
+@given(text=st.text(alphabet="ab1_ '-\n\t.,éü日😀", max_size=80) | st.text(max_size=80))
+@FAST
+def test_word_pre_tokenizer_cuts_as_the_three_step_rule(text):
+    r"""The one-pattern pre-tokenizer splits text exactly as the three Splits of older
+    vocabularies: drop spaces, isolate line breaks, isolate punctuation (a ' or - counts as
+    punctuation unless a word character is on both sides). Older files wrote the lookarounds
+    as bare \w, which in Oniguruma also takes "¼": they keep their own rule."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from genseq.tokenization.word import _empty_hf
+
+    reference = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[^\S\n]+"), behavior="removed"),
+            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),
+            pre_tokenizers.Split(
+                Regex(r"[^\w\s'\-]|(?<![\w])['\-]|['\-](?![\w])"), behavior="isolated"
+            ),
+        ]
+    )
+    pieces = [w for w, _ in _empty_hf(False).pre_tokenizer.pre_tokenize_str(text)]
+    assert pieces == [w for w, _ in reference.pre_tokenize_str(text)]
 
 
 def test_word_keeps_line_breaks(word_tok):

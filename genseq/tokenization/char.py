@@ -2,8 +2,9 @@
 
 Saved as a ``tokenizers`` WordLevel model whose pre-tokenizer splits every character and whose
 decoder fuses them back, so other tools can load the file. Encoding here bypasses the generic
-path: a table from code point to id turns a megabyte chunk into ids with one numpy gather,
-which keeps tokenizing large corpora bound by disk rather than Python.
+path, which keeps tokenizing large corpora bound by disk rather than Python: a table from code
+point to id turns a megabyte chunk into ids with one numpy gather, and an ASCII chunk (most
+English text) is mapped byte by byte with ``bytes.translate`` when every id fits in a byte.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from genseq.tokenization.base import SPECIAL_TOKENS, UNK, Tokenizer
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The code points of ``text``: bytes for ASCII text (a copy of the string's own buffer),
+    else UTF-32 units; four times less memory traffic for the common case."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def _build_hf(vocab: dict[str, int]):
@@ -37,8 +46,8 @@ class CharTokenizer(Tokenizer):
         counts = np.zeros(0x110000, dtype=np.int64)  # one counter per Unicode code point
         for chunk in chunks:
             text = chunk.lower() if self.lowercase else chunk
-            points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-            counts += np.bincount(points, minlength=len(counts))
+            seen = np.bincount(_code_points(text))  # only up to the highest code point seen
+            counts[: len(seen)] += seen
         seen = np.flatnonzero(counts >= self.min_frequency)
         order = seen[np.argsort(-counts[seen], kind="stable")]  # most frequent first
         kept = [(chr(int(c)), int(counts[c])) for c in order]
@@ -57,21 +66,27 @@ class CharTokenizer(Tokenizer):
 
     def _index_vocab(self) -> None:
         vocab = self.hf.get_vocab()
-        self._lut = np.full(0x110000, vocab[UNK], dtype=np.int32)  # code point -> id
+        small = np.uint16 if len(vocab) <= 1 << 16 else np.int32
+        self._lut = np.full(0x110000, vocab[UNK], dtype=small)  # code point -> id
         for token, i in vocab.items():
             if len(token) == 1:
                 self._lut[ord(token)] = i
+        # ASCII byte -> id byte, when every id fits in a byte (bytes.translate).
+        self._ascii_table = bytes(self._lut[:256].tolist()) if len(vocab) <= 256 else None
         self._id_to_char = {i: t for t, i in vocab.items()}
         self.lowercase = self.hf.normalizer is not None
 
     def encode(self, text: str) -> np.ndarray:
-        if self.lowercase:
-            text = text.lower()
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        return self._lut[points].astype(np.int64)
+        return self.encode_chunk(text).astype(np.int64)
 
     def encode_chunk(self, text: str) -> np.ndarray:
-        return self.encode(text)
+        """Ids in the smallest unsigned type that holds them (the token file's, usually)."""
+        if self.lowercase:
+            text = text.lower()
+        if self._ascii_table is not None and text.isascii():
+            ids = text.encode("ascii").translate(self._ascii_table)
+            return np.frombuffer(ids, dtype=np.uint8)
+        return self._lut[_code_points(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
         table = self._id_to_char
