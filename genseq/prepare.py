@@ -401,7 +401,9 @@ def tokenize_corpus(
     try:
         train = TokenFileWriter(staging / "train.bin", dtype)
         val = TokenFileWriter(staging / "val.bin", dtype)
-        counts = np.zeros(vocab_size, dtype=np.int64)
+        # The char level counted its ids while fitting on this same text.
+        known_counts = getattr(tokenizer, "fit_id_counts", None)
+        counts = np.zeros(vocab_size, dtype=np.int64) if known_counts is None else known_counts
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
         units = _units(docs, errors, tunes_everywhere, midi)
@@ -420,7 +422,8 @@ def tokenize_corpus(
                 writer = val if i in val_docs else train
                 if writer.count == 0:
                     writer.write(eos)
-            counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+            if known_counts is None:
+                counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
             writer.write(ids)
         if current >= 0:
             (val if current in val_docs else train).write(eos)

@@ -11,6 +11,7 @@ from genseq.corpus import resolve_sources
 from genseq.data import open_data
 from genseq.errors import GenseqError, UsageError
 from genseq.prepare import TokenizeOptions, tokenize_corpus
+from genseq.tokenization import load_tokenizer
 
 
 def _docs(tmp_path, n: int, text: str = "tune {i}\nabc abc\n"):
@@ -125,3 +126,24 @@ def test_summary_counts_unknown_tokens(tmp_path, words_file):
     assert summary.vocab_size == 8
     assert 0 < summary.unknown_rate < 1
     assert summary.top_tokens[0][1] >= summary.top_tokens[-1][1]
+
+
+@pytest.mark.parametrize("options", [{}, {"lowercase": True}, {"vocab_size": 6}])
+def test_char_summary_counts_what_the_token_files_hold(tmp_path, options):
+    """The char level's id histogram comes from its fit, not a second count: it must match
+    the ids written, unknown characters included."""
+    src = tmp_path / "src.txt"
+    src.write_text("Héllo wörld, HELLO 日本 😀!\n" * 30 + "abc\n" * 20, encoding="utf-8")
+    summary = tokenize_corpus(
+        resolve_sources([str(src)]), tmp_path / "d", TokenizeOptions(level="char", **options)
+    )
+    data = open_data(tmp_path / "d")
+    ids = np.concatenate([np.asarray(data.train), np.asarray(data.val)])
+    tok = load_tokenizer(tmp_path / "d" / "tokenizer.json", "char")
+    ids = ids[ids != tok.eos_id]
+    histogram = np.bincount(ids, minlength=summary.vocab_size)
+    assert summary.tokens == len(ids)
+    assert summary.unknown_tokens == histogram[tok.unk_id]
+    assert [n for _, n in summary.top_tokens] == sorted(histogram[histogram > 0], reverse=True)[
+        : len(summary.top_tokens)
+    ]

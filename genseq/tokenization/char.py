@@ -36,6 +36,7 @@ def _build_hf(vocab: dict[str, int]):
 
 class CharTokenizer(Tokenizer):
     level = "char"
+    fit_id_counts: np.ndarray | None = None  # set by fit: ids per token in the fitted text
 
     def __init__(self, hf=None, **options) -> None:
         super().__init__(hf, **options)
@@ -63,6 +64,11 @@ class CharTokenizer(Tokenizer):
 
             self.hf.normalizer = normalizers.Lowercase()
         self._index_vocab()
+        # The id histogram of the text just read, so that tokenizing the same text again
+        # need not count its ids a second time.
+        points = np.flatnonzero(counts)
+        histogram = np.bincount(self._lut[points], weights=counts[points], minlength=len(vocab))
+        self.fit_id_counts = histogram.astype(np.int64)
 
     def _index_vocab(self) -> None:
         vocab = self.hf.get_vocab()
