@@ -77,7 +77,7 @@ def evaluate(
                         part = tok.encode_chunk(chunk)
                     else:
                         try:
-                            part = tok.encode_document(chunk, training=False)
+                            part = tok.encode_document(chunk)
                         except SkipDocument:
                             skipped += 1
                             continue

@@ -15,6 +15,7 @@ The directory is built beside its target and swapped in only when complete.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -255,13 +256,18 @@ def _tagged_chunks(
             yield i, chunk, whole, i not in val_units
 
 
-def _encode_item(tokenizer, item: tuple[int, str, bool, bool]) -> tuple[int, np.ndarray | str]:
-    """Ids of a chunk or a whole tune; a tune that cannot be read gives its reason instead."""
+def _encode_item(
+    tokenizer, item: tuple[int, str, bool, bool]
+) -> tuple[int, list[np.ndarray] | str]:
+    """Ids of a chunk or a whole tune, then of a training tune's augmented copies; a tune that
+    cannot be read gives its reason instead."""
     index, text, whole, training = item
     if not whole:
-        return index, tokenizer.encode_chunk(text)
+        return index, [tokenizer.encode_chunk(text)]
     try:
-        return index, tokenizer.encode_document(text, training)
+        if training:
+            return index, tokenizer.encode_training_document(text)
+        return index, [tokenizer.encode_document(text)]
     except SkipDocument as exc:
         return index, str(exc)
 
@@ -283,17 +289,17 @@ def _init_worker(level: str, tokenizer_json: str, options: dict) -> None:
         setattr(_worker_tokenizer, name, value)
 
 
-def _encode_in_worker(item: tuple[int, str, bool, bool]) -> tuple[int, np.ndarray | str]:
+def _encode_in_worker(item: tuple[int, str, bool, bool]) -> tuple[int, list[np.ndarray] | str]:
     index, ids = _encode_item(_worker_tokenizer, item)
     if isinstance(ids, str):
         return index, ids
     small = np.uint16 if _worker_tokenizer.vocab_size <= 2**16 else np.uint32
-    return index, ids.astype(small)  # a quarter of the bytes back through the pipe
+    return index, [part.astype(small) for part in ids]  # a quarter of the bytes through the pipe
 
 
 def encode_chunks(
     tokenizer, chunks: Iterator[tuple[int, str, bool, bool]], workers: int
-) -> Iterator[tuple[int, np.ndarray | str]]:
+) -> Iterator[tuple[int, list[np.ndarray] | str]]:
     """Encode ``(document, chunk, ...)`` items in order, in ``workers`` processes when asked.
 
     At most ``2 x workers`` chunks are in flight, so memory stays bounded whatever the corpus
@@ -410,11 +416,19 @@ def tokenize_corpus(
         encoded = encode_chunks(tokenizer, _tagged_chunks(units, val_docs), options.workers)
         current = -1
         skipped: dict[str, list] = {}
-        for i, ids in encoded:
-            if isinstance(ids, str):  # a tune that cannot be read: counted, not fatal
-                entry = skipped.setdefault(ids, [0, names[i]])
+        rounds: list[TokenFileWriter] = []  # round k: copy k of every training document
+        for i, parts in encoded:
+            if isinstance(parts, str):  # a tune that cannot be read: counted, not fatal
+                entry = skipped.setdefault(parts, [0, names[i]])
                 entry[0] += 1
                 continue
+            ids = parts[0]
+            for k, copy in enumerate(parts[1:]):
+                if k == len(rounds):
+                    rounds.append(TokenFileWriter(staging / f"copies-{k}.bin", dtype))
+                rounds[k].write(copy)
+                rounds[k].write(eos)
+                counts += np.bincount(copy, minlength=vocab_size)[:vocab_size]
             if i != current:  # a new document: close the previous one, open this one
                 if current >= 0:
                     (val if current in val_docs else train).write(eos)
@@ -439,6 +453,7 @@ def tokenize_corpus(
         val.close()
         if split == "position":
             _move_tail(staging / "train.bin", staging / "val.bin", dtype, options.val_fraction)
+        _append_rounds(staging / "train.bin", rounds)
         train_tokens = (staging / "train.bin").stat().st_size // np.dtype(dtype).itemsize
         val_tokens = (staging / "val.bin").stat().st_size // np.dtype(dtype).itemsize
         if train_tokens < 2:
@@ -503,6 +518,18 @@ def tokenize_corpus(
         raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _append_rounds(train_path: Path, rounds: list[TokenFileWriter]) -> None:
+    """Append the augmented copies to the training split, round after round, and delete their
+    files. Each round ends with ``<eos>``, as the training split does. With ``--split
+    position`` they come after the tail moved to validation, so validation holds no copy."""
+    with open(train_path, "ab") as dst:
+        for writer in rounds:
+            writer.close()
+            with open(writer.path, "rb") as src:
+                shutil.copyfileobj(src, dst, COPY_BLOCK)
+            writer.path.unlink()
 
 
 def _move_tail(train_path: Path, val_path: Path, dtype: str, fraction: float) -> None:

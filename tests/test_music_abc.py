@@ -297,8 +297,14 @@ def test_augmented_copies_go_to_training_only(tmp_path):
     assert more.val_tokens == plain.val_tokens
     # every training tune comes three times, each copy closed by <eos>; one leading <eos>
     assert more.train_tokens - 1 == 3 * (plain.train_tokens - 1)
-    vocab = open_data(tmp_path / "b").tokenizer().ids
-    assert {"K:Dmaj", "K:Ebmaj", "K:Dbmaj"} <= set(vocab)
+    data = open_data(tmp_path / "b")
+    tok = data.tokenizer()
+    assert {"K:Dmaj", "K:Ebmaj", "K:Dbmaj"} <= set(tok.ids)
+    # Round by round: every training tune as written, then every tune up a semitone, then
+    # every tune down one; never a tune right after its own transposition.
+    keys = [t for t in map(tok.id_to_token, data.train.tolist()) if t.startswith("K:")]
+    n = len(keys) // 3
+    assert keys == ["K:Dmaj"] * n + ["K:Ebmaj"] * n + ["K:Dbmaj"] * n
 
 
 # ---------------------------------------------------------------------------------------------

@@ -365,16 +365,17 @@ def test_abc_tunes_feed_the_note_models_with_augmented_copies_in_training_only(t
     tune = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n|: GABc d2B2 :| g4 d4 |]\n"
     tok = new_tokenizer("midi-melody", augment_keys=2)
     tok.fit(iter([tune]))
-    plain = tok.encode_document(tune, training=False)
-    augmented = tok.encode_document(tune, training=True)
-    assert (augmented == tok.eos_id).sum() == 2  # two transposed copies after <eos>
+    plain = tok.encode_document(tune)
+    augmented = tok.encode_training_document(tune)
+    assert len(augmented) == 3 and (augmented[0] == plain).all()  # the tune, two copies
+    assert [int(a[0]) - int(plain[0]) for a in augmented] == [0, 1, -1]  # first NOTE_ON moved
     events = tok.tokens_of(plain)
     assert events[:3] == ["NOTE_ON_67", "NO_EVENT", "NOTE_ON_69"]  # G then A, in eighths
     notes = decode_melody(events)
     assert len(notes) == 2 * 6 + 2  # the repeat is played twice
     perf = new_tokenizer("midi-performance")
     perf.fit(iter([tune]))
-    assert perf.note_count(perf.encode_document(tune, training=False)) == 14
+    assert perf.note_count(perf.encode_document(tune)) == 14
 
 
 def test_text_levels_refuse_midi_and_midi_options_need_a_midi_level(tmp_path, midi_corpus):
@@ -407,7 +408,7 @@ def test_nottingham_midi_reads_into_melodies():
     tok.fit(iter([]))
     files = sorted(folder.glob("*.mid"))[:60]
     for path in files:
-        ids = tok.encode_document(path.read_bytes(), training=False)
+        ids = tok.encode_document(path.read_bytes())
         events = tok.tokens_of(ids)
         assert events[-1] == "NOTE_OFF" and tok.unk_id not in ids
         assert tok.note_count(ids) > 10

@@ -80,14 +80,13 @@ class AbcTokenizer(SymbolTokenizer):
         self.set_vocabulary([*SPECIAL_TOKENS, *ranked])
 
     # -- the Tokenizer interface ---------------------------------------------------------------
-    def encode_document(self, text: str, training: bool = True) -> np.ndarray:
-        """One tune (and its transposed copies, each after an ``<eos>``) as ids."""
-        variants = self.tune_tokens(text, training)
-        eos = [self.eos_id]
-        parts = [self.token_ids(variants[0])]
-        for variant in variants[1:]:
-            parts += [np.array(eos, dtype=np.int64), self.token_ids(variant)]
-        return np.concatenate(parts)
+    def encode_document(self, text: str) -> np.ndarray:
+        """One tune as ids."""
+        return self.token_ids(self.tune_tokens(text)[0])
+
+    def encode_training_document(self, text: str) -> list[np.ndarray]:
+        """One tune, then its transposed copies, as ids."""
+        return [self.token_ids(variant) for variant in self.tune_tokens(text, training=True)]
 
     def encode(self, text: str) -> np.ndarray:
         """A tune with its header, or a fragment of tune body (read in ``M:4/4 L:1/8``)."""
@@ -95,7 +94,7 @@ class AbcTokenizer(SymbolTokenizer):
 
         try:
             if any(line.lstrip().startswith("K:") for line in text.splitlines()):
-                return self.encode_document(text, training=False)
+                return self.encode_document(text)
             return self.token_ids(tokenize_fragment(text, self.options))
         except (AbcError, SkipDocument) as exc:
             from genseq.errors import GenseqError
@@ -103,7 +102,7 @@ class AbcTokenizer(SymbolTokenizer):
             raise GenseqError(f"the ABC prompt cannot be read: {exc}") from None
 
     def encode_chunk(self, text: str) -> np.ndarray:
-        return self.encode_document(text, training=False)
+        return self.encode_document(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Token text, folk-rnn style (``M:6/8 K:Dmaj |: A 2``); ABC itself comes from

@@ -84,10 +84,19 @@ class Tokenizer(ABC):
         encodings = self.hf.encode_batch_fast(pieces, add_special_tokens=False)
         return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
 
-    def encode_document(self, text: str, training: bool = True) -> np.ndarray:
-        """Ids of one whole document (a tune); may raise ``SkipDocument``. ``training`` lets
-        a level add augmented copies to training documents only."""
+    def encode_document(self, text: str) -> np.ndarray:
+        """Ids of one whole document (a tune); may raise ``SkipDocument``."""
         return self.encode_chunk(text)
+
+    def encode_training_document(self, text: str) -> list[np.ndarray]:
+        """Ids of a training document, then of each augmented copy (``--augment-keys``).
+
+        `genseq tokenize` writes copy k of every document in round k, so a tune and its
+        transpositions lie a corpus apart in the training stream: read back to back, with the
+        state carried across ``<eos>``, a model learns to copy the tune before instead of
+        learning music (Nottingham: 1.67 against 1.80 nats/token after 1,000 steps).
+        """
+        return [self.encode_document(text)]
 
     def _fit_hf(self, trainer, chunks: Iterable[str]) -> None:
         """Train ``self.hf`` on chunks fed as batches of pieces (parallel word counting)."""

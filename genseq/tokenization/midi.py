@@ -96,24 +96,25 @@ class MidiTokenizer(SymbolTokenizer):
         return int(np.isin(np.asarray(ids), self.note_on_ids).sum())
 
     # -- the Tokenizer interface ---------------------------------------------------------------
-    def encode_document(self, text: str | bytes, training: bool = True) -> np.ndarray:
-        """One document (and its transposed copies, each after an ``<eos>``) as ids."""
+    def encode_document(self, text: str | bytes) -> np.ndarray:
+        """One document as ids."""
+        return self.encode_training_document(text, copies=False)[0]
+
+    def encode_training_document(self, text: str | bytes, copies: bool = True) -> list[np.ndarray]:
+        """One document, then its transposed copies, as ids."""
         from genseq.music.abc_lexer import AbcError
         from genseq.music.midi_io import MidiError
 
         try:
-            variants = self.document_events(text, training)
+            variants = self.document_events(text, copies)
         except (MidiError, AbcError) as exc:
             raise SkipDocument(str(exc)) from None
         if not variants or not variants[0]:
             raise SkipDocument("no notes")
-        parts = [self.token_ids(variants[0])]
-        for variant in variants[1:]:
-            parts += [np.array([self.eos_id], dtype=np.int64), self.token_ids(variant)]
-        return np.concatenate(parts)
+        return [self.token_ids(variant) for variant in variants]
 
     def encode_chunk(self, text: str) -> np.ndarray:
-        return self.encode_document(text, training=False)
+        return self.encode_document(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self.tokens_of(ids))
