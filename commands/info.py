@@ -42,8 +42,9 @@ def info(
     lines = [
         f"checkpoint   {ckpt.path}",
         f"model        {m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}, embedding "
-        f"{m['embed_size']}, dropout {m['dropout']}, tied {m['tie_weights']}; "
-        f"{params:,} parameters",
+        f"{m['embed_size']}, dropout {m['dropout']}, tied {m['tie_weights']}"
+        + (f", adaptive softmax {m['adaptive_cutoffs']}" if m["adaptive_cutoffs"] else "")
+        + f"; {params:,} parameters",
         f"tokenizer    {ckpt.tokenizer.describe()}",
         f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
         f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"

@@ -61,6 +61,13 @@ def train(
             show_default=False,
         ),
     ] = None,
+    adaptive_softmax: Annotated[
+        str | None,
+        Opt(
+            help="Adaptive softmax cutoffs over frequency-ranked ids, e.g. 2000,10000 "
+            "(several times cheaper for big word vocabularies), or off."
+        ),
+    ] = None,
     seq_len: Annotated[int | None, Opt(help="BPTT window (tokens).")] = None,
     batch_size: Annotated[int | None, Opt(help="Parallel streams per batch.")] = None,
     optimizer: Annotated[str | None, Opt(help="adamw | adam | sgd.")] = None,
@@ -148,7 +155,7 @@ def train(
     from genseq.data import is_data_dir, open_data
     from genseq.distributed import context_from_env, teardown
     from genseq.errors import GenseqError, UsageError
-    from genseq.plan import TrainConfig
+    from genseq.plan import TrainConfig, parse_cutoffs
     from genseq.progress import RichReporter
     from genseq.train import Trainer
 
@@ -160,6 +167,7 @@ def train(
         embed_size=embed_size,
         dropout=dropout,
         tie_weights=tie_weights,
+        adaptive_cutoffs=None if adaptive_softmax is None else parse_cutoffs(adaptive_softmax),
         seq_len=seq_len,
         batch_size=batch_size,
         optimizer=optimizer,

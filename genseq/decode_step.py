@@ -86,5 +86,5 @@ class LstmDecodeStep:
             cs.append(cell)
         if not isinstance(model.bridge, torch.nn.Identity):
             x = model.bridge(x)
-        logits = F.linear(x, model.head.weight, model.head.bias)  # (B, V)
+        logits = model.logits_of(x)  # (B, V)
         return logits, (torch.stack(hs), torch.stack(cs))

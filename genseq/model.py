@@ -1,4 +1,4 @@
-"""RecurrentLM: embedding -> LSTM/GRU/RNN stack -> (tied) output layer.
+"""RecurrentLM: embedding -> LSTM/GRU/RNN stack -> (tied or adaptive) output layer.
 
 One model serves every level and domain; only the vocabulary differs. ``forward`` runs whole
 windows for training and prompts; ``step`` advances a batch of samples by one token, carrying the
@@ -9,7 +9,7 @@ recurrent state, so generation never re-runs the prefix. Run it (tiny, random we
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
@@ -37,6 +37,10 @@ class ModelConfig:
     embed_size: int = 64
     dropout: float = 0.0  # between layers and before the output layer
     tie_weights: bool = False  # share the embedding with the output layer
+    # Adaptive softmax (Grave et al. 2017) over frequency-ranked ids: the ids below the first
+    # cutoff get the full width, each later band a quarter of the one before. A word-level
+    # softmax is most of a small model's arithmetic; this makes it several times cheaper.
+    adaptive_cutoffs: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -47,6 +51,17 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+        cutoffs = self.adaptive_cutoffs = [int(c) for c in self.adaptive_cutoffs]
+        if cutoffs:
+            if any(b <= a for a, b in zip([0, *cutoffs], cutoffs, strict=False)) or (
+                cutoffs[-1] >= self.vocab_size
+            ):
+                raise ValueError(
+                    f"adaptive cutoffs must rise from above 0 to below the vocabulary size "
+                    f"({self.vocab_size}), not {cutoffs}"
+                )
+            if self.tie_weights:
+                raise ValueError("an adaptive softmax cannot share weights with the embedding")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,16 +104,26 @@ class RecurrentLM(nn.Module):
         if c.tie_weights and c.hidden_size != c.embed_size:
             self.bridge = nn.Linear(c.hidden_size, c.embed_size)
             head_in = c.embed_size
-        self.head = nn.Linear(head_in, c.vocab_size)
+        self.head: nn.Module
+        if c.adaptive_cutoffs:
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(
+                head_in, c.vocab_size, c.adaptive_cutoffs, div_value=4.0
+            )
+        else:
+            self.head = nn.Linear(head_in, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight
         self._init_weights()
 
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.config.adaptive_cutoffs)
+
     def _init_weights(self) -> None:
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        if not self.config.tie_weights:
+        if not self.config.tie_weights and not self.adaptive:
             nn.init.uniform_(self.head.weight, -0.1, 0.1)
-        nn.init.zeros_(self.head.bias)
+            nn.init.zeros_(self.head.bias)
         if self.config.cell == "lstm":  # forget-gate bias 1: remember by default
             for name, param in self.rnn.named_parameters():
                 if name.startswith("bias_ih"):
@@ -114,12 +139,38 @@ class RecurrentLM(nn.Module):
         zeros = torch.zeros(c.num_layers, batch_size, c.hidden_size, device=device)
         return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
 
-    def forward(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Logits ``(B, T, V)`` for inputs ``idx`` ``(B, T)``, and the state after them."""
+    def forward(
+        self, idx: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Logits ``(B, T, V)`` for inputs ``idx`` ``(B, T)``, and the state after them; with
+        ``targets`` ``(B, T)`` (-1: padding), the mean loss in nats per target instead.
+
+        The loss goes through ``forward`` so that a DistributedDataParallel wrapper sees it,
+        and so that an adaptive softmax never builds the full ``(B, T, V)`` logits to train.
+        """
         x = self.drop(self.embed(idx))  # (B, T, E)
         out, state = self.rnn(x, state)  # (B, T, H)
-        logits = self.head(self.bridge(self.drop(out)))  # (B, T, V)
-        return logits, state
+        features = self.bridge(self.drop(out))  # (B, T, H')
+        if targets is not None:
+            return self._loss_of_features(features, targets), state
+        return self.logits_of(features), state
+
+    def logits_of(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., V)`` of output features ``(..., H')`` (log-probabilities for an
+        adaptive softmax; softmax gives the same distribution either way)."""
+        if not self.adaptive:
+            return F.linear(features, self.head.weight, self.head.bias)
+        flat = self.head.log_prob(features.reshape(-1, features.size(-1)))
+        return flat.view(*features.shape[:-1], -1)
+
+    def _loss_of_features(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.adaptive:
+            return self.loss(self.head(features), targets)
+        flat, wanted = features.reshape(-1, features.size(-1)), targets.reshape(-1)
+        keep = wanted >= 0
+        if not bool(keep.all()):
+            flat, wanted = flat[keep], wanted[keep]
+        return self.head(flat, wanted).loss
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
@@ -148,7 +199,7 @@ class RecurrentLM(nn.Module):
             x = h
         if not isinstance(self.bridge, nn.Identity):
             x = self.bridge(x)
-        logits = F.linear(x, self.head.weight, self.head.bias)  # (B, V)
+        logits = self.logits_of(x)  # (B, V)
         new_state: State = (
             (torch.stack(hs), torch.stack(cs)) if c.cell == "lstm" else torch.stack(hs)
         )

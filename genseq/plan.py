@@ -37,6 +37,7 @@ HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
 DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (20, 0.2), (40, 0.3))
 MOST_DROPOUT = 0.4
 # Adam's rate for the character level on a CPU, by layer width (nearest is used).
+TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate model
 LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 5e-3, 1024: 2e-3}
 
 
@@ -49,6 +50,7 @@ class TrainConfig:
     embed_size: int | None = None
     dropout: float | None = None
     tie_weights: bool | None = None
+    adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
     # batches
     seq_len: int | None = None
     batch_size: int | None = None
@@ -139,13 +141,43 @@ def parse_save_every(spec: str | None) -> tuple[int, float]:
     raise UsageError(f"--save-every {spec!r}: give steps (500) or seconds (30s, 5m)")
 
 
+def parse_cutoffs(text: str) -> list[int]:
+    """``--adaptive-softmax``: ``off`` or rising cutoffs such as ``2000,10000``."""
+    if text.strip().lower() in ("off", "none", "0", ""):
+        return []
+    try:
+        cutoffs = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"--adaptive-softmax takes off or rising cutoffs such as 2000,10000, not {text!r}"
+        ) from None
+    if any(b <= a for a, b in zip([0, *cutoffs], cutoffs, strict=False)):
+        raise UsageError(f"--adaptive-softmax cutoffs must rise from above 0, not {text!r}")
+    return cutoffs
+
+
+def _head_weights(cfg: TrainConfig, vocab_size: int, head_in: int) -> tuple[int, float]:
+    """The output layer's weights, and those one token touches on average (an adaptive
+    softmax reads a tail band only for the tokens in it: about a fifth of a word corpus)."""
+    cutoffs = [c for c in (cfg.adaptive_cutoffs or []) if c < vocab_size]
+    if not cutoffs:
+        return head_in * vocab_size + vocab_size, head_in * vocab_size
+    bounds = [*cutoffs, vocab_size]
+    shortlist = head_in * (cutoffs[0] + len(cutoffs))
+    tails = 0.0
+    for i in range(len(cutoffs)):
+        width = max(1, head_in // 4 ** (i + 1))
+        tails += head_in * width + width * (bounds[i + 1] - bounds[i])
+    return int(shortlist + tails), shortlist + TAIL_SHARE * tails
+
+
 def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
     """Forward + backward multiply-adds x 2 for one token (6 x the weights it touches)."""
     gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
     h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
     recurrent = gates * h * (e + h) + (layers - 1) * gates * h * (2 * h)
     head_in = e if (cfg.tie_weights and h != e) else h
-    return 6.0 * (recurrent + head_in * vocab_size)
+    return 6.0 * (recurrent + _head_weights(cfg, vocab_size, head_in)[1])
 
 
 def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
@@ -155,7 +187,7 @@ def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
     recurrent = gates * h * (e + h + 2) + (layers - 1) * gates * h * (2 * h + 2)
     head_in = e if (cfg.tie_weights and h != e) else h
     bridge = h * e + e if (cfg.tie_weights and h != e) else 0
-    head = vocab_size if cfg.tie_weights else head_in * vocab_size + vocab_size
+    head = vocab_size if cfg.tie_weights else _head_weights(cfg, vocab_size, head_in)[0]
     return vocab_size * e + recurrent + bridge + head
 
 
@@ -218,8 +250,13 @@ def plan(
         c.hidden_size = size * 2 if big and size < 1024 else size
     if c.num_layers is None:
         c.num_layers = 1 if n < 3_000_000 and not big else 2
+    if c.adaptive_cutoffs is None:
+        c.adaptive_cutoffs = []
+    c.adaptive_cutoffs = [x for x in c.adaptive_cutoffs if x < vocab_size]
+    if c.adaptive_cutoffs and c.tie_weights:
+        raise UsageError("--adaptive-softmax cannot be used with --tie-weights")
     if c.tie_weights is None:
-        c.tie_weights = text_words
+        c.tie_weights = text_words and not c.adaptive_cutoffs
     if c.embed_size is None:
         c.embed_size = c.hidden_size if text_words else min(64, c.hidden_size)
     # Character level on a CPU: the time the run has decides the width, the regularisation,

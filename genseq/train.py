@@ -252,6 +252,7 @@ class Trainer:
             embed_size=cfg.embed_size,
             dropout=cfg.dropout,
             tie_weights=cfg.tie_weights,
+            adaptive_cutoffs=list(cfg.adaptive_cutoffs or []),
         )
         model = RecurrentLM(model_config).to(device)
         optimizer = make_optimizer(model, cfg)
@@ -481,8 +482,7 @@ class Trainer:
                 lr = schedule.lr(step, progress())
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                logits, state = net(x, state)  # (B/world, T, V)
-                loss = model.loss(logits, y)
+                loss, state = net(x, state, y)  # mean nats over this process's B/world x T
                 optimizer.zero_grad(set_to_none=True)
                 nonfinite = distributed.any_rank(ctx, not torch.isfinite(loss).item(), device)
                 if not nonfinite:
@@ -629,9 +629,11 @@ class Trainer:
             stop.append(f"{c.max_steps:,} steps")
         if c.time_budget:
             stop.append(f"{c.time_budget:g} s budget")
+        cutoffs = ",".join(map(str, c.adaptive_cutoffs or []))
         return (
             f"model: {c.num_layers}x{c.hidden_size} {c.cell.upper()}, embedding {c.embed_size}, "
             f"dropout {c.dropout}, {'tied, ' if c.tie_weights else ''}"
+            f"{f'adaptive softmax {cutoffs}, ' if cutoffs else ''}"
             f"{model.num_parameters():,} parameters on {self.device}\n"
             f"data: {len(self.data.train):,} train / {len(self.data.val):,} val tokens "
             f"({self.data.level} level, vocabulary {self.data.vocab_size:,}); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -422,3 +423,27 @@ def test_less_common_training_options_take_effect(cli, tmp_path, tiny_data):
     assert info["train"]["clip_value"] == 0.5
     model = load_checkpoint(run_dir).model
     assert model.head.weight is model.embed.weight
+
+
+def test_word_model_with_an_adaptive_softmax_trains_evaluates_and_samples(
+    cli, tmp_path, words_file
+):
+    data = tmp_path / "words"
+    assert cli("tokenize", words_file, "-o", data, "--level", "word", "-q").exit_code == 0
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train", data, "-o", run_dir, "--max-steps", "150", "--adaptive-softmax", "6,12",
+        "--json", *TINY,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    done = json.loads(result.stdout.strip().splitlines()[-1])
+    assert done["val_loss"] < math.log(json.loads((data / "meta.json").read_text())["vocab_size"])
+    config = json.loads((run_dir / "best" / "config.json").read_text())
+    assert config["model"]["adaptive_cutoffs"] == [6, 12]
+    result = cli("sample", run_dir, "-n", "20", "--seed", "1")
+    assert result.exit_code == 0 and result.stdout.strip(), result.stderr
+    result = cli("eval", run_dir, words_file)
+    assert result.exit_code == 0, result.stderr
+    for bad in ("20,10", "many"):
+        result = cli("train", data, "-o", tmp_path / "x", "--adaptive-softmax", bad, "-q")
+        assert result.exit_code == 2 and "--adaptive-softmax" in one_error_line(result.stderr)

@@ -198,3 +198,33 @@ def test_detach_and_expand_state(cell):
     many, _ = model.step(nxt, expand_state(detached, 5))
     one, _ = model.step(nxt[:1], detached)
     torch.testing.assert_close(many, one.expand(5, -1), rtol=0, atol=1e-6)
+
+
+def test_adaptive_softmax_gives_log_probabilities_and_its_own_loss():
+    """Logits of an adaptive head are log-probabilities; the loss forward computes from the
+    features (never the full logits) is the cross-entropy of those logits."""
+    model = make_model("lstm", 2, seed=7, adaptive_cutoffs=[4, 10])
+    torch.manual_seed(8)
+    idx = torch.randint(0, VOCAB, (3, 6))
+    targets = torch.randint(0, VOCAB, (3, 6))
+    targets[0, :2] = -1  # padding is skipped
+    logits, _ = model(idx)
+    torch.testing.assert_close(torch.logsumexp(logits, -1), torch.zeros(3, 6), atol=1e-5, rtol=0)
+    loss, _ = model(idx, None, targets)
+    expected = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-1
+    )
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=0)
+    state = None
+    for t in range(idx.size(1)):
+        stepped, state = model.step(idx[:, t], state)
+        torch.testing.assert_close(stepped, logits[:, t], atol=1e-5, rtol=0)
+
+
+def test_adaptive_softmax_config_is_checked():
+    with pytest.raises(ValueError, match="cutoffs"):
+        ModelConfig(vocab_size=VOCAB, adaptive_cutoffs=[10, 4])
+    with pytest.raises(ValueError, match="cutoffs"):
+        ModelConfig(vocab_size=VOCAB, adaptive_cutoffs=[VOCAB])
+    with pytest.raises(ValueError, match="share weights"):
+        ModelConfig(vocab_size=VOCAB, adaptive_cutoffs=[4], tie_weights=True)

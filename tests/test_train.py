@@ -173,9 +173,16 @@ def test_parameter_count_matches_the_model():
     from genseq.model import ModelConfig, RecurrentLM
     from genseq.plan import parameter_count
 
-    for cell, layers, tie in (("lstm", 1, False), ("gru", 2, True), ("rnn-tanh", 2, False)):
+    cases = [
+        ("lstm", 1, False, []),
+        ("gru", 2, True, []),
+        ("rnn-tanh", 2, False, []),
+        ("lstm", 1, False, [5, 12]),
+    ]
+    for cell, layers, tie, cutoffs in cases:
         cfg = TrainConfig(cell=cell, num_layers=layers, hidden_size=48, embed_size=16)
         cfg.tie_weights = tie
+        cfg.adaptive_cutoffs = cutoffs
         model = RecurrentLM(
             ModelConfig(
                 vocab_size=30,
@@ -184,6 +191,7 @@ def test_parameter_count_matches_the_model():
                 hidden_size=48,
                 embed_size=16,
                 tie_weights=tie,
+                adaptive_cutoffs=cutoffs,
             )
         )
         assert parameter_count(cfg, 30) == model.num_parameters()
