@@ -159,8 +159,10 @@ def _on_loss_call(monkeypatch, n: int, corrupt) -> None:
     calls = [0]
 
     def patched(self, logits, targets):
-        calls[0] += 1
         loss = real_loss(self, logits, targets)
+        if not self.training:  # evaluations compute their loss the same way: not counted
+            return loss
+        calls[0] += 1
         return corrupt(logits, loss) if calls[0] == n else loss
 
     monkeypatch.setattr(RecurrentLM, "loss", patched)

@@ -132,12 +132,33 @@ def test_defaults_follow_corpus_size_and_tie_word_models(tmp_path, tiny_data):
     cpu = torch.device("cpu")
     small_plan = plan(TrainConfig(), 50_000, 60, "char", cpu)
     big_plan = plan(TrainConfig(), 50_000_000, 60, "char", cpu)
-    word_plan = plan(TrainConfig(), 2_000_000, 20_000, "word", cpu)
+    word_plan = plan(TrainConfig(), 5_000_000, 20_000, "word", cpu)
     assert small_plan.hidden_size < big_plan.hidden_size
     assert small_plan.epochs >= 1 and big_plan.epochs >= 1
     assert word_plan.tie_weights and word_plan.embed_size == word_plan.hidden_size
+    assert word_plan.adaptive_cutoffs == []
     tiny = plan(TrainConfig(), 300, 20, "char", cpu)  # shrinks the batch to fit the data
     assert (300 - 1) // tiny.batch_size >= tiny.seq_len + 1
+
+
+def test_small_word_corpora_on_a_cpu_get_an_adaptive_softmax():
+    from genseq.plan import WORD_ADAPTIVE_CUTOFFS, model_flops_per_token, plan
+
+    cpu = torch.device("cpu")
+    words = plan(TrainConfig(time_budget=260), 225_000, 16_000, "word", cpu)
+    assert words.adaptive_cutoffs == list(WORD_ADAPTIVE_CUTOFFS) and not words.tie_weights
+    assert (words.hidden_size, words.embed_size, words.dropout) == (256, 128, 0.65)
+    full = TrainConfig(**{**words.to_dict(), "adaptive_cutoffs": []})
+    assert model_flops_per_token(words, 16_000) < model_flops_per_token(full, 16_000) / 3
+    # An explicit choice wins; small vocabularies, GPUs and BPE keep a full softmax.
+    assert plan(TrainConfig(tie_weights=True), 225_000, 16_000, "word", cpu).adaptive_cutoffs == []
+    assert plan(TrainConfig(), 225_000, 1_500, "word", cpu).adaptive_cutoffs == []
+    assert plan(TrainConfig(), 225_000, 4_096, "bpe", cpu).adaptive_cutoffs == []
+    assert plan(TrainConfig(), 225_000, 16_000, "word", torch.device("cuda")).adaptive_cutoffs == []
+    narrow = plan(TrainConfig(adaptive_cutoffs=[100, 9000]), 225_000, 5_000, "word", cpu)
+    assert narrow.adaptive_cutoffs == [100]  # cutoffs past the vocabulary are dropped
+    with pytest.raises(UsageError, match="--tie-weights"):
+        plan(TrainConfig(adaptive_cutoffs=[100], tie_weights=True), 225_000, 5_000, "word", cpu)
 
 
 def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
