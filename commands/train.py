@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -262,8 +263,23 @@ def train(
         raise
     teardown(ctx)
     s = result.summary
-    if not ctx.is_main:
-        return
+    if ctx.is_main:
+        _report_done(s, run_dir, reporter, quiet, json_out)
+    code = EXIT_CODES.get(s["stop_reason"], 0)
+    if ctx.enabled:
+        # A torchrun worker leaves here, everything saved and printed: gloo's threads can
+        # abort the interpreter's shutdown after a run that ended well ("terminate called
+        # without an active exception", one of this session's CI runs), which torchrun would
+        # report as a failed worker.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
+
+
+def _report_done(s: dict, run_dir: Path, reporter, quiet: bool, json_out: bool) -> None:
+    """The done line on stderr, and the summary as JSON on stdout with --json."""
     if not quiet:
         best = s["best_val_loss"]
         reporter.message(
@@ -280,8 +296,6 @@ def train(
         )
     if json_out:
         print_json({"schema": 1, "run": str(run_dir), **s})
-    if s["stop_reason"] in EXIT_CODES:
-        raise typer.Exit(EXIT_CODES[s["stop_reason"]])
 
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # 128 + SIGINT, 128 + SIGTERM
@@ -319,7 +333,6 @@ def launch_torchrun(nproc: int) -> int:
     shared out among the processes unless OMP_NUM_THREADS is set. Workers print their own
     errors; a failed worker ends the launch with its exit code, not a launcher traceback.
     """
-    import sys
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser
