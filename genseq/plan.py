@@ -36,11 +36,12 @@ HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
 # more overfitting): (fewer than this many epochs, dropout).
 DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (20, 0.2), (40, 0.3))
 MOST_DROPOUT = 0.4
-# Adam's rate for the character level on a CPU, by layer width (nearest is used).
+# Word level on a CPU below 3M words (tuned on WikiText-2's stand-in split, BENCHMARKS.md).
 WORD_ADAPTIVE_CUTOFFS = (1000, 6000)  # shortlist, then two bands a quarter and a 16th as wide
 WORD_ADAPTIVE_DROPOUT = 0.65
 WORD_ADAPTIVE_LR = 6e-3
 TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate model
+# Adam's rate for the character level on a CPU, by layer width (nearest is used).
 LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 5e-3, 1024: 2e-3}
 
 

@@ -407,9 +407,10 @@ def tokenize_corpus(
     try:
         train = TokenFileWriter(staging / "train.bin", dtype)
         val = TokenFileWriter(staging / "val.bin", dtype)
-        # The char level counted its ids while fitting on this same text.
-        known_counts = getattr(tokenizer, "fit_id_counts", None)
-        counts = np.zeros(vocab_size, dtype=np.int64) if known_counts is None else known_counts
+        known_counts = tokenizer.fit_id_counts  # the fit's count of this same text, if any
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        if known_counts is not None:
+            counts += known_counts
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
         units = _units(docs, errors, tunes_everywhere, midi)

@@ -9,10 +9,15 @@ from genseq.model import ModelConfig, RecurrentLM
 from genseq.sample import BatchSampler, SamplingSettings
 
 
-def lstm(hidden: int = 256, layers: int = 2, tie: bool = False) -> RecurrentLM:
+def lstm(hidden: int = 256, layers: int = 2, tie: bool = False, cutoffs: tuple = ()) -> RecurrentLM:
     torch.manual_seed(0)
     config = ModelConfig(
-        vocab_size=40, hidden_size=hidden, embed_size=32, num_layers=layers, tie_weights=tie
+        vocab_size=40,
+        hidden_size=hidden,
+        embed_size=32,
+        num_layers=layers,
+        tie_weights=tie,
+        adaptive_cutoffs=list(cutoffs),
     )
     return RecurrentLM(config).eval()
 
@@ -31,9 +36,12 @@ def max_logit_error(model: RecurrentLM, step: LstmDecodeStep) -> float:
     return error
 
 
-@pytest.mark.parametrize(("layers", "tie"), [(1, False), (2, False), (2, True)])
-def test_joined_fp32_weights_give_the_plain_step(layers, tie):
-    model = lstm(layers=layers, tie=tie)
+@pytest.mark.parametrize(
+    ("layers", "tie", "cutoffs"),
+    [(1, False, ()), (2, False, ()), (2, True, ()), (2, False, (8, 20))],  # (8, 20): adaptive
+)
+def test_joined_fp32_weights_give_the_plain_step(layers, tie, cutoffs):
+    model = lstm(layers=layers, tie=tie, cutoffs=cutoffs)
     assert max_logit_error(model, LstmDecodeStep(model, half=False)) < 1e-5
 
 

@@ -50,6 +50,9 @@ class Tokenizer(ABC):
     lossless: bool = True  # decode(encode(x)) == x for text made of known symbols
 
     splits_tunes: bool = False  # every source is a tunebook: one document per tune
+    # Set by a fit that already counted the ids of the text it read (the char level), so
+    # that tokenizing that same text need not count them again; None: not known.
+    fit_id_counts: np.ndarray | None = None
     default_vocab_size: int | None = None  # None: as many tokens as the corpus has
     default_min_frequency: int = 1
 

@@ -36,7 +36,6 @@ def _build_hf(vocab: dict[str, int]):
 
 class CharTokenizer(Tokenizer):
     level = "char"
-    fit_id_counts: np.ndarray | None = None  # set by fit: ids per token in the fitted text
 
     def __init__(self, hf=None, **options) -> None:
         super().__init__(hf, **options)

@@ -98,10 +98,13 @@ class MidiTokenizer(SymbolTokenizer):
     # -- the Tokenizer interface ---------------------------------------------------------------
     def encode_document(self, text: str | bytes) -> np.ndarray:
         """One document as ids."""
-        return self.encode_training_document(text, copies=False)[0]
+        return self._variant_ids(text, copies=False)[0]
 
-    def encode_training_document(self, text: str | bytes, copies: bool = True) -> list[np.ndarray]:
+    def encode_training_document(self, text: str | bytes) -> list[np.ndarray]:
         """One document, then its transposed copies, as ids."""
+        return self._variant_ids(text, copies=True)
+
+    def _variant_ids(self, text: str | bytes, copies: bool) -> list[np.ndarray]:
         from genseq.music.abc_lexer import AbcError
         from genseq.music.midi_io import MidiError
 
