@@ -121,6 +121,13 @@ def train(
         Opt(help="Seed for weights, dropout and data order [default: 1337].", show_default=False),
     ] = None,
     device: DeviceOpt = "auto",
+    precision: Annotated[
+        str,
+        Opt(
+            help="auto | fp32 | bf16: bf16 autocast multiplies in bfloat16 and keeps fp32 "
+            "weights (auto: bf16 where the hardware has it and it was measured faster).",
+        ),
+    ] = "auto",
     resume: Annotated[
         bool, Opt("--resume", help="Continue the run in --output from its last checkpoint.")
     ] = False,
@@ -189,6 +196,7 @@ def train(
         sample_tokens=sample_tokens,
         seed=seed if seed is not None else 1337,
         device=device,
+        precision=None if precision == "auto" else precision,
     )
     config.validate()
     if resume and overwrite:

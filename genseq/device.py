@@ -40,3 +40,16 @@ def configure_device(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX on a
+    CPU, Ampere or later on CUDA): only there does bf16 autocast make training faster."""
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return False

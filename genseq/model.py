@@ -212,11 +212,12 @@ class RecurrentLM(nn.Module):
         )
 
 
-def detach_state(state: State) -> State:
-    """Cut the graph between BPTT windows while keeping the state's values."""
+def detach_state(state: State, dtype: torch.dtype | None = None) -> State:
+    """Cut the graph between BPTT windows while keeping the state's values (in ``dtype``
+    when given: a bf16 autocast window returns a bf16 state, carried on in fp32)."""
     if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)  # type: ignore[return-value]
-    return state.detach()
+        return tuple(s.detach().to(dtype or s.dtype) for s in state)  # type: ignore[return-value]
+    return state.detach().to(dtype or state.dtype)
 
 
 def expand_state(state: State, batch_size: int) -> State:

@@ -18,12 +18,18 @@ from genseq.model import CELLS
 from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training time, no stop flag
-SUSTAINED_FLOPS = {"cpu": 1.8e11, "mps": 5e11, "cuda": 5e12}  # training FLOP/s, large matrices
-# Fixed cost per training token (kernel launches, the optimizer, data), measured on a 2-core
-# CPU with batch 32 x 32: 1x128 131k, 1x256 67k, 1x384 36k, 1x512 23k tokens/s fit
-# 1 / (4.1 us + FLOPs / 1.8e11) within 3% (BENCHMARKS.md).
-SECONDS_PER_TOKEN = {"cpu": 4.1e-6, "mps": 1e-6, "cuda": 2e-7}
+# Training rate = 1 / (SECONDS_PER_TOKEN + FLOPs per token / SUSTAINED_FLOPS): the first is the
+# fixed cost per token (kernel launches, the fused optimizer, data). On a 2-core CPU with batch
+# 32 x 32, fp32: 1x128 151k, 1x256 67k, 1x384 37k, 1x512 24k tokens/s; bf16 autocast (a CPU
+# with AVX512-BF16): 196k, 101k, 59k, 38k, 1.3-1.6x fp32. Both fit within 5% (BENCHMARKS.md).
+SUSTAINED_FLOPS = {"cpu": 1.85e11, "mps": 5e11, "cuda": 5e12}
+SUSTAINED_FLOPS_BF16 = {"cpu": 3.1e11}
+SECONDS_PER_TOKEN = {"cpu": 3.1e-6, "mps": 1e-6, "cuda": 2e-7}
+# Levels whose loss per token was measured the same in bf16 as in fp32 on a CPU (Tiny
+# Shakespeare, 1x384, 2.4M tokens: 1.4998 against 1.5015): there auto picks bf16.
+BF16_LEVELS = ("char",)
 # Model growth under a long budget (character level): a corpus that the planned run
 # would read more than GROW_ABOVE_EPOCHS times gets a wider layer, as long as the wider
 # model still reads it at least GROW_MIN_EPOCHS times, up to MAX_GROWN_HIDDEN.
@@ -82,6 +88,7 @@ class TrainConfig:
     # reproducibility and placement
     seed: int = 1337
     device: str = "auto"
+    precision: str | None = None  # fp32 | bf16 (autocast; weights and optimizer stay fp32)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +128,10 @@ class TrainConfig:
             (self.eval_tokens is None or self.eval_tokens >= 2, "--eval-tokens must be >= 2"),
             (self.sample_tokens >= 0, "--sample-tokens must be >= 0"),
             (self.on_nan in ("stop", "skip"), "--on-nan must be stop or skip"),
+            (
+                self.precision is None or self.precision in PRECISIONS,
+                f"--precision must be auto or one of {', '.join(PRECISIONS)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -198,7 +209,10 @@ def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
 def tokens_per_second(cfg: TrainConfig, vocab_size: int, kind: str) -> float:
     """A rough training rate for planning (see ``SECONDS_PER_TOKEN``)."""
     flops = model_flops_per_token(cfg, vocab_size)
-    seconds = SECONDS_PER_TOKEN.get(kind, 4e-6) + flops / SUSTAINED_FLOPS.get(kind, 8e10)
+    sustained = SUSTAINED_FLOPS.get(kind, 8e10)
+    if cfg.precision == "bf16":
+        sustained = SUSTAINED_FLOPS_BF16.get(kind, sustained)
+    seconds = SECONDS_PER_TOKEN.get(kind, 4e-6) + flops / sustained
     return 1.0 / seconds
 
 
@@ -234,12 +248,14 @@ def plan(
     device: torch.device,
     world_size: int = 1,
     distinct_tokens: int | None = None,
+    bf16_native: bool = False,
 ) -> TrainConfig:
     """Resolve every unset field for this corpus and device (see the module docstring).
 
     ``world_size`` processes share the global batch, so a chosen batch is a multiple of it.
     ``distinct_tokens`` (training tokens without augmented copies) sizes the model and its
     dropout: transposed copies of a tune do not let a wider model read more new music.
+    ``bf16_native`` (``device.native_bf16``) lets the character level train in bf16.
     """
     cfg.validate()
     n = train_tokens
@@ -249,6 +265,8 @@ def plan(
     c = replace(cfg)
     if c.cell is None:
         c.cell = "lstm"
+    if c.precision is None:
+        c.precision = "bf16" if level in BF16_LEVELS and kind == "cpu" and bf16_native else "fp32"
     # Word level on a CPU, corpora up to a few million words: the softmax over the vocabulary
     # is most of the arithmetic, so an adaptive softmax buys several times the updates (5.6x
     # on WikiText-2's stand-in split), which a wider, more regularised model then uses:

@@ -38,7 +38,7 @@ from genseq.checkpoint import (
     save_checkpoint,
 )
 from genseq.data import StreamBatches, TokenData
-from genseq.device import configure_device, resolve_device
+from genseq.device import configure_device, native_bf16, resolve_device
 from genseq.errors import GenseqError, UsageError
 from genseq.evaluate import evaluate_tokens
 from genseq.fileio import atomic_write_text, remove_stale_staging
@@ -67,7 +67,12 @@ class TrainResult:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Weight decay on matrices only; biases and gains are not decayed."""
+    """Weight decay on matrices only; biases and gains are not decayed.
+
+    Adam runs fused (one kernel for every parameter) on CPU and CUDA: 1.3 -> 0.55 ms a step
+    for a 1x384 character LSTM, 4% of the step (BENCHMARKS.md).
+    """
+    fused = next(model.parameters()).device.type in ("cpu", "cuda") or None
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
@@ -77,8 +82,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
 def _state_to_list(state: State) -> list[torch.Tensor]:
@@ -132,6 +137,7 @@ class Trainer:
                 self.device,
                 self.dist.world_size,
                 data.distinct_train_tokens,
+                native_bf16(self.device),
             )
         self.cfg = cfg
 
@@ -177,6 +183,7 @@ class Trainer:
                 "resume on the data it was started on"
             )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
+        cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:
@@ -240,6 +247,7 @@ class Trainer:
                 "processes (it is the global batch, shared out among them)"
             )
         local_batch = cfg.batch_size // ctx.world_size
+        bf16 = cfg.precision == "bf16"  # autocast: bf16 matrix products, fp32 weights and loss
         save_steps, save_seconds = parse_save_every(cfg.save_every)
 
         torch.manual_seed(cfg.seed)
@@ -409,7 +417,10 @@ class Trainer:
         def validate(tokens) -> float:
             nonlocal eval_rate
             t0 = time.perf_counter()
-            result = evaluate_tokens(model, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
+            # In the training precision: a bf16 evaluation takes half the time and moved the
+            # loss of a 1x384 character model by 7e-6 nats (BENCHMARKS.md).
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                result = evaluate_tokens(model, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
             eval_rate = max(result.tokens, 1) / max(time.perf_counter() - t0, 1e-9)
             return result.loss
 
@@ -482,7 +493,8 @@ class Trainer:
                 lr = schedule.lr(step, progress())
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, state = net(x, state, y)  # mean nats over this process's B/world x T
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss, state = net(x, state, y)  # mean nats over this process's B/world x T
                 optimizer.zero_grad(set_to_none=True)
                 nonfinite = distributed.any_rank(ctx, not torch.isfinite(loss).item(), device)
                 if not nonfinite:
@@ -519,7 +531,7 @@ class Trainer:
                     )
                     continue
                 optimizer.step()
-                state = detach_state(state)
+                state = detach_state(state, torch.float32)  # bf16 out of autocast
                 step += 1
                 index += 1
                 tokens_seen += x.numel() * ctx.world_size
@@ -634,7 +646,8 @@ class Trainer:
             f"model: {c.num_layers}x{c.hidden_size} {c.cell.upper()}, embedding {c.embed_size}, "
             f"dropout {c.dropout}, {'tied, ' if c.tie_weights else ''}"
             f"{f'adaptive softmax {cutoffs}, ' if cutoffs else ''}"
-            f"{model.num_parameters():,} parameters on {self.device}\n"
+            f"{model.num_parameters():,} parameters on {self.device}"
+            f"{' (bf16 autocast)' if c.precision == 'bf16' else ''}\n"
             f"data: {len(self.data.train):,} train / {len(self.data.val):,} val tokens "
             f"({self.data.level} level, vocabulary {self.data.vocab_size:,}); "
             f"batch {c.batch_size} x {c.seq_len}, {batches.batches_in_epoch(0):,} steps/epoch\n"

@@ -447,3 +447,15 @@ def test_word_model_with_an_adaptive_softmax_trains_evaluates_and_samples(
     for bad in ("20,10", "many"):
         result = cli("train", data, "-o", tmp_path / "x", "--adaptive-softmax", bad, "-q")
         assert result.exit_code == 2 and "--adaptive-softmax" in one_error_line(result.stderr)
+
+
+def test_precision_is_a_train_flag_shown_by_info(cli, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train", tiny_data, "-o", run_dir, "--max-steps", "3", "--precision", "bf16", *TINY
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "bf16 autocast" in result.stderr  # the plan says how it trains
+    assert "bf16" in cli("info", run_dir).stdout
+    result = cli("train", tiny_data, "-o", tmp_path / "x", "--precision", "fp16", "-q")
+    assert result.exit_code == 2 and "--precision" in one_error_line(result.stderr)
