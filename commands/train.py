@@ -89,7 +89,7 @@ def train(
     eval_tokens: Annotated[
         int | None,
         Opt(
-            help="Validation tokens per periodic evaluation (default: sized to cost about 10% "
+            help="Validation tokens per periodic evaluation (default: sized to cost about 5% "
             "of the run; the final evaluation uses all).",
             show_default=False,
         ),
