@@ -14,6 +14,10 @@ each and the median round counts, so drift hits both alike. Achieved FLOP/s use 
 lookups are free, every LSTM and output matrix is read once forward and twice backward);
 the same count serves both models. genseq's dropout defaults to 0 here to match the anchor's
 shape (``--dropout 0.1`` measures genseq's own default for Tiny Shakespeare). Target: 75%.
+
+``--bf16`` adds a third system, genseq's step under bf16 autocast (``--precision bf16``, the
+character level's default on a CPU with AVX512-BF16), and the bf16 ``torch.mm`` ceiling; its
+share is of that ceiling, and its ratio says how much faster it trains than fp32 does.
 """
 
 from __future__ import annotations
@@ -27,14 +31,15 @@ from _common import add_common_args, emit, markdown_table
 TARGET_SHARE = 0.75
 
 
-def matmul_ceiling(repeats: int) -> tuple[float, int]:
-    """Best fp32 ``torch.mm`` GFLOP/s over n = 1024..2048, and the n that reached it."""
+def matmul_ceiling(repeats: int, dtype_name: str = "float32") -> tuple[float, int]:
+    """Best ``torch.mm`` GFLOP/s over n = 1024..2048 in this dtype, and the n that reached it."""
     import torch
 
+    dtype = getattr(torch, dtype_name)
     best, best_n = 0.0, 0
     for n in (1024, 1536, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        out = torch.empty(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        out = torch.empty(n, n, dtype=dtype)
         torch.mm(a, b, out=out)  # warm up
         for _ in range(repeats):
             t = time.perf_counter()
@@ -45,7 +50,7 @@ def matmul_ceiling(repeats: int) -> tuple[float, int]:
     return best, best_n
 
 
-def genseq_step(args: argparse.Namespace):
+def genseq_step(args: argparse.Namespace, precision: str = "fp32"):
     import torch
     from torch import nn
 
@@ -61,6 +66,7 @@ def genseq_step(args: argparse.Namespace):
         seq_len=args.seq,
         batch_size=args.batch,
         time_budget=90.0,
+        precision=precision,
     )
     cfg = plan(given, 1_003_854, args.vocab, "char", torch.device("cpu"))
     model = RecurrentLM(
@@ -79,19 +85,21 @@ def genseq_step(args: argparse.Namespace):
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         nonlocal state
-        logits, state = model(x, state)  # (B, T, V)
-        loss = model.loss(logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits, state = model(x, state)  # (B, T, V)
+            loss = model.loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss).item():  # the trainer checks every step too
             raise RuntimeError("non-finite loss")
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
         optimizer.step()
-        state = detach_state(state)
+        state = detach_state(state, torch.float32)
 
     flops = model_flops_per_token(cfg, args.vocab)
     label = f"genseq RecurrentLM {cfg.num_layers}x{cfg.hidden_size}, {cfg.optimizer}"
-    return label + f" lr {cfg.lr:g}, dropout {cfg.dropout:g}", step, flops
+    label += f" lr {cfg.lr:g}, dropout {cfg.dropout:g}"
+    return label + (", bf16 autocast" if precision == "bf16" else ""), step, flops
 
 
 def anchor_step(args: argparse.Namespace):
@@ -129,19 +137,29 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--vocab", type=int, default=65)
     parser.add_argument("--dropout", type=float, default=0.0, help="genseq's dropout")
+    parser.add_argument("--bf16", action="store_true", help="also genseq under bf16 autocast")
     add_common_args(parser, shared=False)
     args = parser.parse_args()
     ceiling, n = matmul_ceiling(args.repeats)
     g_label, g_step, flops = genseq_step(args)
     a_label, a_step = anchor_step(args)
-    for step in (g_step, a_step):  # warm up: first steps allocate and pick kernels
-        rate(step, args, 0.0)
-    rates: dict[str, list[float]] = {g_label: [], a_label: []}
-    for _ in range(args.rounds):
-        rates[g_label].append(rate(g_step, args, args.seconds))
-        rates[a_label].append(rate(a_step, args, args.seconds))
-    anchor = statistics.median(rates[a_label])
+    steps = {g_label: g_step, a_label: a_step}
     rows = [["fp32 matmul ceiling (torch.mm)", "", f"{ceiling:.1f}", "100%", "", f"n = {n}"]]
+    ceilings = dict.fromkeys(steps, ceiling)
+    if args.bf16:
+        bf16_ceiling, bf16_n = matmul_ceiling(args.repeats, "bfloat16")
+        b_label, b_step, _ = genseq_step(args, "bf16")
+        steps[b_label], ceilings[b_label] = b_step, bf16_ceiling
+        share = f"{bf16_ceiling / ceiling:.0%} of fp32"
+        rows.append(["bf16 matmul ceiling (torch.mm)", "", f"{bf16_ceiling:.1f}", share, ""])
+        rows[-1].append(f"n = {bf16_n}")
+    for step in steps.values():  # warm up: first steps allocate and pick kernels
+        rate(step, args, 0.0)
+    rates: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(args.rounds):
+        for label, step in steps.items():
+            rates[label].append(rate(step, args, args.seconds))
+    anchor = statistics.median(rates[a_label])
     for label, found in rates.items():
         tok_s = statistics.median(found)
         gflops = tok_s * flops / 1e9
@@ -151,7 +169,7 @@ def main() -> None:
                 label,
                 f"{tok_s:,.0f}",
                 f"{gflops:.1f}",
-                f"**{gflops / ceiling:.0%}**",
+                f"**{gflops / ceilings[label]:.0%}**",
                 f"{tok_s / anchor:.2f}",
                 spread,
             ]
@@ -163,7 +181,8 @@ def main() -> None:
         f"Shape: {args.layers}x{args.hidden} LSTM, embedding {args.embed}, batch {args.batch}, "
         f"sequence {args.seq}, vocabulary {args.vocab}: {flops / 1e6:.2f} MFLOP per token "
         f"(6 x weights touched); median of {args.rounds} alternating rounds of "
-        f"{args.seconds:g} s. Ratio: tokens/s over the plain LSTM's."
+        f"{args.seconds:g} s. Ratio: tokens/s over the plain LSTM's. A bf16 row's share is "
+        "of the bf16 ceiling."
     )
     emit("training throughput (2x512 char LSTM)", table, args, notes)
 

@@ -125,7 +125,7 @@ def train(
         str,
         Opt(
             help="auto | fp32 | bf16: bf16 autocast multiplies in bfloat16 and keeps fp32 "
-            "weights (auto: bf16 where the hardware has it and it was measured faster).",
+            "weights (CPU only; auto: bf16 for characters on a CPU with AVX512-BF16 or AMX).",
         ),
     ] = "auto",
     resume: Annotated[

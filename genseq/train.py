@@ -43,7 +43,7 @@ from genseq.errors import GenseqError, UsageError
 from genseq.evaluate import evaluate_tokens
 from genseq.fileio import atomic_write_text, remove_stale_staging
 from genseq.model import ModelConfig, RecurrentLM, State, detach_state
-from genseq.plan import TrainConfig, parse_save_every, plan
+from genseq.plan import TrainConfig, check_precision, parse_save_every, plan
 from genseq.progress import Reporter, SilentReporter
 from genseq.schedule import Schedule
 
@@ -185,6 +185,7 @@ class Trainer:
             )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
         cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
+        check_precision(cfg.precision, self.device)
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:

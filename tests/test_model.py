@@ -228,3 +228,21 @@ def test_adaptive_softmax_config_is_checked():
         ModelConfig(vocab_size=VOCAB, adaptive_cutoffs=[VOCAB])
     with pytest.raises(ValueError, match="share weights"):
         ModelConfig(vocab_size=VOCAB, adaptive_cutoffs=[4], tie_weights=True)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.65])
+def test_cheap_dropout_drops_a_share_p_and_keeps_the_mean(p):
+    from genseq.model import CheapDropout
+
+    torch.manual_seed(0)
+    drop = CheapDropout(p)
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.005 and abs(y.mean().item() - 1.0) < 0.01
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)), rtol=1e-4)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes through the kept values only
+    assert not torch.equal(drop(x), y)  # a fresh mask each call
+    drop.eval()
+    assert torch.equal(drop(x), x)

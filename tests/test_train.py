@@ -211,6 +211,10 @@ def test_bf16_is_chosen_for_characters_where_the_cpu_has_it_and_plans_a_faster_r
     assert wanted.precision == "bf16"
     with pytest.raises(UsageError, match="--precision"):
         plan(TrainConfig(precision="fp16"), 225_000, 145, "abc", cpu)
+    gpu = torch.device("cuda")  # measured on CPUs only: a GPU trains in fp32
+    assert plan(TrainConfig(), shakespeare, 67, "char", gpu, bf16_native=True).precision == "fp32"
+    with pytest.raises(UsageError, match="CPUs only"):
+        plan(TrainConfig(precision="bf16"), shakespeare, 67, "char", gpu)
 
 
 def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny_data):
