@@ -17,7 +17,7 @@ shape (``--dropout 0.1`` measures genseq's own default for Tiny Shakespeare). Ta
 
 ``--bf16`` adds a third system, genseq's step under bf16 autocast (``--precision bf16``, the
 character level's default on a CPU with AVX512-BF16), and the bf16 ``torch.mm`` ceiling; its
-share is of that ceiling, and its ratio says how much faster it trains than fp32 does.
+share is of that ceiling, and its ratio, like the others, is over the plain LSTM.
 """
 
 from __future__ import annotations

@@ -205,8 +205,9 @@ def train(
         raise UsageError("--seed cannot change when resuming")
     # Check everything that can fail before anything is tokenized or deleted.
     from genseq.device import resolve_device
+    from genseq.plan import check_precision
 
-    resolve_device(device)
+    check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
     check_sources(sources, run_dir if overwrite else None)
     if resume and not (run_dir / "last").exists() and not (run_dir / ".last.old").exists():
         raise GenseqError(f"{run_dir}: no last/ checkpoint to resume from")

@@ -43,11 +43,12 @@ def configure_device(device: torch.device) -> None:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether this is a CPU that multiplies bfloat16 matrices in hardware (AVX512-BF16 or
-    AMX): only there does bf16 autocast make training faster (1.3-1.6x, BENCHMARKS.md)."""
+    """Whether this is a CPU that multiplies bfloat16 in hardware (AVX512-BF16 or AMX): only
+    there does bf16 autocast make training faster (1.3-1.6x, BENCHMARKS.md). oneDNN runs bf16
+    on any AVX-512 CPU, emulated, so its own "bf16 supported" flag is not the test."""
     if device.type != "cpu":
         return False
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False

@@ -24,6 +24,9 @@ DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training tim
 # fixed cost per token (kernel launches, the fused optimizer, data). On a 2-core CPU with batch
 # 32 x 32, fp32: 1x128 151k, 1x256 67k, 1x384 37k, 1x512 24k tokens/s; bf16 autocast (a CPU
 # with AVX512-BF16): 196k, 101k, 59k, 38k, 1.3-1.6x fp32. Both fit within 5% (BENCHMARKS.md).
+# These are rates of the step alone: the training loop with its evaluations ran 20-25% slower
+# without dropout, and 40% slower with 0.3 before the cheaper masks (CheapDropout), so planned
+# epochs overstate the real ones; the dropout table below is keyed to planned epochs.
 SUSTAINED_FLOPS = {"cpu": 1.85e11, "mps": 5e11, "cuda": 5e12}
 SUSTAINED_FLOPS_BF16 = {"cpu": 3.1e11}
 SECONDS_PER_TOKEN = {"cpu": 3.1e-6, "mps": 1e-6, "cuda": 2e-7}
@@ -51,7 +54,7 @@ WORD_ADAPTIVE_LR = 6e-3
 TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate model
 # Adam's rate for the character level on a CPU, by layer width (nearest is used). At 512, 2.5M
 # tokens of Tiny Shakespeare: 5e-3 1.471, 7e-3 1.458, 8.5e-3 1.465, 1e-2 1.464 (BENCHMARKS.md).
-LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 7e-3, 1024: 2e-3}
+LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 7e-3, 768: 5e-3, 1024: 2e-3}
 
 
 @dataclass
@@ -213,7 +216,7 @@ def tokens_per_second(cfg: TrainConfig, vocab_size: int, kind: str) -> float:
     """A rough training rate for planning (see ``SECONDS_PER_TOKEN``)."""
     flops = model_flops_per_token(cfg, vocab_size)
     sustained = SUSTAINED_FLOPS.get(kind, 8e10)
-    if cfg.precision == "bf16":
+    if cfg.precision == "bf16" and (cfg.cell or "lstm") == "lstm":
         sustained = SUSTAINED_FLOPS_BF16.get(kind, sustained)
     seconds = SECONDS_PER_TOKEN.get(kind, 4e-6) + flops / sustained
     return 1.0 / seconds
@@ -243,11 +246,19 @@ def dropout_for_epochs(epochs: float) -> float:
     return MOST_DROPOUT
 
 
-def check_precision(precision: str | None, device: torch.device) -> None:
+def check_precision(
+    precision: str | None, device: torch.device, adaptive_cutoffs: list[int] | None = None
+) -> None:
     """bf16 autocast is measured on CPUs only: on CUDA, cuDNN's LSTM autocasts to fp16, not
-    bf16, and nothing here has been run on a GPU, so a GPU trains in fp32."""
-    if precision == "bf16" and device.type != "cpu":
+    bf16, and nothing here has been run on a GPU, so a GPU trains in fp32. An adaptive
+    softmax computes its loss in bf16 under autocast (rounded to about 0.02 nats), so it
+    trains in fp32 too."""
+    if precision != "bf16":
+        return
+    if device.type != "cpu":
         raise UsageError(f"--precision bf16 is for CPUs only; on {device.type} use fp32")
+    if adaptive_cutoffs:
+        raise UsageError("--precision bf16 cannot be used with --adaptive-softmax; use fp32")
 
 
 def plan(
@@ -275,9 +286,9 @@ def plan(
     c = replace(cfg)
     if c.cell is None:
         c.cell = "lstm"
-    if c.precision is None:
-        c.precision = "bf16" if level in BF16_LEVELS and kind == "cpu" and bf16_native else "fp32"
-    check_precision(c.precision, device)
+    if c.precision is None:  # measured for LSTMs: under autocast a GRU's recurrence stays fp32
+        wanted = level in BF16_LEVELS and c.cell == "lstm" and kind == "cpu" and bf16_native
+        c.precision = "bf16" if wanted else "fp32"
     # Word level on a CPU, corpora up to a few million words: the softmax over the vocabulary
     # is most of the arithmetic, so an adaptive softmax buys several times the updates (5.6x
     # on WikiText-2's stand-in split), which a wider, more regularised model then uses:
@@ -285,10 +296,12 @@ def plan(
     word_cpu = level == "word" and kind == "cpu" and n < 3_000_000
     if c.adaptive_cutoffs is None:
         wanted = word_cpu and not c.tie_weights and vocab_size > 2 * WORD_ADAPTIVE_CUTOFFS[0]
+        wanted = wanted and c.precision != "bf16"  # its loss would be bf16 (check_precision)
         c.adaptive_cutoffs = list(WORD_ADAPTIVE_CUTOFFS) if wanted else []
     c.adaptive_cutoffs = [x for x in c.adaptive_cutoffs if x < vocab_size]
     if c.adaptive_cutoffs and c.tie_weights:
         raise UsageError("--adaptive-softmax cannot be used with --tie-weights")
+    check_precision(c.precision, device, c.adaptive_cutoffs)
     adaptive_words = word_cpu and bool(c.adaptive_cutoffs)
     if c.hidden_size is None:
         size = 128 if n < 300_000 else 256 if n < 3_000_000 else 512 if n < 30_000_000 else 1024

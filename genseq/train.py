@@ -73,7 +73,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     Adam runs fused (one kernel for every parameter) on CPU and CUDA: 1.3 -> 0.55 ms a step
     for a 1x384 character LSTM, 4% of the step (BENCHMARKS.md).
     """
-    fused = next(model.parameters()).device.type in ("cpu", "cuda") or None
+    fused = _fused(model)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
@@ -85,6 +85,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
+
+
+def _fused(model: nn.Module) -> bool | None:
+    return next(model.parameters()).device.type in ("cpu", "cuda") or None
 
 
 def _state_to_list(state: State) -> list[torch.Tensor]:
@@ -185,13 +189,20 @@ class Trainer:
             )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
         cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
-        check_precision(cfg.precision, self.device)
+        check_precision(cfg.precision, self.device, cfg.adaptive_cutoffs)
+        if cfg.precision == "bf16" and not native_bf16(self.device):
+            self.reporter.message(
+                "note: this run trains in bf16, which this CPU only emulates (slowly); "
+                "resume with --precision fp32 to continue in fp32"
+            )
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:
                 setattr(cfg, name, value)
             elif name in ("device", "sample_tokens"):
                 setattr(cfg, name, value)
+            elif name == "precision" and value is not None:  # weights stay fp32 either way
+                cfg.precision = value
             elif value is not None and name != "seed" and value != getattr(cfg, name):
                 raise UsageError(
                     f"--{name.replace('_', '-')} {value} differs from the run being resumed "
@@ -288,6 +299,9 @@ class Trainer:
             rs = self.resume_state
             load_model(model, str(self.resume_ckpt / "model.safetensors"), device=str(device))
             optimizer.load_state_dict(rs["optimizer"])
+            if cfg.optimizer != "sgd":  # a saved group carries its run's setting: fuse anyway
+                for group in optimizer.param_groups:
+                    group["fused"] = _fused(model)
             schedule.load_state_dict(rs["schedule"])
             step, epoch, index = int(rs["step"]), int(rs["epoch"]), int(rs["index"])
             tokens_seen, bad_evals = int(rs["tokens_seen"]), int(rs["bad_evals"])

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from genseq.checkpoint import find_checkpoint, load_checkpoint, load_train_state, read_config
 from genseq.corpus import resolve_sources
@@ -211,6 +212,12 @@ def test_bf16_is_chosen_for_characters_where_the_cpu_has_it_and_plans_a_faster_r
     assert wanted.precision == "bf16"
     with pytest.raises(UsageError, match="--precision"):
         plan(TrainConfig(precision="fp16"), 225_000, 145, "abc", cpu)
+    gru = plan(TrainConfig(cell="gru"), shakespeare, 67, "char", cpu, bf16_native=True)
+    assert gru.precision == "fp32"  # under autocast a GRU's recurrence stays fp32
+    words = plan(TrainConfig(precision="bf16"), 225_000, 16_000, "word", cpu)
+    assert words.adaptive_cutoffs == []  # its loss would be bf16
+    with pytest.raises(UsageError, match="--adaptive-softmax"):
+        plan(TrainConfig(precision="bf16", adaptive_cutoffs=[100]), 225_000, 5_000, "word", cpu)
     gpu = torch.device("cuda")  # measured on CPUs only: a GPU trains in fp32
     assert plan(TrainConfig(), shakespeare, 67, "char", gpu, bf16_native=True).precision == "fp32"
     with pytest.raises(UsageError, match="CPUs only"):
@@ -226,7 +233,8 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
     result = straight.run()
     assert result.summary["train_loss"] < math.log(open_data(tiny_data).vocab_size)
     ckpt = load_checkpoint(tmp_path / "a" / "last")
-    assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
+    with safe_open(str(tmp_path / "a" / "last" / "model.safetensors"), "pt") as saved:
+        assert {saved.get_slice(k).get_dtype() for k in saved.keys()} == {"F32"}
     assert read_config(tmp_path / "a" / "last")["train"]["precision"] == "bf16"
     Trainer(TrainConfig(max_steps=4, **settings), open_data(tiny_data), tmp_path / "b").run()
     resumed = Trainer(TrainConfig(max_steps=8), open_data(tiny_data), tmp_path / "b", resume=True)
@@ -235,6 +243,17 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
     pairs = zip(ckpt.model.named_parameters(), again.model.parameters(), strict=True)
     for (name, a), b in pairs:
         assert torch.equal(a, b), name
+    # The precision may change on resume (the weights are fp32 either way); a run saved before
+    # the setting existed resumes in fp32.
+    fp32 = TrainConfig(max_steps=9, precision="fp32")
+    switched = Trainer(fp32, open_data(tiny_data), tmp_path / "b", resume=True)
+    assert switched.cfg.precision == "fp32"
+    config_path = tmp_path / "a" / "last" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["train"]["precision"]
+    config_path.write_text(json.dumps(config))
+    old = Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
+    assert old.cfg.precision == "fp32"
 
 
 def test_parameter_count_matches_the_model():
