@@ -34,13 +34,13 @@ def sample_tunes_command(
     from genseq.music.notes import tune_notes
     from genseq.music.tune_sampling import build_prompt, sample_tunes
 
+    prompt = build_prompt(ckpt, text, meter, key, mode)  # a refused prompt leaves no folders
     for folder in (midi, wav, png):
         if folder is not None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
-    prompt = build_prompt(ckpt, text, meter, key, mode)
     tunes = sample_tunes(
         ckpt, prompt, settings, num_samples, max_new_tokens, seed=seed, constrain=constrain
     )

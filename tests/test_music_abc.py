@@ -458,10 +458,11 @@ def test_sampling_is_reproducible_and_unconstrained_is_optional(abc_run, cli):
         (["--tempo", "0"], "--tempo"),
     ],
 )
-def test_sampling_options_are_checked(abc_run, cli, extra, message):
-    result = cli("sample", str(abc_run), *extra)
+def test_sampling_options_are_checked(abc_run, cli, extra, message, tmp_path):
+    result = cli("sample", str(abc_run), *extra, "--midi", str(tmp_path / "midi"))
     assert result.exit_code == 2, result.stdout
     assert message in result.stderr
+    assert not (tmp_path / "midi").exists()  # a refused prompt leaves no empty folder behind
 
 
 def test_prompt_bars_are_continued(abc_run, cli):
