@@ -26,6 +26,11 @@ _CELL_KERNELS = {
 }
 
 
+def cutoffs_rise(cutoffs: list[int]) -> bool:
+    """Whether adaptive softmax cutoffs rise strictly from above 0."""
+    return all(a < b for a, b in zip([0, *cutoffs], cutoffs, strict=False))
+
+
 @dataclass
 class ModelConfig:
     """The architecture, saved in every checkpoint's config.json."""
@@ -53,9 +58,7 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
         cutoffs = self.adaptive_cutoffs = [int(c) for c in self.adaptive_cutoffs]
         if cutoffs:
-            if any(b <= a for a, b in zip([0, *cutoffs], cutoffs, strict=False)) or (
-                cutoffs[-1] >= self.vocab_size
-            ):
+            if not cutoffs_rise(cutoffs) or cutoffs[-1] >= self.vocab_size:
                 raise ValueError(
                     f"adaptive cutoffs must rise from above 0 to below the vocabulary size "
                     f"({self.vocab_size}), not {cutoffs}"

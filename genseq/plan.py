@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 
 from genseq.errors import UsageError
-from genseq.model import CELLS
+from genseq.model import CELLS, cutoffs_rise
 from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -172,7 +172,7 @@ def parse_cutoffs(text: str) -> list[int]:
         raise UsageError(
             f"--adaptive-softmax takes off or rising cutoffs such as 2000,10000, not {text!r}"
         ) from None
-    if any(b <= a for a, b in zip([0, *cutoffs], cutoffs, strict=False)):
+    if not cutoffs_rise(cutoffs):
         raise UsageError(f"--adaptive-softmax cutoffs must rise from above 0, not {text!r}")
     return cutoffs
 
@@ -287,8 +287,8 @@ def plan(
     if c.cell is None:
         c.cell = "lstm"
     if c.precision is None:  # measured for LSTMs: under autocast a GRU's recurrence stays fp32
-        wanted = level in BF16_LEVELS and c.cell == "lstm" and kind == "cpu" and bf16_native
-        c.precision = "bf16" if wanted else "fp32"
+        auto_bf16 = level in BF16_LEVELS and c.cell == "lstm" and kind == "cpu" and bf16_native
+        c.precision = "bf16" if auto_bf16 else "fp32"
     # Word level on a CPU, corpora up to a few million words: the softmax over the vocabulary
     # is most of the arithmetic, so an adaptive softmax buys several times the updates (5.6x
     # on WikiText-2's stand-in split), which a wider, more regularised model then uses:

@@ -188,13 +188,6 @@ class Trainer:
                 "resume on the data it was started on"
             )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
-        cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
-        check_precision(cfg.precision, self.device, cfg.adaptive_cutoffs)
-        if cfg.precision == "bf16" and not native_bf16(self.device):
-            self.reporter.message(
-                "note: this run trains in bf16, which this CPU only emulates (slowly); "
-                "resume with --precision fp32 to continue in fp32"
-            )
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:
@@ -208,6 +201,13 @@ class Trainer:
                     f"--{name.replace('_', '-')} {value} differs from the run being resumed "
                     f"({getattr(cfg, name)}); settings other than stopping ones cannot change"
                 )
+        cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
+        check_precision(cfg.precision, self.device, cfg.adaptive_cutoffs)
+        if cfg.precision == "bf16" and not native_bf16(self.device):
+            self.reporter.message(
+                "note: this run trains in bf16, which this CPU only emulates (slowly); "
+                "resume with --precision fp32 to continue in fp32"
+            )
         if saved.get("summary", {}).get("data") not in (None, str(self.data.path.resolve())):
             self.reporter.message(
                 f"note: resuming on data {self.data.path} "

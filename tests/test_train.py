@@ -254,6 +254,14 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
     config_path.write_text(json.dumps(config))
     old = Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
     assert old.cfg.precision == "fp32"
+    # A saved bf16 run that may not go on in bf16 here (an adaptive softmax, as on a GPU) is
+    # refused, and continues when asked for fp32: the check reads the setting after --precision.
+    config["train"] |= {"precision": "bf16", "adaptive_cutoffs": [5]}
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="use fp32"):
+        Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
+    fp32 = TrainConfig(max_steps=9, precision="fp32")
+    assert Trainer(fp32, open_data(tiny_data), tmp_path / "a", resume=True).cfg.precision == "fp32"
 
 
 def test_parameter_count_matches_the_model():
