@@ -54,7 +54,8 @@ def info(
         f"{_f(s.get('best_val_loss'))} on the evaluation prefix)",
         f"settings     batch {t.get('batch_size')} x {t.get('seq_len')}, {t.get('optimizer')} "
         f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}, "
-        f"{t.get('precision') or 'fp32'}",
+        f"{t.get('precision') or 'fp32'}"
+        + (f", weight average (decay {t['ema']:g})" if t.get("ema") else ""),
         f"data         {s.get('data')}",
         f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
     ]

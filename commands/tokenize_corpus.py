@@ -123,6 +123,16 @@ WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Processes that encode in parallel (memory stays bounded).")
 ]
 
+FitSampleOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fit-sample",
+        help="word, bpe: learn the vocabulary from this many MB of text, spread evenly over a "
+        "larger corpus; all of it is still encoded. 0: learn from all of it [default: 64].",
+        show_default=False,
+    ),
+]
+
 
 def run_tokenize(
     sources: list[str], output: Path, options, glob: str, cache_dir: Path | None, quiet: bool
@@ -174,6 +184,8 @@ def show_summary(console, summary, output: Path) -> None:
         f"{summary.val_tokens:,} validation, split by {summary.split})",
     )
     table.add_row("vocabulary", f"{summary.vocab_size:,} ({summary.level} level)")
+    if summary.fit_share < 1:
+        table.add_row("vocabulary from", f"{summary.fit_share:.0%} of the text (--fit-sample)")
     table.add_row("unknown tokens", f"{summary.unknown_tokens:,} ({summary.unknown_rate:.2%})")
     top = ", ".join(f"{tok!r} {n:,}" for tok, n in summary.top_tokens[:10])
     table.add_row("most frequent", top)
@@ -200,6 +212,7 @@ def tokenize(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the document split.")] = 42,
     dtype: DtypeOpt = "auto",
     workers: WorkersOpt = 1,
+    fit_sample: FitSampleOpt = None,
     abc_chords: ChordsOpt = False,
     abc_decorations: DecorationsOpt = False,
     abc_grace: GraceOpt = False,
@@ -239,6 +252,7 @@ def tokenize(
         dtype=dtype,
         encoding_errors=encoding_errors,
         workers=workers,
+        fit_sample_mb=fit_sample,
         abc_chords=abc_chords,
         abc_decorations=abc_decorations,
         abc_grace=abc_grace,

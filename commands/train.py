@@ -128,6 +128,15 @@ def train(
             "weights (CPU only; auto: bf16 for characters on a CPU with AVX512-BF16 or AMX).",
         ),
     ] = "auto",
+    ema: Annotated[
+        float | None,
+        Opt(
+            help="Evaluate and save an average of the weights over the second half of the run, "
+            "with this decay per step (0: off) [default: auto: on at the character level on a "
+            "CPU, spanning a twelfth of the planned steps].",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool, Opt("--resume", help="Continue the run in --output from its last checkpoint.")
     ] = False,
@@ -197,6 +206,7 @@ def train(
         seed=seed if seed is not None else 1337,
         device=device,
         precision=None if precision == "auto" else precision,
+        ema=ema,
     )
     config.validate()
     if resume and overwrite:

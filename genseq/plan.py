@@ -27,6 +27,7 @@ DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training tim
 # These are rates of the step alone: the training loop with its evaluations ran 20-25% slower
 # without dropout, and 40% slower with 0.3 before the cheaper masks (CheapDropout), so planned
 # epochs overstate the real ones; the dropout table below is keyed to planned epochs.
+LOOP_SHARE = 0.8  # the loop's rate over the step's, where a count of steps is wanted
 SUSTAINED_FLOPS = {"cpu": 1.85e11, "mps": 5e11, "cuda": 5e12}
 SUSTAINED_FLOPS_BF16 = {"cpu": 3.1e11}
 SECONDS_PER_TOKEN = {"cpu": 3.1e-6, "mps": 1e-6, "cuda": 2e-7}
@@ -55,6 +56,12 @@ TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate
 # Adam's rate for the character level on a CPU, by layer width (nearest is used). At 512, 2.5M
 # tokens of Tiny Shakespeare: 5e-3 1.471, 7e-3 1.458, 8.5e-3 1.465, 1e-2 1.464 (BENCHMARKS.md).
 LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 7e-3, 768: 5e-3, 1024: 2e-3}
+# The average of the weights (genseq.averaging) spans about this share of the planned steps,
+# up to EMA_MAX_HORIZON steps. Tiny Shakespeare (BENCHMARKS.md), the best of three horizons:
+# 100 of 1,200 steps (of 50, 100, 200), 200 of 2,400 (of 100, 200, 500), 200 of 6,000 (of
+# 200, 500, 1,000): the noise it averages out does not grow with the length of the run.
+EMA_HORIZON_SHARE = 1 / 12
+EMA_MAX_HORIZON = 300
 
 
 @dataclass
@@ -95,6 +102,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     precision: str | None = None  # fp32 | bf16 (autocast; weights and optimizer stay fp32)
+    ema: float | None = None  # decay of the weight average (genseq.averaging); 0: none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +142,7 @@ class TrainConfig:
             (self.eval_tokens is None or self.eval_tokens >= 2, "--eval-tokens must be >= 2"),
             (self.sample_tokens >= 0, "--sample-tokens must be >= 0"),
             (self.on_nan in ("stop", "skip"), "--on-nan must be stop or skip"),
+            (self.ema is None or 0 <= self.ema < 1, "--ema must be 0 (off) or a decay below 1"),
             (
                 self.precision is None or self.precision in PRECISIONS,
                 f"--precision must be auto or one of {', '.join(PRECISIONS)}",
@@ -383,6 +392,30 @@ def plan(
         seconds = DEFAULT_MINUTES.get(kind, 5.0) * 60
         tokens = seconds * tokens_per_second(c, vocab_size, kind)
         c.epochs = int(min(50, max(1, round(tokens / max(n, 1)))))
+    if c.ema is None:  # measured at the character level only
+        steps = planned_steps(c, n, vocab_size, kind)
+        c.ema = ema_decay(steps) if tuned and steps else 0.0
     if c.log_every is None:
         c.log_every = 10
     return c
+
+
+def planned_steps(cfg: TrainConfig, train_tokens: int, vocab_size: int, kind: str) -> float:
+    """About how many updates the planned run makes (its first stop); 0 when unknown."""
+    per_step = cfg.batch_size * cfg.seq_len
+    steps = []
+    if cfg.max_steps:
+        steps.append(cfg.max_steps)
+    if cfg.epochs:
+        steps.append(cfg.epochs * train_tokens / per_step)
+    if cfg.time_budget:  # the loop with its evaluations is slower than the step alone
+        rate = LOOP_SHARE * tokens_per_second(cfg, vocab_size, kind)
+        steps.append(cfg.time_budget * rate / per_step)
+    return min(steps, default=0.0)
+
+
+def ema_decay(steps: float) -> float:
+    """The decay of an average spanning ``EMA_HORIZON_SHARE`` of ``steps`` (at least 10 steps,
+    at most ``EMA_MAX_HORIZON``); a horizon of h steps is a decay of 1 - 1/h."""
+    horizon = min(EMA_MAX_HORIZON, max(10.0, EMA_HORIZON_SHARE * steps))
+    return round(1 - 1 / horizon, 5)

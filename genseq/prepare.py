@@ -32,6 +32,11 @@ from genseq.music.abc_lexer import iter_tunes
 from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
+# The word and BPE vocabularies are learned from at most this many MB of text, spread evenly
+# over a larger corpus (SentencePiece's ``input_sentence_size`` does the same): counting is
+# half of tokenizing at these levels, and the most frequent words or merges of a large sample
+# are those of the whole corpus. Every byte is still encoded and hashed. 0: fit on it all.
+DEFAULT_FIT_SAMPLE_MB = 64.0
 COPY_BLOCK = 1 << 22
 TRIM_EVERY_CHUNKS = 32
 
@@ -73,6 +78,7 @@ class TokenizeOptions:
     dtype: str = "auto"
     encoding_errors: str = "strict"
     workers: int = 1  # processes that encode chunks in parallel
+    fit_sample_mb: float | None = None  # word, bpe: fit on this much text (None: default, 0: all)
     # abc level
     abc_chords: bool = False  # keep chord symbols ("Am")
     abc_decorations: bool = False  # keep decorations (!trill!, ~)
@@ -99,6 +105,8 @@ class TokenizeOptions:
             raise UsageError("--encoding-errors must be strict, replace or ignore")
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.fit_sample_mb is not None and not 0 <= self.fit_sample_mb < 1e9:
+            raise UsageError("--fit-sample must be a number of MB, 0 or more (0: the whole corpus)")
         if self.level != "auto" and self.level not in LEVELS:
             raise UsageError(f"--level must be auto or one of {', '.join(LEVELS)}")
         if self.augment_keys < 0 or self.augment_keys > 11:
@@ -158,6 +166,13 @@ class TokenizeOptions:
                 "(--level midi-melody or midi-performance)"
             )
 
+    def fit_share(self, tokenizer, corpus_bytes: int) -> float:
+        """The share of the corpus's chunks the tokenizer is fitted on (1: all of them)."""
+        mb = DEFAULT_FIT_SAMPLE_MB if self.fit_sample_mb is None else self.fit_sample_mb
+        if not tokenizer.fit_may_sample or mb == 0 or corpus_bytes <= 0:
+            return 1.0
+        return min(1.0, mb * 1e6 / corpus_bytes)
+
     @property
     def has_abc_options(self) -> bool:
         abc_only = (self.abc_chords, self.abc_decorations, self.abc_grace, self.abc_keep_unit)
@@ -212,6 +227,7 @@ class TokenizeSummary:
     level: str = "char"
     skipped: int = 0  # documents (tunes) the tokenizer could not read
     skip_reasons: list[tuple[str, int, str]] = field(default_factory=list)  # reason, n, example
+    fit_share: float = 1.0  # the share of the characters the vocabulary was learned from
     top_tokens: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -362,20 +378,29 @@ def tokenize_corpus(
     options.check_level(level)
 
     # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
-    say(f"fitting the {level} tokenizer on {len(docs):,} file(s)")
     tokenizer = new_tokenizer(level, **options.tokenizer_options(level))
     tunes_everywhere = tokenizer.splits_tunes
     midi = getattr(tokenizer, "reads_midi", False)
-    characters = 0
+    share = options.fit_share(tokenizer, sum(doc.path.stat().st_size for doc in docs))
+    sample = "" if share == 1 else f" ({share:.0%} of the text, evenly spread: --fit-sample)"
+    say(f"fitting the {level} tokenizer on {len(docs):,} file(s){sample}")
+    characters = fitted = 0
     names: list[str] = []
 
     def counted() -> Iterator[str]:
-        nonlocal characters
+        """Every chunk is read and counted; the fit gets ``share`` of them, evenly spaced
+        (a credit of ``share`` per chunk, a chunk for each whole credit; the first always)."""
+        nonlocal characters, fitted
+        credit = 1.0
         for name, _whole, chunks in _units(docs, errors, tunes_everywhere, midi):
             names.append(name)
             for chunk in chunks:
                 characters += len(chunk)
-                yield chunk
+                if credit >= 1.0:
+                    credit -= 1.0
+                    fitted += len(chunk)
+                    yield chunk
+                credit += share
 
     tokenizer.fit(counted())
     if not names and tunes_everywhere:
@@ -489,6 +514,7 @@ def tokenize_corpus(
                 ((r, n, example) for r, (n, example) in skipped.items()), key=lambda x: -x[1]
             ),
             top_tokens=top,
+            fit_share=fitted / characters,
         )
         meta = {
             "format": DATA_FORMAT,

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from genseq import distributed
+from genseq.averaging import EMA_START, averaged_state, resume_average, start_average
 from genseq.checkpoint import (
     Checkpoint,
     find_checkpoint,
@@ -202,6 +203,7 @@ class Trainer:
                     f"({getattr(cfg, name)}); settings other than stopping ones cannot change"
                 )
         cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
+        cfg.ema = cfg.ema or 0.0  # ... or before --ema
         check_precision(cfg.precision, self.device, cfg.adaptive_cutoffs)
         if cfg.precision == "bf16" and not native_bf16(self.device):
             self.reporter.message(
@@ -291,6 +293,7 @@ class Trainer:
         best_step = 0
         train_seconds = 0.0
         state = model.init_state(local_batch, device)
+        averaged = None  # the weight average (rank 0), once the run is EMA_START through
         if ctx.rank > 0:  # its own dropout masks; rank 0 keeps the one-process RNG stream
             torch.manual_seed(cfg.seed + ctx.rank)
         if self.resume_state is not None:
@@ -298,6 +301,8 @@ class Trainer:
 
             rs = self.resume_state
             load_model(model, str(self.resume_ckpt / "model.safetensors"), device=str(device))
+            if rs.get("ema"):  # the file held the average; the training weights are here
+                averaged = resume_average(model, rs["ema"], cfg.ema, keep=ctx.is_main)
             optimizer.load_state_dict(rs["optimizer"])
             if cfg.optimizer != "sgd":  # a saved group carries its run's setting: fuse anyway
                 for group in optimizer.param_groups:
@@ -387,6 +392,10 @@ class Trainer:
                 "stop_reason": self.stop_reason,
             }
 
+        def averaged_or_model() -> RecurrentLM:
+            """The model that is evaluated, sampled and saved: the average once it runs."""
+            return model if averaged is None else averaged.module
+
         def save(which: str, val: float | None = None) -> None:
             """Rank 0 writes; saving ``last`` is collective (every rank's streams and RNG)."""
             nonlocal last_save_time
@@ -417,11 +426,12 @@ class Trainer:
                     "rng_torch_ranks": rng,
                     "rng_cuda_ranks": rng_cuda,
                     "rng_python": random.getstate(),
+                    "ema": None if averaged is None else averaged_state(model, averaged),
                 }
             if ctx.is_main:
                 save_checkpoint(
                     self.out_dir / which,
-                    model,
+                    averaged_or_model(),
                     self.tokenizer,
                     self._saved_config(),
                     snapshot(val),
@@ -435,8 +445,9 @@ class Trainer:
             t0 = time.perf_counter()
             # In the training precision: a bf16 evaluation takes half the time and moved the
             # loss of a 1x384 character model by 7e-6 nats (BENCHMARKS.md).
+            evaluated = averaged_or_model()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                result = evaluate_tokens(model, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
+                result = evaluate_tokens(evaluated, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
             eval_rate = max(result.tokens, 1) / max(time.perf_counter() - t0, 1e-9)
             return result.loss
 
@@ -479,7 +490,7 @@ class Trainer:
             if improved:
                 save("best", val_loss)
             if cfg.sample_tokens and not final and ctx.is_main:
-                self._print_sample(model)
+                self._print_sample(averaged_or_model())
             if cfg.patience and bad_evals >= cfg.patience and self.stop_reason is None:
                 self.stop_reason = "patience"
 
@@ -547,6 +558,10 @@ class Trainer:
                     )
                     continue
                 optimizer.step()
+                if cfg.ema and ctx.is_main and (averaged is not None or progress() >= EMA_START):
+                    if averaged is None:
+                        averaged = start_average(model, cfg.ema)
+                    averaged.update_parameters(model)
                 state = detach_state(state, torch.float32)  # bf16 out of autocast
                 step += 1
                 index += 1
@@ -668,7 +683,9 @@ class Trainer:
             f"({self.data.level} level, vocabulary {self.data.vocab_size:,}); "
             f"batch {c.batch_size} x {c.seq_len}, {batches.batches_in_epoch(0):,} steps/epoch\n"
             f"schedule: {c.optimizer} lr {c.lr:g}, {c.schedule}, warmup {c.warmup_steps}, "
-            f"clip {c.clip_norm:g}; stop after {' or '.join(stop) or 'interrupt'}"
+            f"clip {c.clip_norm:g}"
+            + (f", weight average {c.ema:g} from halfway" if c.ema else "")
+            + f"; stop after {' or '.join(stop) or 'interrupt'}"
             + (f" ({total:,} steps)" if total else "")
         )
 

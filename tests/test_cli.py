@@ -148,6 +148,8 @@ def test_eval_and_info(cli, tiny_run, words_file):
         (["train", "DATA", "--dropout", "1.5"], 2, "--dropout"),
         (["train", "DATA", "--cell", "transformer"], 2, "--cell"),
         (["train", "DATA", "--device", "cuda:7"], 2, "--device"),
+        (["train", "DATA", "--ema", "1"], 2, "--ema"),
+        (["tokenize", "DATA", "-o", "OUT", "--fit-sample", "-1"], 2, "--fit-sample"),
         (["train", "NOWHERE.txt"], 1, "no such file"),
         (["tokenize", "NOWHERE.txt", "-o", "OUT"], 1, "no such file"),
         (["tokenize", "DATA", "-o", "OUT", "--level", "morse"], 2, "--level"),
@@ -459,3 +461,22 @@ def test_precision_is_a_train_flag_shown_by_info(cli, tmp_path, tiny_data):
     assert "bf16" in cli("info", run_dir).stdout
     result = cli("train", tiny_data, "-o", tmp_path / "x", "--precision", "fp16", "-q")
     assert result.exit_code == 2 and "--precision" in one_error_line(result.stderr)
+
+
+def test_the_weight_average_and_the_fit_sample_are_flags_that_say_what_they_did(
+    cli, tmp_path, tiny_data
+):
+    run_dir = tmp_path / "run"
+    result = cli("train", tiny_data, "-o", run_dir, "--max-steps", "4", "--ema", "0.9", *TINY)
+    assert result.exit_code == 0, result.stderr
+    assert "weight average 0.9 from halfway" in result.stderr
+    assert "weight average (decay 0.9)" in cli("info", run_dir).stdout
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(8):
+        (songs / f"{i}.txt").write_text(f"song {i}\nla la la\n" * 20)
+    size = sum(p.stat().st_size for p in songs.iterdir()) / 1e6
+    sample = ["--level", "word", "--fit-sample", size / 4]
+    result = cli("tokenize", songs, "-o", tmp_path / "d", *sample)
+    assert result.exit_code == 0, result.stderr
+    assert "25% of the text" in result.stderr and "vocabulary from" in result.stderr

@@ -147,3 +147,40 @@ def test_char_summary_counts_what_the_token_files_hold(tmp_path, options):
     assert [n for _, n in summary.top_tokens] == sorted(histogram[histogram > 0], reverse=True)[
         : len(summary.top_tokens)
     ]
+
+
+@pytest.mark.parametrize("level", ["word", "bpe"])
+def test_a_large_corpus_fits_its_vocabulary_on_an_evenly_spread_sample(tmp_path, level):
+    """--fit-sample: the vocabulary comes from every 4th file here, but every file is encoded."""
+    folder = _docs(tmp_path, 20, "song {i}\n" + "zq{i}x " * 40 + "\n")
+    corpus_bytes = sum(p.stat().st_size for p in folder.iterdir())
+    quarter = TokenizeOptions(level=level, fit_sample_mb=corpus_bytes / 4 / 1e6, val_fraction=0)
+    sampled = tokenize_corpus(resolve_sources([str(folder)]), tmp_path / "s", quarter)
+    whole = TokenizeOptions(level=level, fit_sample_mb=0, val_fraction=0)
+    full = tokenize_corpus(resolve_sources([str(folder)]), tmp_path / "f", whole)
+    assert sampled.fit_share == pytest.approx(0.25, abs=0.01) and full.fit_share == 1
+    assert sampled.documents == full.documents == 20
+    assert sampled.characters == full.characters
+    tok = load_tokenizer(tmp_path / "s" / "tokenizer.json", level)
+    seen = [i for i in range(20) if tok.token_to_id(f"zq{i}x") is not None]
+    if level == "word":
+        assert seen == [0, 4, 8, 12, 16]  # the first file, then every 4th
+        assert sampled.unknown_tokens == 15 * 41  # the words and numbers of the other files
+        assert full.unknown_tokens == 0
+    text = tok.decode(np.asarray(open_data(tmp_path / "s").train))  # every file is encoded
+    kept = range(20) if level == "bpe" else range(0, 20, 4)  # bpe: lossless, whatever it saw
+    assert all(text.count(f"zq{i}x") == 40 for i in kept)
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta["summary"]["fit_share"] == sampled.fit_share
+
+
+def test_the_char_level_always_fits_on_every_character(tmp_path):
+    folder = _docs(tmp_path, 20, "{i}" + "é" * (1 + int("{i}" == "19")) + "\n")
+    options = TokenizeOptions(level="char", fit_sample_mb=1e-6, val_fraction=0)
+    summary = tokenize_corpus(resolve_sources([str(folder)]), tmp_path / "c", options)
+    assert summary.fit_share == 1 and summary.unknown_tokens == 0
+
+
+def test_fit_sample_must_be_a_size():
+    with pytest.raises(UsageError, match="--fit-sample"):
+        TokenizeOptions(fit_sample_mb=-1).validate()

@@ -59,20 +59,24 @@ def _params(run_dir):
     return dict(load_checkpoint(run_dir / "last").model.state_dict())
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data):
-    """Dropout, a stateful hidden state and a cosine schedule: all must be restored."""
+@pytest.mark.parametrize("stop_at", [17, 27])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, stop_at):
+    """Dropout, a stateful hidden state, a cosine schedule and (from step 20 of 40) the weight
+    average: all must be restored."""
     cfg = {"max_steps": 40, "eval_every": 10, "dropout": 0.2, "num_layers": 2}
     data = open_data(tiny_data)
     Trainer(small(**cfg), data, tmp_path / "straight").run()
 
-    def interrupt_at_17(trainer):
-        if trainer.step == 17:
+    def interrupt(trainer):
+        if trainer.step == stop_at:
             trainer.request_stop()
 
-    first = Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt_at_17).run()
-    assert first.summary["stop_reason"] == "interrupted" and first.summary["step"] == 17
+    first = Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
+    assert first.summary["stop_reason"] == "interrupted" and first.summary["step"] == stop_at
     state = load_train_state(tmp_path / "resumed" / "last")
-    assert state["step"] == 17
+    assert state["step"] == stop_at
+    assert read_config(tmp_path / "resumed" / "last")["train"]["ema"] > 0  # char level: auto
+    assert (state["ema"] is not None) == (stop_at > 20)
     second = Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
     assert second.summary["step"] == 40
     straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
@@ -229,6 +233,7 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
 
     settings = {"hidden_size": 32, "embed_size": 8, "seq_len": 16, "batch_size": 4}
     settings |= {"precision": "bf16", "schedule": "constant", "warmup_steps": 0}
+    settings["ema"] = 0.0  # a longer --max-steps on resume would start the average later
     straight = Trainer(TrainConfig(max_steps=8, **settings), open_data(tiny_data), tmp_path / "a")
     result = straight.run()
     assert result.summary["train_loss"] < math.log(open_data(tiny_data).vocab_size)
@@ -262,6 +267,38 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
         Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
     fp32 = TrainConfig(max_steps=9, precision="fp32")
     assert Trainer(fp32, open_data(tiny_data), tmp_path / "a", resume=True).cfg.precision == "fp32"
+
+
+def test_a_character_run_averages_its_weights_over_the_second_half(tmp_path, tiny_data):
+    from genseq.evaluate import evaluate_tokens
+    from genseq.plan import ema_decay, plan
+
+    cpu = torch.device("cpu")
+    short = plan(TrainConfig(max_steps=1200), 1_003_856, 67, "char", cpu)
+    long = plan(TrainConfig(max_steps=2400), 1_003_856, 67, "char", cpu)
+    assert (short.ema, long.ema) == (0.99, 0.995)  # spans a twelfth of the run
+    assert plan(TrainConfig(time_budget=600), 1_003_856, 67, "char", cpu).ema > long.ema
+    assert plan(TrainConfig(max_steps=2400), 225_000, 16_000, "word", cpu).ema == 0
+    assert plan(TrainConfig(max_steps=2400, ema=0.9), 1_003_856, 67, "char", cpu).ema == 0.9
+    assert ema_decay(3) == 0.9 and ema_decay(10**9) == round(1 - 1 / 300, 5)  # at most 300
+    with pytest.raises(UsageError, match="--ema"):
+        TrainConfig(ema=1.0).validate()
+
+    data = open_data(tiny_data)
+    result = Trainer(small(max_steps=30, ema=0.8, precision="fp32"), data, tmp_path / "r").run()
+    saved = load_checkpoint(tmp_path / "r" / "last")
+    raw = load_train_state(tmp_path / "r" / "last")["ema"]
+    assert raw["count"] == 15  # steps 16 to 30
+    names = [name for name, _ in saved.model.named_parameters()]
+    assert any(
+        not torch.equal(p, r) for p, r in zip(saved.model.parameters(), raw["raw"], strict=True)
+    ), names  # the file holds the average, not the last training weights
+    # The final evaluation scored the weights that were saved.
+    again = evaluate_tokens(saved.model, data.val, "cpu", 32, 256).loss
+    assert again == pytest.approx(result.summary["val_loss"], abs=1e-6)
+    # Off: the last training weights are saved, with nothing to restore them from.
+    Trainer(small(max_steps=30, ema=0.0), data, tmp_path / "off").run()
+    assert load_train_state(tmp_path / "off" / "last")["ema"] is None
 
 
 def test_parameter_count_matches_the_model():

@@ -54,6 +54,10 @@ class Tokenizer(ABC):
     # that tokenizing that same text need not count them again; None: not known.
     fit_id_counts: np.ndarray | None = None
     default_vocab_size: int | None = None  # None: as many tokens as the corpus has
+    # The vocabulary may be learned from an evenly spread sample of a large corpus
+    # (``--fit-sample``): true where the fit only ranks frequent words or merges, false where
+    # it must see every symbol (the char level would turn unseen characters into <unk>).
+    fit_may_sample: bool = False
     default_min_frequency: int = 1
 
     def __init__(

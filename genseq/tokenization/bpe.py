@@ -19,6 +19,7 @@ class BpeTokenizer(Tokenizer):
     level = "bpe"
 
     default_vocab_size = DEFAULT_VOCAB_SIZE
+    fit_may_sample = True
     default_min_frequency = 2
 
     def fit(self, chunks: Iterable[str]) -> None:

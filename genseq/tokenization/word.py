@@ -63,6 +63,7 @@ class WordTokenizer(Tokenizer):
     lossless = False
 
     default_vocab_size = DEFAULT_VOCAB_SIZE
+    fit_may_sample = True
 
     def fit(self, chunks: Iterable[str]) -> None:
         from tokenizers import trainers
