@@ -278,9 +278,13 @@ def test_a_character_run_averages_its_weights_over_the_second_half(tmp_path, tin
     long = plan(TrainConfig(max_steps=2400), 1_003_856, 67, "char", cpu)
     assert (short.ema, long.ema) == (0.99, 0.995)  # spans a twelfth of the run
     assert plan(TrainConfig(time_budget=600), 1_003_856, 67, "char", cpu).ema > long.ema
-    assert plan(TrainConfig(max_steps=2400), 225_000, 16_000, "word", cpu).ema == 0
+    words = plan(TrainConfig(max_steps=5000), 225_000, 16_000, "word", cpu)
+    assert words.ema == 0.9998  # heavy dropout: an average of nearly the whole second half
+    assert plan(TrainConfig(max_steps=2400), 3_000_000, 4096, "bpe", cpu).ema == 0  # unmeasured
+    assert plan(TrainConfig(max_steps=2400), 5_000_000, 20_000, "word", cpu).ema == 0
     assert plan(TrainConfig(max_steps=2400, ema=0.9), 1_003_856, 67, "char", cpu).ema == 0.9
     assert ema_decay(3) == 0.9 and ema_decay(10**9) == round(1 - 1 / 300, 5)  # at most 300
+    assert ema_decay(10**9, "word") == 0.99999
     with pytest.raises(UsageError, match="--ema"):
         TrainConfig(ema=1.0).validate()
 
