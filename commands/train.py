@@ -132,8 +132,8 @@ def train(
         float | None,
         Opt(
             help="Evaluate and save an average of the weights over the second half of the run, "
-            "with this decay per step (0: off) [default: auto: on at the character level on a "
-            "CPU, spanning a twelfth of the planned steps].",
+            "with this decay per step (0: off) [default: auto: on a CPU, for characters over a "
+            "twelfth of the planned steps (at most 300), for small word corpora over them all].",
             show_default=False,
         ),
     ] = None,

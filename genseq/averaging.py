@@ -3,10 +3,12 @@
 Why: a short run ends while the weights still move with each batch; their average over the
 last few hundred steps sits nearer the bottom of the valley. On Tiny Shakespeare (1x512, 2,400
 steps) the average scored 1.4542 where the last weights scored 1.4635 (BENCHMARKS.md), for
-one ``lerp`` of the weights per step. Averaging starts halfway through the run, so the first,
+one ``lerp`` of the weights per step; a word model with heavy dropout gained more from a
+long average (``plan.EMA_HORIZON``). Averaging starts halfway through the run, so the first,
 poor weights never enter it. torch's ``AveragedModel`` keeps the average; this module decides
-when it starts and how a checkpoint carries it: ``model.safetensors`` holds the averaged
-weights (the ones to sample with), ``train_state.pt`` the training weights under ``ema``.
+when it starts and how a checkpoint carries it: ``model.safetensors`` (``best/`` and
+``last/``) holds the averaged weights, the ones to sample with; ``last/train_state.pt`` holds
+the training weights under ``ema``, so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def averaged_state(model: nn.Module, averaged: AveragedModel) -> dict:
     }
 
 
-def resume_average(model: nn.Module, saved: dict, decay: float, keep: bool) -> AveragedModel:
+def resume_average(model: nn.Module, saved: dict, decay: float, keep: bool) -> AveragedModel | None:
     """``model`` holds a checkpoint's averaged weights: start the average from them (``keep``:
     this process evaluates), then put the training weights back into ``model``."""
     averaged = start_average(model, decay) if keep else None
