@@ -185,7 +185,7 @@ def show_summary(console, summary, output: Path) -> None:
     )
     table.add_row("vocabulary", f"{summary.vocab_size:,} ({summary.level} level)")
     if summary.fit_share < 1:
-        table.add_row("vocabulary from", f"{summary.fit_share:.0%} of the text (--fit-sample)")
+        table.add_row("vocabulary from", f"{summary.fit_share:.1%} of the text (--fit-sample)")
     table.add_row("unknown tokens", f"{summary.unknown_tokens:,} ({summary.unknown_rate:.2%})")
     top = ", ".join(f"{tok!r} {n:,}" for tok, n in summary.top_tokens[:10])
     table.add_row("most frequent", top)

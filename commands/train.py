@@ -133,7 +133,7 @@ def train(
         Opt(
             help="Evaluate and save an average of the weights over the second half of the run, "
             "with this decay per step (0: off) [default: auto: on a CPU, for characters over a "
-            "twelfth of the planned steps (at most 300), for small word corpora over them all].",
+            "twelfth of the planned steps (at most 300), for small word corpora over all of them].",
             show_default=False,
         ),
     ] = None,

@@ -4,11 +4,12 @@ Why: a short run ends while the weights still move with each batch; their averag
 last few hundred steps sits nearer the bottom of the valley. On Tiny Shakespeare (1x512, 2,400
 steps) the average scored 1.4542 where the last weights scored 1.4635 (BENCHMARKS.md), for
 one ``lerp`` of the weights per step; a word model with heavy dropout gained more from a
-long average (``plan.EMA_HORIZON``). Averaging starts halfway through the run, so the first,
-poor weights never enter it. torch's ``AveragedModel`` keeps the average; this module decides
-when it starts and how a checkpoint carries it: ``model.safetensors`` (``best/`` and
-``last/``) holds the averaged weights, the ones to sample with; ``last/train_state.pt`` holds
-the training weights under ``ema``, so a resumed run continues exactly.
+long average (``plan.EMA_HORIZON``). Averaging starts halfway through the run, from a copy of
+the weights there, so the first, poor weights never enter it. torch's ``AveragedModel``
+keeps the average; this module decides when it starts and how a checkpoint carries it:
+``model.safetensors`` (``best/`` and ``last/``) holds the averaged weights, the ones to
+sample with; ``last/train_state.pt`` holds the training weights under ``ema``, so a resumed
+run continues exactly.
 """
 
 from __future__ import annotations

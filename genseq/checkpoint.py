@@ -3,11 +3,13 @@
 A run directory (``genseq train -o RUN``) holds ``best/`` and ``last/`` checkpoints, the JSONL
 training log and the loss curve. A checkpoint directory holds::
 
-    model.safetensors   weights only (safetensors: loading never executes code)
+    model.safetensors   weights only (safetensors: loading never executes code); the weight
+                        average once a run keeps one (genseq.averaging)
     config.json         format marker, model config, tokenizer level, training summary
     tokenizer.json      the Hugging Face tokenizers file
     train_state.pt      (last/ only) optimizer, schedule, RNG states, data position, hidden
-                        state; plain tensors and numbers, loaded with weights_only=True
+                        state, the training weights under an average (``ema``); plain
+                        tensors and numbers, loaded with weights_only=True
 
 Each checkpoint is written into a staging directory beside its target and swapped in whole
 (``fileio.replace_dir``), so a crash never leaves a half-written checkpoint in place of a good

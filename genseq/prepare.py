@@ -29,7 +29,7 @@ from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_voc
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
 from genseq.music.abc_lexer import iter_tunes
-from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, new_tokenizer
+from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, Tokenizer, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 # The word and BPE vocabularies are learned from at most this many MB of text, spread evenly
@@ -166,7 +166,7 @@ class TokenizeOptions:
                 "(--level midi-melody or midi-performance)"
             )
 
-    def fit_share(self, tokenizer, corpus_bytes: int) -> float:
+    def fit_share(self, tokenizer: Tokenizer, corpus_bytes: int) -> float:
         """The share of the corpus's chunks the tokenizer is fitted on (1: all of them)."""
         mb = DEFAULT_FIT_SAMPLE_MB if self.fit_sample_mb is None else self.fit_sample_mb
         if not tokenizer.fit_may_sample or mb == 0 or corpus_bytes <= 0:
@@ -382,7 +382,7 @@ def tokenize_corpus(
     tunes_everywhere = tokenizer.splits_tunes
     midi = getattr(tokenizer, "reads_midi", False)
     share = options.fit_share(tokenizer, sum(doc.path.stat().st_size for doc in docs))
-    sample = "" if share == 1 else f" ({share:.0%} of the text, evenly spread: --fit-sample)"
+    sample = "" if share == 1 else f" ({share:.1%} of the text, evenly spread: --fit-sample)"
     say(f"fitting the {level} tokenizer on {len(docs):,} file(s){sample}")
     characters = fitted = 0
     names: list[str] = []

@@ -189,6 +189,8 @@ class Trainer:
                 "resume on the data it was started on"
             )
         cfg = TrainConfig.from_dict(saved.get("train", {}))
+        if cfg.ema is None:  # saved before --ema existed: no average
+            cfg.ema = 0.0
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:
@@ -203,7 +205,6 @@ class Trainer:
                     f"({getattr(cfg, name)}); settings other than stopping ones cannot change"
                 )
         cfg.precision = cfg.precision or "fp32"  # runs saved before --precision existed
-        cfg.ema = cfg.ema or 0.0  # ... or before --ema
         check_precision(cfg.precision, self.device, cfg.adaptive_cutoffs)
         if cfg.precision == "bf16" and not native_bf16(self.device):
             self.reporter.message(
@@ -445,9 +446,9 @@ class Trainer:
             t0 = time.perf_counter()
             # In the training precision: a bf16 evaluation takes half the time and moved the
             # loss of a 1x384 character model by 7e-6 nats (BENCHMARKS.md).
-            evaluated = averaged_or_model()
+            scored = averaged_or_model()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                result = evaluate_tokens(evaluated, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
+                result = evaluate_tokens(scored, tokens, device, EVAL_STREAMS, EVAL_SEQ_LEN)
             eval_rate = max(result.tokens, 1) / max(time.perf_counter() - t0, 1e-9)
             return result.loss
 

@@ -479,4 +479,4 @@ def test_the_weight_average_and_the_fit_sample_are_flags_that_say_what_they_did(
     sample = ["--level", "word", "--fit-sample", size / 4]
     result = cli("tokenize", songs, "-o", tmp_path / "d", *sample)
     assert result.exit_code == 0, result.stderr
-    assert "25% of the text" in result.stderr and "vocabulary from" in result.stderr
+    assert "25.0% of the text" in result.stderr and "vocabulary from" in result.stderr

@@ -96,6 +96,17 @@ def test_a_resumed_two_process_run_matches_an_uninterrupted_one(tmp_path, tiny_d
     assert_close(params(tmp_path / "straight"), params(tmp_path / "resumed"), exact=True)
 
 
+def test_two_processes_keep_the_same_weight_average_as_one(tmp_path, tiny_data):
+    """Only rank 0 keeps the average; the replicas stay in sync and the saved average matches a
+    one-process run's (the last --ema wins over SETTINGS's)."""
+    one = train(tiny_data, tmp_path / "one", "--max-steps", "12", "--ema", "0.8")
+    two = train(tiny_data, tmp_path / "two", "--max-steps", "12", "--ema", "0.8", "--nproc", "2")
+    assert two["replicas_in_sync"] and one["step"] == two["step"] == 12
+    state = torch.load(tmp_path / "two" / "last" / "train_state.pt", weights_only=True)
+    assert state["ema"]["count"] == 6  # steps 7 to 12
+    assert_close(params(tmp_path / "one"), params(tmp_path / "two"))
+
+
 def test_resume_with_another_number_of_processes(tmp_path, tiny_data):
     train(tiny_data, tmp_path / "one", "--max-steps", "12")
     train(tiny_data, tmp_path / "switched", "--max-steps", "6", "--nproc", "2")

@@ -175,10 +175,12 @@ def test_a_large_corpus_fits_its_vocabulary_on_an_evenly_spread_sample(tmp_path,
 
 
 def test_the_char_level_always_fits_on_every_character(tmp_path):
-    folder = _docs(tmp_path, 20, "{i}" + "é" * (1 + int("{i}" == "19")) + "\n")
+    folder = _docs(tmp_path, 20, "line {i}\n")
+    (folder / "doc19.txt").write_text("only here: é\n", encoding="utf-8")
     options = TokenizeOptions(level="char", fit_sample_mb=1e-6, val_fraction=0)
     summary = tokenize_corpus(resolve_sources([str(folder)]), tmp_path / "c", options)
     assert summary.fit_share == 1 and summary.unknown_tokens == 0
+    assert load_tokenizer(tmp_path / "c" / "tokenizer.json", "char").token_to_id("é") is not None
 
 
 def test_fit_sample_must_be_a_size():

@@ -255,10 +255,12 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
     assert switched.cfg.precision == "fp32"
     config_path = tmp_path / "a" / "last" / "config.json"
     config = json.loads(config_path.read_text())
-    del config["train"]["precision"]
+    del config["train"]["precision"], config["train"]["ema"]
     config_path.write_text(json.dumps(config))
     old = Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
-    assert old.cfg.precision == "fp32"
+    assert old.cfg.precision == "fp32" and old.cfg.ema == 0  # saved before either existed
+    no_average = TrainConfig(max_steps=9, ema=0.0)  # ... which is what --ema 0 asks for
+    assert Trainer(no_average, open_data(tiny_data), tmp_path / "a", resume=True).cfg.ema == 0
     # A saved bf16 run that may not go on in bf16 here (an adaptive softmax, as on a GPU) is
     # refused, and continues when asked for fp32: the check reads the setting after --precision.
     config["train"] |= {"precision": "bf16", "adaptive_cutoffs": [5]}
