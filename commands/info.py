@@ -42,7 +42,9 @@ def info(
     lines = [
         f"checkpoint   {ckpt.path}",
         f"model        {m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}, embedding "
-        f"{m['embed_size']}, dropout {m['dropout']}, tied {m['tie_weights']}"
+        f"{m['embed_size']}, dropout {m['dropout']}"
+        + (f", weight drop {m['weight_drop']}" if m.get("weight_drop") else "")
+        + f", tied {m['tie_weights']}"
         + (f", adaptive softmax {m['adaptive_cutoffs']}" if m["adaptive_cutoffs"] else "")
         + f"; {params:,} parameters",
         f"tokenizer    {ckpt.tokenizer.describe()}",

@@ -54,6 +54,13 @@ def train(
     dropout: Annotated[
         float | None, Opt(help="Dropout between layers and before the output.")
     ] = None,
+    weight_drop: Annotated[
+        float | None,
+        Opt(
+            help="DropConnect share of the recurrent (hidden-to-hidden) weights in training, "
+            "as AWD-LSTM's weight drop."
+        ),
+    ] = None,
     tie_weights: Annotated[
         bool | None,
         Opt(
@@ -183,6 +190,7 @@ def train(
         hidden_size=hidden_size,
         embed_size=embed_size,
         dropout=dropout,
+        weight_drop=weight_drop,
         tie_weights=tie_weights,
         adaptive_cutoffs=None if adaptive_softmax is None else parse_cutoffs(adaptive_softmax),
         seq_len=seq_len,

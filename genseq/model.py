@@ -41,6 +41,10 @@ class ModelConfig:
     hidden_size: int = 256
     embed_size: int = 64
     dropout: float = 0.0  # between layers and before the output layer
+    # DropConnect on the recurrent weights (AWD-LSTM's weight drop): each training window
+    # drops this share of every hidden-to-hidden weight, the same mask at every time step, so
+    # it regularises the recurrence itself while the fused sequence kernel still runs it.
+    weight_drop: float = 0.0
     tie_weights: bool = False  # share the embedding with the output layer
     # Adaptive softmax (Grave et al. 2017) over frequency-ranked ids: the ids below the first
     # cutoff get the full width, each later band a quarter of the one before. A word-level
@@ -54,8 +58,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+        for name in ("dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), not {value!r}")
         cutoffs = self.adaptive_cutoffs = [int(c) for c in self.adaptive_cutoffs]
         if cutoffs:
             if not cutoffs_rise(cutoffs) or cutoffs[-1] >= self.vocab_size:
@@ -152,11 +158,30 @@ class RecurrentLM(nn.Module):
         and so that an adaptive softmax never builds the full ``(B, T, V)`` logits to train.
         """
         x = self.drop(self.embed(idx))  # (B, T, E)
-        out, state = self.rnn(x, state)  # (B, T, H)
+        out, state = self._recurrence(x, state)  # (B, T, H)
         features = self.bridge(self.drop(out))  # (B, T, H')
         if targets is not None:
             return self._loss_of_features(features, targets), state
         return self.logits_of(features), state
+
+    def _recurrence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The recurrent stack over a window; in training with ``weight_drop``, run on dropped
+        copies of its hidden-to-hidden weights. The copies go into the module's list of the
+        weights its kernel reads (``_flat_weights``, as ``step`` reads it) for this call only:
+        the parameters stay whole and get their gradients through the masks.
+        ``torch.func.functional_call`` is not used: it leaves the copies in that list."""
+        p = self.config.weight_drop
+        if not (self.training and p):
+            return self.rnn(x, state)
+        flat = self.rnn._flat_weights
+        whole = list(flat)
+        try:
+            for i, name in enumerate(self.rnn._flat_weights_names):
+                if name.startswith("weight_hh"):
+                    flat[i] = cheap_dropout(whole[i], p)
+            return self.rnn(x, state)
+        finally:
+            flat[:] = whole
 
     def logits_of(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(..., V)`` of output features ``(..., H')`` (log-probabilities for an
@@ -226,16 +251,24 @@ class CheapDropout(nn.Dropout):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
-        cut = round(self.p * 65536)  # drop a value whose uniform 16-bit draw is below this
-        if cut >= 65536:
-            return torch.zeros_like(x)
-        n = x.numel()
-        words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
-        draws = words.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-        keep = draws >= cut - 32768
-        return x * keep * (65536 / (65536 - cut))
+        if not self.training or self.p == 0:
+            return x
+        return cheap_dropout(x, self.p)
+
+
+def cheap_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-time dropout of ``x`` (see ``CheapDropout``): a quarter of the mask's cost on
+    a CPU, ``F.dropout`` elsewhere."""
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training=True)
+    cut = round(p * 65536)  # drop a value whose uniform 16-bit draw is below this
+    if cut >= 65536:
+        return torch.zeros_like(x)
+    n = x.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    draws = words.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    keep = draws >= cut - 32768
+    return x * keep * (65536 / (65536 - cut))
 
 
 def detach_state(state: State, dtype: torch.dtype | None = None) -> State:

@@ -77,6 +77,7 @@ class TrainConfig:
     hidden_size: int | None = None
     embed_size: int | None = None
     dropout: float | None = None
+    weight_drop: float | None = None  # DropConnect share of the recurrent weights
     tie_weights: bool | None = None
     adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
     # batches
@@ -132,6 +133,10 @@ class TrainConfig:
             (self.hidden_size is None or self.hidden_size >= 1, "--hidden-size must be >= 1"),
             (self.embed_size is None or self.embed_size >= 1, "--embed-size must be >= 1"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (
+                self.weight_drop is None or 0 <= self.weight_drop < 1,
+                "--weight-drop must be in [0, 1)",
+            ),
             (self.seq_len is None or self.seq_len >= 1, "--seq-len must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr is None or self.lr > 0, "--lr must be positive"),
@@ -356,6 +361,8 @@ def plan(
             c.dropout = dropout_for_epochs(planned_epochs(c, distinct, vocab_size, kind))
         else:
             c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
+    if c.weight_drop is None:
+        c.weight_drop = 0.0
     if c.seq_len is None:
         # Shorter windows on a CPU: at the same tokens per second, twice the updates (Tiny
         # Shakespeare, 4.8M tokens: 1.535 with 32 x 64, 1.515 with 32 x 32; BENCHMARKS.md).

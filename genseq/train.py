@@ -191,6 +191,8 @@ class Trainer:
         cfg = TrainConfig.from_dict(saved.get("train", {}))
         if cfg.ema is None:  # saved before --ema existed: no average
             cfg.ema = 0.0
+        if cfg.weight_drop is None:  # saved before --weight-drop existed
+            cfg.weight_drop = 0.0
         for name in TrainConfig.__dataclass_fields__:
             value = getattr(given, name)
             if name in STOPPING_FIELDS and value is not None:
@@ -275,6 +277,7 @@ class Trainer:
             hidden_size=cfg.hidden_size,
             embed_size=cfg.embed_size,
             dropout=cfg.dropout,
+            weight_drop=cfg.weight_drop or 0.0,
             tie_weights=cfg.tie_weights,
             adaptive_cutoffs=list(cfg.adaptive_cutoffs or []),
         )
@@ -676,7 +679,9 @@ class Trainer:
         cutoffs = ",".join(map(str, c.adaptive_cutoffs or []))
         return (
             f"model: {c.num_layers}x{c.hidden_size} {c.cell.upper()}, embedding {c.embed_size}, "
-            f"dropout {c.dropout}, {'tied, ' if c.tie_weights else ''}"
+            f"dropout {c.dropout}, "
+            f"{f'weight drop {c.weight_drop}, ' if c.weight_drop else ''}"
+            f"{'tied, ' if c.tie_weights else ''}"
             f"{f'adaptive softmax {cutoffs}, ' if cutoffs else ''}"
             f"{model.num_parameters():,} parameters on {self.device}"
             f"{' (bf16 autocast)' if c.precision == 'bf16' else ''}\n"

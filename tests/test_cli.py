@@ -146,6 +146,7 @@ def test_eval_and_info(cli, tiny_run, words_file):
         (["sample", "EMPTYDIR"], 1, "not a genseq checkpoint"),
         (["train", "DATA", "--seq-len", "0"], 2, "--seq-len"),
         (["train", "DATA", "--dropout", "1.5"], 2, "--dropout"),
+        (["train", "DATA", "--weight-drop", "1"], 2, "--weight-drop"),
         (["train", "DATA", "--cell", "transformer"], 2, "--cell"),
         (["train", "DATA", "--device", "cuda:7"], 2, "--device"),
         (["train", "DATA", "--ema", "1"], 2, "--ema"),

@@ -246,3 +246,38 @@ def test_cheap_dropout_drops_a_share_p_and_keeps_the_mean(p):
     assert not torch.equal(drop(x), y)  # a fresh mask each call
     drop.eval()
     assert torch.equal(drop(x), x)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn-tanh"])  # a ReLU's dead units get no
+def test_weight_drop_masks_the_recurrent_weights_in_training_only(cell):  # gradient either
+    torch.manual_seed(0)
+    model = make_model(cell, 2, weight_drop=0.5, hidden_size=64)
+    rnn = model.rnn
+    idx = torch.randint(0, VOCAB, (3, 7))
+    model.eval()
+    whole = model(idx)[0]
+    model.train()
+    loss, _ = model(idx, targets=idx)
+    loss.backward()
+    # The kernel's weight list holds the parameters again after the call.
+    names = rnn._flat_weights_names
+    assert all(w is getattr(rnn, n) for w, n in zip(rnn._flat_weights, names, strict=True))
+    for name, param in rnn.named_parameters():
+        zeros = (param.grad == 0).float().mean().item()
+        if name.startswith("weight_hh"):  # one mask for the window: masked weights get nothing
+            assert 0.4 < zeros < 0.6, name
+        else:
+            assert zeros < 0.1, name
+    assert not torch.equal(model(idx)[0], model(idx)[0])  # a fresh mask each window
+    model.eval()  # evaluation and stepping use the whole weights
+    assert torch.equal(model(idx)[0], whole)
+    logits, _ = model.step(idx[:, 0], None)
+    assert torch.allclose(logits, whole[:, 0], atol=1e-5)
+
+
+def test_weight_drop_is_checked_and_saved_in_the_config():
+    with pytest.raises(ValueError, match="weight_drop"):
+        ModelConfig(vocab_size=VOCAB, weight_drop=1.0)
+    config = ModelConfig(vocab_size=VOCAB, weight_drop=0.25)
+    assert ModelConfig.from_dict(config.to_dict()).weight_drop == 0.25
+    assert ModelConfig.from_dict({"vocab_size": VOCAB}).weight_drop == 0.0  # older checkpoints
