@@ -83,6 +83,21 @@ def test_char_vocab_cap_keeps_most_frequent():
     assert set(tok.hf.get_vocab()) == {"<unk>", "<eos>", "a", " "}
 
 
+ASCII_OR_ANY = st.text(st.characters(max_codepoint=127), max_size=300) | st.text(max_size=300)
+
+
+@given(chunks=st.lists(ASCII_OR_ANY, min_size=1, max_size=4))
+@FAST
+def test_char_fit_counts_every_character(chunks):
+    """The fit's count of each id (counted a byte pair at a time for ASCII chunks) is the
+    count of the encoded text's ids."""
+    tok = new_tokenizer("char")
+    tok.fit(iter(chunks))
+    ids = np.concatenate([tok.encode(c) for c in chunks])
+    assert tok.unk_id not in ids.tolist()
+    assert np.array_equal(tok.fit_id_counts, np.bincount(ids, minlength=tok.vocab_size))
+
+
 @given(text=st.text(max_size=200))
 @FAST
 def test_bpe_round_trip_any_text(bpe_tok, text):
@@ -90,6 +105,78 @@ def test_bpe_round_trip_any_text(bpe_tok, text):
     ids = bpe_tok.encode(text)
     assert bpe_tok.decode(ids) == text
     assert bpe_tok.unk_id not in ids.tolist()
+
+
+# Spaces before and after letters, digits (² is a digit to the pre-tokenizer, not to Python's
+# \d), apostrophes, other spaces (no-break, thin, \x1c, which Python alone calls a space),
+# marks, line breaks and a long run.
+WORD_PARTS = (
+    " ",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\r\n",
+    "a",
+    "Zq",
+    "the",
+    "7",
+    "42",
+    "²",
+    "½",
+    "'s",
+    "'",
+    "ll",
+    ",",
+    ".",
+    "!",
+    "é",
+    "\u0301",
+    "\xa0",
+    "\u2009",
+    "\x1c",
+    "日本",
+    "😀",
+    "-",
+    "x" * 70,
+)
+WORDY = st.lists(st.sampled_from(WORD_PARTS), max_size=60).map("".join) | st.text(max_size=200)
+
+
+@pytest.fixture(scope="module")
+def wordy_bpe():
+    """Merges for runs of spaces and line breaks, digits and marks, as well as words."""
+    import random
+
+    rng = random.Random(0)
+    tok = new_tokenizer("bpe", vocab_size=600, min_frequency=1)
+    tok.fit(iter(["".join(rng.choices(WORD_PARTS, k=5000)) for _ in range(4)]))
+    return tok
+
+
+@given(text=WORDY)
+@FAST
+def test_bpe_chunk_encoding_is_the_whole_texts(wordy_bpe, text):
+    """``encode_chunk`` cuts the text before each space followed by an ASCII letter or digit
+    and takes each word's ids from a cache (kept across examples here): the ids must be
+    exactly those of encoding the whole text at once."""
+    assert wordy_bpe.encode_chunk(text).tolist() == wordy_bpe.encode(text).tolist()
+
+
+def test_bpe_word_cache_is_bounded_and_refitting_empties_it(monkeypatch):
+    from genseq.tokenization import bpe
+
+    tok = new_tokenizer("bpe", vocab_size=300)
+    tok.fit(iter(["the cat sat on the mat\n"] * 50))
+    monkeypatch.setattr(bpe, "WORD_CACHE_SIZE", 10)
+    for n in range(30):
+        text = f"word{n} w{n}x the cat, {n} mats\n"
+        assert tok.encode_chunk(text).tolist() == tok.encode(text).tolist()
+        assert len(tok._word_slots) <= 10 + 8  # at most the bound and one chunk's words
+    tok.fit(iter(["a different corpus: mats, words and numbers 123\n"] * 50))
+    assert not tok._word_slots  # the old merges' ids are gone
+    text = "the cat sat on the mat\n"
+    assert tok.encode_chunk(text).tolist() == tok.encode(text).tolist()
 
 
 @pytest.mark.parametrize("level", TEXT_LEVELS)
