@@ -9,6 +9,7 @@ recurrent state, so generation never re-runs the prefix. Run it (tiny, random we
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -179,7 +180,9 @@ class RecurrentLM(nn.Module):
             for i, name in enumerate(self.rnn._flat_weights_names):
                 if name.startswith("weight_hh"):
                     flat[i] = cheap_dropout(whole[i], p)
-            return self.rnn(x, state)
+            with warnings.catch_warnings():  # cuDNN: the copies are not in its one buffer
+                warnings.filterwarnings("ignore", "RNN module weights are not part")
+                return self.rnn(x, state)
         finally:
             flat[:] = whole
 

@@ -169,6 +169,7 @@ def test_bpe_word_cache_is_bounded_and_refitting_empties_it(monkeypatch):
     tok = new_tokenizer("bpe", vocab_size=300)
     tok.fit(iter(["the cat sat on the mat\n"] * 50))
     monkeypatch.setattr(bpe, "WORD_CACHE_SIZE", 10)
+    monkeypatch.setattr(bpe, "ENCODE_BATCH", 3)  # new words go to tokenizers 3 at a time
     for n in range(30):
         text = f"word{n} w{n}x the cat, {n} mats\n"
         assert tok.encode_chunk(text).tolist() == tok.encode(text).tolist()

@@ -28,21 +28,22 @@ DEFAULT_VOCAB_SIZE = 4096
 # first (``fit``), which parts them from the space. Text cut there and encoded piece by piece
 # gives the ids of the whole text (a hypothesis test checks this).
 _WORD_START = re.compile(r"(?= [A-Za-z0-9][^ \t\n\r]{0,62}(?:[ \t\n\r]|\Z))")
-WORD_CACHE_SIZE = 500_000  # distinct words whose ids encode_chunk keeps (about 100 MB)
+WORD_CACHE_SIZE = 500_000  # distinct words whose ids encode_chunk keeps (100-150 MB)
+ENCODE_BATCH = 16_384  # new words per call to tokenizers
 
 
 class _WordIds:
     """The ids of each cached word, in one array, by slot (``BpeTokenizer.encode_chunk``)."""
 
     def __init__(self) -> None:
-        self.flat = np.zeros(0, dtype=np.int64)
+        self.flat = np.zeros(0, dtype=np.int32)
         self.starts = np.zeros(0, dtype=np.int64)
         self.lengths = np.zeros(0, dtype=np.int64)
 
     def extend(self, encodings) -> None:
         ids = [e.ids for e in encodings]
         lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-        more = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(lengths.sum()))
+        more = np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(lengths.sum()))
         self.starts = np.concatenate([self.starts, len(self.flat) + np.cumsum(lengths) - lengths])
         self.lengths = np.concatenate([self.lengths, lengths])
         self.flat = np.concatenate([self.flat, more])
@@ -55,7 +56,7 @@ class _WordIds:
             return np.zeros(0, dtype=np.int64)
         # Output j is flat[start of its word's ids + its offset within them].
         shift = np.repeat(self.starts[slots] - (ends - counts), counts)
-        return self.flat[np.arange(ends[-1]) + shift]
+        return self.flat[np.arange(ends[-1]) + shift].astype(np.int64)
 
 
 class BpeTokenizer(Tokenizer):
@@ -113,9 +114,10 @@ class BpeTokenizer(Tokenizer):
         occurrences = np.fromiter(
             (slots.setdefault(word, len(slots)) for word in words), np.int64, len(words)
         )
-        if len(slots) > known:  # new words, in the order of their slots
-            new = list(itertools.islice(slots, known, None))
-            self._word_ids.extend(self.hf.encode_batch_fast(new, add_special_tokens=False))
+        new = list(itertools.islice(slots, known, None))  # in the order of their slots
+        for start in range(0, len(new), ENCODE_BATCH):  # bounded: an Encoding is large
+            batch = new[start : start + ENCODE_BATCH]
+            self._word_ids.extend(self.hf.encode_batch_fast(batch, add_special_tokens=False))
         return self._word_ids.gather(occurrences)
 
     @classmethod
