@@ -154,6 +154,9 @@ def test_small_word_corpora_on_a_cpu_get_an_adaptive_softmax():
     words = plan(TrainConfig(time_budget=260), 225_000, 16_000, "word", cpu)
     assert words.adaptive_cutoffs == list(WORD_ADAPTIVE_CUTOFFS) and not words.tie_weights
     assert (words.hidden_size, words.embed_size, words.dropout) == (256, 128, 0.65)
+    assert words.weight_decay == 0.3  # ... and strong weight decay; other plans keep 0.01
+    assert plan(TrainConfig(), 225_000, 4_096, "bpe", cpu).weight_decay == 0.01
+    assert plan(TrainConfig(weight_decay=0.0), 225_000, 16_000, "word", cpu).weight_decay == 0
     full = TrainConfig(**{**words.to_dict(), "adaptive_cutoffs": []})
     assert model_flops_per_token(words, 16_000) < model_flops_per_token(full, 16_000) / 3
     # An explicit choice wins; small vocabularies, GPUs and BPE keep a full softmax.
