@@ -688,7 +688,8 @@ class Trainer:
             f"data: {len(self.data.train):,} train / {len(self.data.val):,} val tokens "
             f"({self.data.level} level, vocabulary {self.data.vocab_size:,}); "
             f"batch {c.batch_size} x {c.seq_len}, {batches.batches_in_epoch(0):,} steps/epoch\n"
-            f"schedule: {c.optimizer} lr {c.lr:g}, {c.schedule}, warmup {c.warmup_steps}, "
+            f"schedule: {c.optimizer} lr {c.lr:g}, weight decay {c.weight_decay:g}, {c.schedule}, "
+            f"warmup {c.warmup_steps}, "
             f"clip {c.clip_norm:g}"
             + (f", weight average {c.ema:g} from halfway" if c.ema else "")
             + f"; stop after {' or '.join(stop) or 'interrupt'}"

@@ -182,9 +182,9 @@ def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
     assert short.lr > long.lr and short.seq_len == 32
     # Wider than 512 only where the run reads the corpus about ten times, with more dropout.
     wide = plan(TrainConfig(time_budget=600), shakespeare, 67, "char", cpu, bf16_native=True)
-    assert (wide.hidden_size, wide.dropout, wide.lr) == (768, 0.3, 5e-3)
+    assert (wide.hidden_size, wide.dropout, wide.lr, wide.weight_decay) == (768, 0.3, 5e-3, 0.1)
     default = plan(TrainConfig(), shakespeare, 67, "char", cpu, bf16_native=True)  # 5 minutes
-    assert (default.hidden_size, default.dropout) == (512, 0.2)
+    assert (default.hidden_size, default.dropout, default.weight_decay) == (512, 0.2, 0.01)
     # A small corpus never grows past 3 weights per training token, whatever the budget.
     small = plan(TrainConfig(time_budget=600), 150_000, 40, "char", cpu)
     assert small.hidden_size == 256 and parameter_count(small, 40) <= 3 * 150_000
