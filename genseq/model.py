@@ -180,6 +180,8 @@ class RecurrentLM(nn.Module):
             for i, name in enumerate(self.rnn._flat_weights_names):
                 if name.startswith("weight_hh"):
                     flat[i] = cheap_dropout(whole[i], p)
+            if x.device.type != "cuda":
+                return self.rnn(x, state)
             with warnings.catch_warnings():  # cuDNN: the copies are not in its one buffer
                 warnings.filterwarnings("ignore", "RNN module weights are not part")
                 return self.rnn(x, state)

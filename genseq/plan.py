@@ -355,6 +355,7 @@ def plan(
     tuned = level == "char" and kind == "cpu"
     by_budget = tuned and planned_seconds(c, kind) is not None
     distinct = min(n, distinct_tokens or n)
+    grown_wide = False  # grown past WIDE_HIDDEN here (not sized so by the corpus or the user)
     if by_budget and cfg.hidden_size is None and cfg.num_layers is None:
         while planned_epochs(c, distinct, vocab_size, kind) > GROW_ABOVE_EPOCHS:
             wider = [h for h in HIDDEN_LADDER if h > c.hidden_size]
@@ -368,12 +369,13 @@ def plan(
             if too_big or planned_epochs(grown, distinct, vocab_size, kind) < least:
                 break
             c = grown
+            grown_wide = c.hidden_size > WIDE_HIDDEN
     if c.dropout is None:
         if adaptive_words:
             c.dropout = WORD_ADAPTIVE_DROPOUT
         elif by_budget and n < 30_000_000:
             c.dropout = dropout_for_epochs(planned_epochs(c, distinct, vocab_size, kind))
-            if c.hidden_size > WIDE_HIDDEN and cfg.hidden_size is None:
+            if grown_wide:
                 c.dropout = max(c.dropout, WIDE_DROPOUT)
         else:
             c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
@@ -411,7 +413,6 @@ def plan(
         c.weight_decay = 0.01 if c.optimizer == "adamw" else 0.0
         if adaptive_words and c.optimizer == "adamw":
             c.weight_decay = WORD_ADAPTIVE_WEIGHT_DECAY
-        grown_wide = by_budget and cfg.hidden_size is None and c.hidden_size > WIDE_HIDDEN
         if grown_wide and c.optimizer == "adamw":
             c.weight_decay = WIDE_WEIGHT_DECAY
     if c.schedule is None:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from genseq.tokenization import LEVELS, load_tokenizer, new_tokenizer
@@ -139,27 +139,32 @@ WORD_PARTS = (
     "😀",
     "-",
     "x" * 70,
+    "İ",  # lowercases to two characters
+    "日本語の文章" * 12,  # a line without spaces, longer than a cached word
 )
 WORDY = st.lists(st.sampled_from(WORD_PARTS), max_size=60).map("".join) | st.text(max_size=200)
 
 
-@pytest.fixture(scope="module")
-def wordy_bpe():
+@pytest.fixture(scope="module", params=[False, True], ids=["cased", "lowercase"])
+def wordy_bpe(request):
     """Merges for runs of spaces and line breaks, digits and marks, as well as words."""
     import random
 
     rng = random.Random(0)
-    tok = new_tokenizer("bpe", vocab_size=600, min_frequency=1)
+    tok = new_tokenizer("bpe", vocab_size=600, min_frequency=1, lowercase=request.param)
     tok.fit(iter(["".join(rng.choices(WORD_PARTS, k=5000)) for _ in range(4)]))
     return tok
 
 
 @given(text=WORDY)
+@example(text="a  " + "x" * 70)  # the space before a run of 64 belongs to the spaces before
+@example(text="a  b" + "İ" * 40)  # ... also when the run reaches 64 only once lowercased
+@example(text="a \n日本\nb\n\n c")  # a line break is a cut only between non-spaces
 @FAST
 def test_bpe_chunk_encoding_is_the_whole_texts(wordy_bpe, text):
-    """``encode_chunk`` cuts the text before each space followed by an ASCII letter or digit
-    and takes each word's ids from a cache (kept across examples here): the ids must be
-    exactly those of encoding the whole text at once."""
+    """``encode_chunk`` cuts the text where GPT-2's pre-tokenizer always starts a piece and
+    takes each word's ids from a cache (kept across examples here): the ids must be exactly
+    those of encoding the whole text at once."""
     assert wordy_bpe.encode_chunk(text).tolist() == wordy_bpe.encode(text).tolist()
 
 
@@ -174,6 +179,11 @@ def test_bpe_word_cache_is_bounded_and_refitting_empties_it(monkeypatch):
         text = f"word{n} w{n}x the cat, {n} mats\n"
         assert tok.encode_chunk(text).tolist() == tok.encode(text).tolist()
         assert len(tok._word_slots) <= 10 + 8  # at most the bound and one chunk's words
+    long = "x" * (bpe.CACHED_WORD_CHARS + 1)
+    text = f"the {long} cat\n{long}\n"
+    assert tok.encode_chunk(text).tolist() == tok.encode(text).tolist()
+    assert long not in tok._word_slots and f" {long}" not in tok._word_slots
+    assert len(tok._word_ids.lengths) == len(tok._word_slots)  # its ids are not kept either
     tok.fit(iter(["a different corpus: mats, words and numbers 123\n"] * 50))
     assert not tok._word_slots  # the old merges' ids are gone
     text = "the cat sat on the mat\n"

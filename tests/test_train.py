@@ -185,6 +185,13 @@ def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
     assert (wide.hidden_size, wide.dropout, wide.lr, wide.weight_decay) == (768, 0.3, 5e-3, 0.1)
     default = plan(TrainConfig(), shakespeare, 67, "char", cpu, bf16_native=True)  # 5 minutes
     assert (default.hidden_size, default.dropout, default.weight_decay) == (512, 0.2, 0.01)
+    given = TrainConfig(time_budget=600, dropout=0.1, weight_decay=0.0)
+    mine = plan(given, shakespeare, 67, "char", cpu, bf16_native=True)
+    assert (mine.hidden_size, mine.dropout, mine.weight_decay) == (768, 0.1, 0.0)
+    asked = plan(TrainConfig(time_budget=600, hidden_size=768), shakespeare, 67, "char", cpu)
+    assert asked.weight_decay == 0.01  # only a width the plan grew to gets the wide settings
+    big = plan(TrainConfig(time_budget=600), 40_000_000, 200, "char", cpu, bf16_native=True)
+    assert (big.hidden_size, big.weight_decay) == (1024, 0.01)  # sized by the corpus
     # A small corpus never grows past 3 weights per training token, whatever the budget.
     small = plan(TrainConfig(time_budget=600), 150_000, 40, "char", cpu)
     assert small.hidden_size == 256 and parameter_count(small, 40) <= 3 * 150_000

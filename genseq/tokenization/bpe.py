@@ -22,13 +22,18 @@ import numpy as np
 from genseq.tokenization.base import SPECIAL_TOKENS, Tokenizer
 
 DEFAULT_VOCAB_SIZE = 4096
-# Where GPT-2's pre-tokenizer always starts a piece: before a space followed by an ASCII letter
-# or digit (its `` ?\p{L}+`` and `` ?\p{N}+`` take that space; no other alternative matches
-# across it), unless the run of non-spaces that follows is 64 long: such runs are cut off
-# first (``fit``), which parts them from the space. Text cut there and encoded piece by piece
-# gives the ids of the whole text (a hypothesis test checks this).
-_WORD_START = re.compile(r"(?= [A-Za-z0-9][^ \t\n\r]{0,62}(?:[ \t\n\r]|\Z))")
+# Where GPT-2's pre-tokenizer always starts a piece (Python's \s holds every space Oniguruma's
+# does, so its \S is safe to use):
+# - before a space followed by an ASCII letter or digit: its `` ?\p{L}+`` and `` ?\p{N}+``
+#   take that space, and no other alternative matches across it; unless the run of non-spaces
+#   that follows is 64 long, or would be once lowercased (U+0130 lowercases to two
+#   characters): such runs are cut off first (``fit``), which parts them from the space;
+# - after a line break between two non-spaces: no alternative goes on past a space that a
+#   non-space follows, except from a space that takes a letter, digit or symbol.
+# Text cut there and encoded piece by piece gives the ids of the whole text (hypothesis tests).
+_WORD_START = re.compile(r"(?= [A-Za-z0-9][^ \t\n\r\u0130]{0,62}(?:[ \t\n\r]|\Z))|(?<=\S\n)(?=\S)")
 WORD_CACHE_SIZE = 500_000  # distinct words whose ids encode_chunk keeps (100-150 MB)
+CACHED_WORD_CHARS = 64  # longer words (a line without spaces) are encoded every time
 ENCODE_BATCH = 16_384  # new words per call to tokenizers
 
 
@@ -47,6 +52,17 @@ class _WordIds:
         self.starts = np.concatenate([self.starts, len(self.flat) + np.cumsum(lengths) - lengths])
         self.lengths = np.concatenate([self.lengths, lengths])
         self.flat = np.concatenate([self.flat, more])
+
+    def size(self) -> tuple[int, int]:
+        return len(self.flat), len(self.lengths)
+
+    def truncate(self, size: tuple[int, int]) -> None:
+        """Forget the words added after ``size()`` gave ``size``."""
+        self.flat, self.starts, self.lengths = (
+            self.flat[: size[0]],
+            self.starts[: size[1]],
+            self.lengths[: size[1]],
+        )
 
     def gather(self, slots: np.ndarray) -> np.ndarray:
         """The ids of the words in ``slots``, one after another."""
@@ -105,20 +121,42 @@ class BpeTokenizer(Tokenizer):
     def encode_chunk(self, text: str) -> np.ndarray:
         """Ids of a large chunk, equal to ``encode(text)``, from a cache of each distinct
         word's ids: only the words not seen in earlier chunks go through ``tokenizers``.
-        The cache is emptied when it holds ``WORD_CACHE_SIZE`` words (bounded memory)."""
+        The cache is emptied when it holds ``WORD_CACHE_SIZE`` words; words longer than
+        ``CACHED_WORD_CHARS`` are not kept (bounded memory)."""
         if len(self._word_slots) > WORD_CACHE_SIZE:
             self._forget_words()
-        slots = self._word_slots
+        slots, store = self._word_slots, self._word_ids
         known = len(slots)
         words = _WORD_START.split(text)
-        occurrences = np.fromiter(
-            (slots.setdefault(word, len(slots)) for word in words), np.int64, len(words)
-        )
-        new = list(itertools.islice(slots, known, None))  # in the order of their slots
-        for start in range(0, len(new), ENCODE_BATCH):  # bounded: an Encoding is large
-            batch = new[start : start + ENCODE_BATCH]
-            self._word_ids.extend(self.hf.encode_batch_fast(batch, add_special_tokens=False))
-        return self._word_ids.gather(occurrences)
+        long_words: list[str] = []
+        if words and max(map(len, words)) > CACHED_WORD_CHARS:
+
+            def slot(word: str) -> int:  # a long word: a slot of its own, below 0 for now
+                if len(word) <= CACHED_WORD_CHARS:
+                    return slots.setdefault(word, len(slots))
+                long_words.append(word)
+                return -len(long_words)
+
+            found = map(slot, words)
+        else:
+            found = (slots.setdefault(word, len(slots)) for word in words)
+        occurrences = np.fromiter(found, np.int64, len(words))
+        fresh = np.flatnonzero(occurrences >= known)
+        _, first = np.unique(occurrences[fresh], return_index=True)  # new slots, in order
+        self._encode_into(store, [words[i] for i in fresh[first]])
+        if not long_words:
+            return store.gather(occurrences)
+        kept = store.size()
+        self._encode_into(store, long_words)  # after the cache, then taken out again
+        occurrences[occurrences < 0] = kept[1] - 1 - occurrences[occurrences < 0]
+        ids = store.gather(occurrences)
+        store.truncate(kept)
+        return ids
+
+    def _encode_into(self, store: _WordIds, words: list[str]) -> None:
+        for start in range(0, len(words), ENCODE_BATCH):  # bounded: an Encoding is large
+            batch = words[start : start + ENCODE_BATCH]
+            store.extend(self.hf.encode_batch_fast(batch, add_special_tokens=False))
 
     @classmethod
     def from_json(cls, text: str) -> BpeTokenizer:

@@ -27,8 +27,7 @@ def _code_points(text: str) -> np.ndarray:
 def _histogram(points: np.ndarray) -> np.ndarray:
     """How often each code point occurs, up to the highest one seen. ``np.bincount`` first
     converts its input to 64-bit integers; bytes are counted two at a time instead (as 16-bit
-    pairs, then summed by position), which reads an eighth of the memory: 0.7 ms a megabyte
-    against 1.6."""
+    pairs, then summed by position), half as many to convert: 0.7 ms a megabyte against 1.6."""
     if points.dtype != np.uint8 or len(points) < 2:
         return np.bincount(points)
     pairs = np.bincount(points[: len(points) // 2 * 2].view(np.uint16), minlength=1 << 16)
