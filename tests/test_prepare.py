@@ -186,3 +186,17 @@ def test_the_char_level_always_fits_on_every_character(tmp_path):
 def test_fit_sample_must_be_a_size():
     with pytest.raises(UsageError, match="--fit-sample"):
         TokenizeOptions(fit_sample_mb=-1).validate()
+
+
+def test_worker_processes_write_the_same_token_files(tmp_path):
+    """``--workers 2`` encodes chunks in spawned processes, each with its own BPE word cache:
+    the token files must be those of one process."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i}: the cat sat, {i * 7} mats\n" for i in range(3000)))
+    files = []
+    for workers in (1, 2):
+        out = tmp_path / f"data{workers}"
+        options = TokenizeOptions(level="bpe", vocab_size=300, workers=workers)
+        tokenize_corpus(resolve_sources([str(corpus)]), out, options)
+        files.append([(out / name).read_bytes() for name in ("train.bin", "val.bin")])
+    assert files[0] == files[1]
