@@ -159,7 +159,7 @@ def wordy_bpe(request):
 @given(text=WORDY)
 @example(text="a  " + "x" * 70)  # the space before a run of 64 belongs to the spaces before
 @example(text="a  b" + "İ" * 40)  # ... also when the run reaches 64 only once lowercased
-@example(text="a \n日本\nb\n\n c")  # a line break is a cut only between non-spaces
+@example(text="a \n日本\nb\n\n c" + "日本" * 40)  # a line break cuts between non-spaces only
 @FAST
 def test_bpe_chunk_encoding_is_the_whole_texts(wordy_bpe, text):
     """``encode_chunk`` cuts the text where GPT-2's pre-tokenizer always starts a piece and
