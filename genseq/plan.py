@@ -410,11 +410,14 @@ def plan(
             if adaptive_words and c.hidden_size <= 256:
                 c.lr = WORD_ADAPTIVE_LR
     if c.weight_decay is None:
-        c.weight_decay = 0.01 if c.optimizer == "adamw" else 0.0
-        if adaptive_words and c.optimizer == "adamw":
+        if c.optimizer != "adamw":
+            c.weight_decay = 0.0
+        elif adaptive_words:
             c.weight_decay = WORD_ADAPTIVE_WEIGHT_DECAY
-        if grown_wide and c.optimizer == "adamw":
+        elif grown_wide:
             c.weight_decay = WIDE_WEIGHT_DECAY
+        else:
+            c.weight_decay = 0.01
     if c.schedule is None:
         c.schedule = "cosine"
     if c.clip_norm is None:

@@ -277,7 +277,7 @@ class Trainer:
             hidden_size=cfg.hidden_size,
             embed_size=cfg.embed_size,
             dropout=cfg.dropout,
-            weight_drop=cfg.weight_drop or 0.0,
+            weight_drop=cfg.weight_drop,
             tie_weights=cfg.tie_weights,
             adaptive_cutoffs=list(cfg.adaptive_cutoffs or []),
         )

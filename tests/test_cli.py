@@ -464,6 +464,19 @@ def test_precision_is_a_train_flag_shown_by_info(cli, tmp_path, tiny_data):
     assert result.exit_code == 2 and "--precision" in one_error_line(result.stderr)
 
 
+def test_weight_drop_is_a_train_flag_saved_and_shown(cli, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train", tiny_data, "-o", run_dir, "--max-steps", "3", "--weight-drop", "0.25", *TINY
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "weight drop 0.25" in result.stderr  # the plan line
+    config = json.loads((run_dir / "best" / "config.json").read_text())
+    assert config["model"]["weight_drop"] == 0.25
+    assert "weight drop 0.25" in cli("info", run_dir).stdout
+    assert load_checkpoint(run_dir).model.config.weight_drop == 0.25
+
+
 def test_the_weight_average_and_the_fit_sample_are_flags_that_say_what_they_did(
     cli, tmp_path, tiny_data
 ):
