@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genseq import __version__
-from genseq.corpus import Corpus, Document, iter_chunks, sha256_file
+from genseq.corpus import Corpus, Document, SourceHashes, iter_chunks
 from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
@@ -237,12 +237,17 @@ class TokenizeSummary:
 
 
 def _units(
-    docs: list[Document], errors: str, tunes_everywhere: bool, midi: bool = False
+    docs: list[Document],
+    errors: str,
+    tunes_everywhere: bool,
+    midi: bool = False,
+    hashes: SourceHashes | None = None,
 ) -> Iterator[tuple[str, bool, Iterator[str | bytes]]]:
     """``(name, whole, chunks)`` of every document: a file, each tune of a tunebook, or a
-    MIDI file's bytes (``midi``: the tokenizer reads MIDI)."""
+    MIDI file's bytes (``midi``: the tokenizer reads MIDI). ``hashes`` is fed every byte read."""
     trim = _heap_trimmer()
     for doc in docs:
+        feed = hashes.feeder(doc.path) if hashes is not None else None
         if doc.midi:
             if not midi:
                 raise GenseqError(
@@ -253,9 +258,11 @@ def _units(
                 data = doc.path.read_bytes()
             except OSError as exc:
                 raise GenseqError(f"{doc.name}: cannot read ({exc.strerror})") from None
+            if feed is not None:
+                feed(data)
             yield doc.name, True, iter([data])
             continue
-        chunks = _trimmed(iter_chunks(doc, errors), trim)
+        chunks = _trimmed(iter_chunks(doc, errors, on_block=feed), trim)
         if tunes_everywhere or doc.tunebook:
             for tune in iter_tunes(chunks):
                 yield f"{doc.name}:{tune.line} X:{tune.number or '?'}", True, iter([tune.text])
@@ -361,6 +368,21 @@ def tokenize_corpus(
     progress: Callable[[str], None] | None = None,
 ) -> TokenizeSummary:
     """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary."""
+    hashes = SourceHashes()
+    try:
+        return _tokenize(corpus, out_dir, options, overwrite, progress, hashes)
+    finally:
+        hashes.close()
+
+
+def _tokenize(
+    corpus: Corpus,
+    out_dir: Path,
+    options: TokenizeOptions,
+    overwrite: bool,
+    progress: Callable[[str], None] | None,
+    hashes: SourceHashes,
+) -> TokenizeSummary:
     options.validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not is_data_dir(out_dir):
@@ -392,7 +414,7 @@ def tokenize_corpus(
         (a credit of ``share`` per chunk, a chunk for each whole credit; the first always)."""
         nonlocal characters, fitted
         credit = 1.0
-        for name, _whole, chunks in _units(docs, errors, tunes_everywhere, midi):
+        for name, _whole, chunks in _units(docs, errors, tunes_everywhere, midi, hashes):
             names.append(name)
             for chunk in chunks:
                 characters += len(chunk)
@@ -471,7 +493,7 @@ def tokenize_corpus(
             sources.append(
                 {
                     "name": doc.name,
-                    "sha256": sha256_file(doc.path),
+                    "sha256": hashes.sha256(doc.path),
                     "bytes": doc.path.stat().st_size,
                 }
             )

@@ -23,6 +23,7 @@ from genseq import corpus as corpus_mod
 from genseq.corpus import (
     Document,
     RegistryEntry,
+    SourceHashes,
     cache_root,
     cached_path,
     fetch,
@@ -193,6 +194,41 @@ def test_bad_byte_across_a_read_boundary_names_the_right_offset(tmp_path):
         chunks_of(path, chunk_bytes=7)
 
 
+def test_bom_and_bad_byte_offsets_count_the_bom(tmp_path):
+    path = write_bytes(tmp_path / "bom-bad.txt", b"\xef\xbb\xbfab\n\xffz\n")
+    with pytest.raises(GenseqError, match="byte 0xff at offset 6"):
+        chunks_of(path, chunk_bytes=4)
+
+
+def test_on_block_sees_every_byte_in_order(tmp_path):
+    data = "ünïcode line\n".encode() * 50 + b"no newline at the end"
+    path = write_bytes(tmp_path / "blocks.txt", data)
+    blocks: list[bytes] = []
+    chunks = list(iter_chunks(Document("blocks.txt", path), chunk_bytes=64, on_block=blocks.append))
+    assert b"".join(blocks) == data
+    assert "".join(chunks) == data.decode()
+
+
+def test_source_hashes_rehash_a_file_not_read_to_its_end(tmp_path):
+    """A hash is only taken from the blocks fed when they cover the whole file."""
+    path = write_bytes(tmp_path / "doc.txt", b"0123456789" * 1000)
+    whole = hashlib.sha256(path.read_bytes()).hexdigest()
+    hashes = SourceHashes()
+    try:
+        feed = hashes.feeder(path)
+        feed(b"not the file's bytes")  # a short feed: wrong bytes, and too few of them
+        assert hashes.sha256(path) == whole
+        unread = write_bytes(tmp_path / "unread.txt", b"xyz")
+        assert hashes.sha256(unread) == hashlib.sha256(b"xyz").hexdigest()
+        other = write_bytes(tmp_path / "other.txt", b"abc\n")
+        feed = hashes.feeder(other)
+        for block in (b"ab", b"c\n"):
+            feed(block)
+        assert hashes.sha256(other) == hashlib.sha256(b"abc\n").hexdigest()
+    finally:
+        hashes.close()
+
+
 text_with_lines = st.text(
     alphabet=st.one_of(
         st.sampled_from("\n\r"),
@@ -211,8 +247,10 @@ def test_chunks_round_trip_property(text, chunk_bytes):
     assert "".join(chunks) == text
     assert all(chunks)
     for chunk in chunks[:-1]:
-        # a chunk ends at a line break, unless a line ran past the 16-read bound
-        assert chunk.endswith("\n") or ("\n" not in chunk and len(chunk) >= 16 * chunk_bytes)
+        # a chunk ends at a line break, unless a line ran past the 16-read bound (in bytes,
+        # less the up to 3 bytes of a character split by the cut and kept for the next chunk)
+        size = len(chunk.encode("utf-8"))
+        assert chunk.endswith("\n") or ("\n" not in chunk and size >= 16 * chunk_bytes - 3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the sampling masks under random logits."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -308,6 +309,9 @@ def test_tokenize_midi_files_skips_unreadable_ones_with_reasons(tmp_path, midi_c
     assert reasons == {"not a readable MIDI file", "empty file"}
     assert summary.split == "document" and summary.unknown_tokens == 0
     data = open_data(tmp_path / "d")
+    for source in data.meta["sources"]:  # hashed as the first pass read each file whole
+        digest = hashlib.sha256((midi_corpus / source["name"]).read_bytes()).hexdigest()
+        assert source["sha256"] == digest
     tok = data.tokenizer()
     assert tok.level == level
     notes = tok.note_count(data.train) + tok.note_count(data.val)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,26 @@ def test_single_text_splits_by_position(tmp_path, words_file):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["sources"][0]["sha256"] and meta["level"] == "char"
     assert meta["splits"]["train"]["tokens"] == len(data.train)
+
+
+def test_meta_holds_the_sha256_of_every_source(tmp_path):
+    """The hashes come from the blocks the first pass reads (on a helper thread), for text
+    files and for tunebooks read tune by tune, and equal hashing each file on its own."""
+    import hashlib
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.txt").write_text("first file\n" * 3000, encoding="utf-8")  # several reads
+    (folder / "b.txt").write_bytes(b"\xef\xbb\xbfa BOM, then text\n")
+    (folder / "c.abc").write_text("X:1\nT:t\nK:C\nCDE|\n\nX:2\nT:u\nK:G\nGAB|\n")
+    out = tmp_path / "data"
+    tokenize_corpus(resolve_sources([str(folder)]), out, TokenizeOptions(level="char"))
+    sources = json.loads((out / "meta.json").read_text())["sources"]
+    assert [Path(s["name"]).name for s in sources] == ["a.txt", "b.txt", "c.abc"]
+    for source in sources:
+        data = (folder / Path(source["name"]).name).read_bytes()
+        assert source["sha256"] == hashlib.sha256(data).hexdigest()
+        assert source["bytes"] == len(data)
 
 
 def test_many_documents_split_by_document(tmp_path):

@@ -68,6 +68,36 @@ def test_char_encoders_agree_beyond_a_byte_of_ids(text):
     assert tok.encode_chunk(text).tolist() == expected
 
 
+@given(text=st.text(max_size=100))
+@example(text="日本")  # every character in the Basic Multilingual Plane: 16-bit units
+@example(text="日😀")  # one beyond it: UTF-32
+@example(text="é")  # Latin-1, not ASCII
+@FAST
+def test_char_code_points_in_the_narrowest_units(text):
+    from genseq.tokenization.char import _code_points
+
+    points = _code_points(text)
+    assert points.tolist() == [ord(c) for c in text]
+    widest = max(map(ord, text), default=0)
+    assert points.itemsize == (1 if widest < 128 else 2 if widest < 0x10000 else 4)
+
+
+@given(chunks=st.lists(st.text(max_size=40), min_size=1, max_size=4))
+@FAST
+def test_char_fit_counts_every_character_of_every_chunk(chunks):
+    """Chunks of ASCII, 16-bit and 32-bit code points all reach the vocabulary and its counts."""
+    from collections import Counter
+
+    tok = new_tokenizer("char")
+    tok.fit(iter(chunks))
+    expected = Counter("".join(chunks))
+    assert tok.vocab_size == 2 + len(expected)
+    text = "".join(chunks)
+    assert tok.decode(tok.encode_chunk(text)) == text
+    for char, n in expected.items():
+        assert tok.fit_id_counts[tok.encode(char)[0]] == n
+
+
 def test_char_unknown_and_specials(char_tok):
     ids = char_tok.encode("aqb")  # q was never seen
     assert ids.tolist() == [char_tok.encode("a")[0], char_tok.unk_id, char_tok.encode("b")[0]]
