@@ -21,6 +21,7 @@ from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 
+from genseq.background import Background
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_file
 
@@ -108,21 +109,13 @@ def sha256_file(path: Path) -> str:
 class SourceHashes:
     """The sha256 of each source file, taken from the blocks a first pass reads anyway.
 
-    The hashing runs on a helper thread: hashlib releases the GIL, so on a second core it
-    costs no wall time, and no file is read a further time only to be hashed (reading and
-    hashing 200 MB took 0.14 s of 1.6 s at the character level; BENCHMARKS.md). At most a few
-    blocks wait for the thread, so memory stays bounded. A file the pass did not read to its
-    end is hashed by reading it again.
+    The hashing runs on the ``background`` thread (see genseq.background), so no file is read
+    a further time only to be hashed, and on a second core the hash costs no wall time. A file
+    the pass did not read to its end is hashed by reading it again.
     """
 
-    MAX_WAITING = 4
-
-    def __init__(self) -> None:
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="genseq-sha256")
-        self._waiting: deque = deque()
+    def __init__(self, background: Background) -> None:
+        self._background = background
         self._digests: dict[Path, tuple] = {}  # path -> (digest, [bytes fed])
 
     def feeder(self, path: Path) -> Callable[[bytes], None]:
@@ -132,23 +125,16 @@ class SourceHashes:
 
         def feed(block: bytes) -> None:
             fed[0] += len(block)
-            self._waiting.append(self._thread.submit(digest.update, block))
-            while len(self._waiting) > self.MAX_WAITING:
-                self._waiting.popleft().result()
+            self._background.submit(digest.update, block)
 
         return feed
 
     def sha256(self, path: Path) -> str:
-        while self._waiting:
-            self._waiting.popleft().result()
+        self._background.wait()
         digest, fed = self._digests.get(Path(path), (None, [-1]))
         if digest is not None and fed[0] == Path(path).stat().st_size:
             return digest.hexdigest()
         return sha256_file(path)
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
-        self._waiting.clear()
 
 
 def cached_path(entry: RegistryEntry, cache_dir: Path | str | None = None) -> Path:

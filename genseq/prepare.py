@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genseq import __version__
+from genseq.background import Background
 from genseq.corpus import Corpus, Document, SourceHashes, iter_chunks
 from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
 from genseq.errors import GenseqError, UsageError
@@ -368,11 +369,11 @@ def tokenize_corpus(
     progress: Callable[[str], None] | None = None,
 ) -> TokenizeSummary:
     """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary."""
-    hashes = SourceHashes()
+    background = Background()  # hashes the sources as pass 1 reads them
     try:
-        return _tokenize(corpus, out_dir, options, overwrite, progress, hashes)
+        return _tokenize(corpus, out_dir, options, overwrite, progress, background)
     finally:
-        hashes.close()
+        background.close()
 
 
 def _tokenize(
@@ -381,9 +382,10 @@ def _tokenize(
     options: TokenizeOptions,
     overwrite: bool,
     progress: Callable[[str], None] | None,
-    hashes: SourceHashes,
+    background: Background,
 ) -> TokenizeSummary:
     options.validate()
+    hashes = SourceHashes(background)
     out_dir = Path(out_dir)
     if out_dir.exists() and not is_data_dir(out_dir):
         if out_dir.is_file() or any(out_dir.iterdir()):

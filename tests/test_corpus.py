@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from genseq import corpus as corpus_mod
+from genseq.background import Background
 from genseq.corpus import (
     Document,
     RegistryEntry,
@@ -213,7 +214,8 @@ def test_source_hashes_rehash_a_file_not_read_to_its_end(tmp_path):
     """A hash is only taken from the blocks fed when they cover the whole file."""
     path = write_bytes(tmp_path / "doc.txt", b"0123456789" * 1000)
     whole = hashlib.sha256(path.read_bytes()).hexdigest()
-    hashes = SourceHashes()
+    background = Background()
+    hashes = SourceHashes(background)
     try:
         feed = hashes.feeder(path)
         feed(b"not the file's bytes")  # a short feed: wrong bytes, and too few of them
@@ -226,7 +228,26 @@ def test_source_hashes_rehash_a_file_not_read_to_its_end(tmp_path):
             feed(block)
         assert hashes.sha256(other) == hashlib.sha256(b"abc\n").hexdigest()
     finally:
-        hashes.close()
+        background.close()
+
+
+def test_background_runs_jobs_in_order_and_raises_their_errors():
+    background = Background(max_waiting=2)
+    done: list[int] = []
+    try:
+        for i in range(20):
+            background.submit(done.append, i)
+        background.wait()
+        assert done == list(range(20))
+
+        def fail():
+            raise OSError(28, "No space left on device")
+
+        background.submit(fail)
+        with pytest.raises(OSError, match="No space left"):
+            background.wait()
+    finally:
+        background.close()
 
 
 text_with_lines = st.text(
