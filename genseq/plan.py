@@ -65,6 +65,18 @@ WORD_ADAPTIVE_LR = 6e-3
 # 4,700 steps: 0.01 6.190 nats, 0.1 5.999, 0.3 5.924, 1.0 6.043 (BENCHMARKS.md). At 0.01 the
 # validation loss was lowest after 470 steps; at 0.3 it still fell at the end.
 WORD_ADAPTIVE_WEIGHT_DECAY = 0.3
+# Tunes on a CPU (ABC and MIDI melodies, the corpus-sized 1x256 plan with dropout 0.1): AdamW
+# weight decay 0.1. Fixed-step runs, one thread, whole validation split (BENCHMARKS.md):
+# folk-abc 9,926 steps (31 epochs, the 5-minute default) 0.01 1.2821, 0.1 1.2452, 0.3 1.2496;
+# 2,724 steps (the README's 120 s) 0.01 1.3859, 0.1 1.3820, 0.3 1.4069, 1.0 1.5336. Nottingham's
+# MIDI files at the midi-melody level, 10,206 steps (14 epochs): 0.01 0.5390, 0.1 0.5258.
+# midi-performance was not measured and keeps 0.01.
+TUNE_WEIGHT_DECAY = 0.1
+TUNE_LEVELS = ("abc", "midi-melody")
+# ... and for ABC, dropout 0.2 (with that decay): folk-abc 9,926 steps, dropout 0.1 1.2452, 0.2
+# 1.2338, 0.3 1.2399; 2,724 steps 0.1 1.3820, 0.2 1.3827. MIDI melodies keep 0.1 (10,206
+# steps: 0.1 0.5258, 0.2 0.5288).
+ABC_DROPOUT = 0.2
 TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate model
 # Adam's rate for the character level on a CPU, by layer width (nearest is used). At 512, 2.5M
 # tokens of Tiny Shakespeare: 5e-3 1.471, 7e-3 1.458, 8.5e-3 1.465, 1e-2 1.464 (BENCHMARKS.md).
@@ -377,6 +389,8 @@ def plan(
             c.dropout = dropout_for_epochs(planned_epochs(c, distinct, vocab_size, kind))
             if grown_wide:
                 c.dropout = max(c.dropout, WIDE_DROPOUT)
+        elif level == "abc" and kind == "cpu" and n < 30_000_000:
+            c.dropout = ABC_DROPOUT
         else:
             c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
     if c.weight_drop is None:
@@ -416,6 +430,8 @@ def plan(
             c.weight_decay = WORD_ADAPTIVE_WEIGHT_DECAY
         elif grown_wide:
             c.weight_decay = WIDE_WEIGHT_DECAY
+        elif level in TUNE_LEVELS and kind == "cpu":
+            c.weight_decay = TUNE_WEIGHT_DECAY
         else:
             c.weight_decay = 0.01
     if c.schedule is None:

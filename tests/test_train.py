@@ -170,6 +170,27 @@ def test_small_word_corpora_on_a_cpu_get_an_adaptive_softmax():
         plan(TrainConfig(adaptive_cutoffs=[100], tie_weights=True), 225_000, 5_000, "word", cpu)
 
 
+def test_tunes_on_a_cpu_get_more_weight_decay():
+    """ABC and MIDI melodies on a CPU: AdamW decay 0.1, and dropout 0.2 for ABC (measured);
+    not the performance level, not a GPU plan, and never over a user's own choice."""
+    from genseq.plan import TUNE_WEIGHT_DECAY, plan
+
+    cpu = torch.device("cpu")
+    assert TUNE_WEIGHT_DECAY == 0.1
+    assert plan(TrainConfig(), 657_778, 145, "abc", cpu).weight_decay == 0.1
+    assert plan(TrainConfig(time_budget=120), 657_778, 145, "abc", cpu).weight_decay == 0.1
+    assert plan(TrainConfig(), 1_494_534, 52, "midi-melody", cpu).weight_decay == 0.1
+    assert plan(TrainConfig(), 1_494_534, 300, "midi-performance", cpu).weight_decay == 0.01
+    assert plan(TrainConfig(), 657_778, 145, "abc", torch.device("cuda")).weight_decay == 0.01
+    mine = TrainConfig(weight_decay=0.02)
+    assert plan(mine, 657_778, 145, "abc", cpu).weight_decay == 0.02
+    # ABC also gets dropout 0.2 (measured); MIDI melodies keep the corpus-sized 0.1.
+    assert plan(TrainConfig(), 657_778, 145, "abc", cpu).dropout == 0.2
+    assert plan(TrainConfig(dropout=0.05), 657_778, 145, "abc", cpu).dropout == 0.05
+    assert plan(TrainConfig(), 1_494_534, 52, "midi-melody", cpu).dropout == 0.1
+    assert plan(TrainConfig(optimizer="adam"), 657_778, 145, "abc", cpu).weight_decay == 0.0
+
+
 def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
     from genseq.plan import parameter_count, plan
 
