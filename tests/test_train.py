@@ -228,8 +228,8 @@ def test_a_character_model_is_sized_and_regularised_by_its_time_budget():
         TrainConfig(time_budget=600, hidden_size=96, dropout=0.05), shakespeare, 67, "char", cpu
     )
     assert (mine.hidden_size, mine.dropout) == (96, 0.05)
-    abc = plan(TrainConfig(time_budget=600), 657_778, 145, "abc", cpu)
-    assert (abc.hidden_size, abc.dropout, abc.seq_len, abc.lr) == (256, 0.1, 64, 4e-3)
+    abc = plan(TrainConfig(time_budget=600), 657_778, 145, "abc", cpu)  # ABC's own dropout:
+    assert (abc.hidden_size, abc.dropout, abc.seq_len, abc.lr) == (256, 0.2, 64, 4e-3)
 
 
 def test_bf16_is_chosen_for_characters_where_the_cpu_has_it_and_plans_a_faster_run():
