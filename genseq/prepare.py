@@ -371,7 +371,7 @@ def tokenize_corpus(
     """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary."""
     background = Background()  # hashes the sources as pass 1 reads them
     try:
-        return _tokenize(corpus, out_dir, options, overwrite, progress, background)
+        return _tokenize(corpus, out_dir, options, overwrite, progress, SourceHashes(background))
     finally:
         background.close()
 
@@ -382,10 +382,9 @@ def _tokenize(
     options: TokenizeOptions,
     overwrite: bool,
     progress: Callable[[str], None] | None,
-    background: Background,
+    hashes: SourceHashes,
 ) -> TokenizeSummary:
     options.validate()
-    hashes = SourceHashes(background)
     out_dir = Path(out_dir)
     if out_dir.exists() and not is_data_dir(out_dir):
         if out_dir.is_file() or any(out_dir.iterdir()):
