@@ -2,9 +2,11 @@
 
 ``BatchSampler`` runs the prompt once, copies its recurrent state to every sample, then advances
 all samples together one token per step: the prefix is never re-run. Each step's logits pass
-through the processors below (repetition penalty, banned ids, an optional per-step mask from a
-``LogitConstraint``, temperature, top-k, top-p, min-p) before one draw from an explicit
-``torch.Generator``, so the same checkpoint, seed and device give the same tokens.
+through the processors below before one draw from an explicit ``torch.Generator``, so the same
+checkpoint, seed and device give the same tokens. Masks come first (banned ids and an optional
+per-step mask from a ``LogitConstraint``); repetition penalty, temperature, top-k, top-p and
+min-p then act on the allowed tokens only, so every setting means the same with or without a
+grammar.
 """
 
 from __future__ import annotations
@@ -78,27 +80,36 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     torch.where(seen, penalised, logits, out=logits)
 
 
-def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
-    """Temperature, then top-k, top-p and min-p filtering; removed tokens get -inf."""
+def filter_logits(
+    logits: torch.Tensor, s: SamplingSettings, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mask, then temperature, top-k, top-p and min-p; every removed token gets -inf.
+
+    ``allowed`` ``(V,)`` or ``(B, V)`` (a grammar, a MIDI constraint, banned ids) applies
+    first, so the filters rank and renormalise the allowed tokens only: ``top_k=1`` is the
+    best allowed token, exactly as greedy decoding under the same mask.
+    """
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     if s.temperature not in (0.0, 1.0):
         # Shift the best score to 0 first: a tiny temperature then sends the others to -inf
         # instead of overflowing to inf - inf = nan.
         logits = (logits - logits.max(dim=-1, keepdim=True).values) / s.temperature
-    neg_inf = torch.finfo(logits.dtype).min
     if s.top_k is not None and s.top_k < logits.size(-1):
-        kth = torch.topk(logits, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, neg_inf)
+        best = torch.topk(logits, s.top_k, dim=-1).indices
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, best, True)
+        logits = logits.masked_fill(~keep, float("-inf"))
     if s.top_p is not None and s.top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # probability mass ahead of each token
         drop_sorted = before >= s.top_p  # never drops the most likely token
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, neg_inf)
+        logits = logits.masked_fill(drop, float("-inf"))
     if s.min_p is not None and s.min_p > 0:
         probs = torch.softmax(logits, dim=-1)
         threshold = probs.max(dim=-1, keepdim=True).values * s.min_p
-        logits = logits.masked_fill(probs < threshold, neg_inf)
+        logits = logits.masked_fill(probs < threshold, float("-inf"))
     return logits
 
 
@@ -108,18 +119,13 @@ def choose(
     generator: torch.Generator,
     allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One token per row: argmax when greedy, else a draw from the filtered distribution.
-
-    ``allowed`` ``(V,)`` or ``(B, V)`` masks tokens out after temperature and filtering, so
-    no setting can bring a banned token back.
-    """
-    if not s.is_greedy:
-        logits = filter_logits(logits.float(), s)
-    if allowed is not None:
-        logits = logits.masked_fill(~allowed, float("-inf"))
+    """One token per row: the best allowed token when greedy, else a draw from the filtered
+    distribution of the allowed tokens (``filter_logits``)."""
     if s.is_greedy:
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         return torch.argmax(logits, dim=-1)
-    probs = torch.softmax(logits, dim=-1)
+    probs = torch.softmax(filter_logits(logits.float(), s, allowed), dim=-1)
     try:
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     except RuntimeError:  # nan or inf scores: a diverged or corrupt model

@@ -87,8 +87,8 @@ def random_logits(seed: int, rows: int, vocab: int, spread: float) -> torch.Tens
 
 
 def kept(filtered: torch.Tensor) -> torch.Tensor:
-    """Which tokens a filter left (removed ones are set to the dtype's minimum)."""
-    return filtered > torch.finfo(filtered.dtype).min
+    """Which tokens a filter left (removed ones are set to -inf)."""
+    return filtered > float("-inf")
 
 
 def draws(logits: torch.Tensor, s: SamplingSettings, seed: int) -> torch.Tensor:
@@ -129,8 +129,9 @@ def test_top_k_samples_among_k_largest(arr, data, seed):
     s = SamplingSettings(top_k=k)
     kth = torch.sort(logits, dim=-1, descending=True).values[:, k - 1]  # (rows,)
     mask = kept(filter_logits(logits, s))
-    assert torch.equal(mask, logits >= kth[:, None])  # ties with the k-th are kept
-    assert torch.all(mask.sum(-1) >= k)
+    assert torch.all(mask.sum(-1) == k)  # exactly k, ties with the k-th broken by topk
+    assert torch.all(mask[logits > kth[:, None]])  # every token better than the k-th ...
+    assert not torch.any(mask & (logits < kth[:, None]))  # ... and none worse
     ids = draws(logits, s, seed)
     picked = torch.gather(logits.repeat(REPEATS, 1), 1, ids.reshape(-1, 1)).view(ids.shape)
     assert torch.all(picked >= kth[None, :])
@@ -238,6 +239,82 @@ def test_combined_filters_respect_each_rule(seed, rows, vocab, spread, k, top_p,
     probs = torch.softmax(rep.double() / 0.8, dim=-1)
     # min-p relative to the best token (which top-k and top-p always keep).
     assert torch.all(probs.gather(1, ids) >= probs.max(-1, keepdim=True).values * min_p - 1e-6)
+
+
+masked_logits = {
+    "arr": hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(2, 30)),
+        elements=st.floats(-20, 20, width=32),
+    ),
+    "data": st.data(),
+    "seed": st.integers(0, 2**31 - 1),
+}
+
+
+def draw_mask(data, shape: tuple[int, int]) -> torch.Tensor:
+    """A random allowed-token mask with at least one allowed token in every row."""
+    flat = data.draw(
+        st.lists(st.booleans(), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])
+    )
+    mask = torch.tensor(flat).view(shape)
+    first = torch.tensor([data.draw(st.integers(0, shape[1] - 1)) for _ in range(shape[0])])
+    mask[torch.arange(shape[0]), first] = True
+    return mask
+
+
+@given(**masked_logits)
+@FAST
+def test_filters_rank_the_allowed_tokens_only(arr, data, seed):
+    logits = torch.from_numpy(arr)
+    allowed = draw_mask(data, tuple(logits.shape))
+    k = data.draw(st.integers(1, logits.size(1)))
+    mask = kept(filter_logits(logits, SamplingSettings(top_k=k), allowed))
+    assert not torch.any(mask & ~allowed)
+    # Exactly the k best allowed tokens (all of them when fewer are allowed).
+    assert torch.equal(mask.sum(-1), allowed.sum(-1).clamp(max=k))
+    masked = logits.masked_fill(~allowed, float("-inf"))
+    worst_kept = masked.masked_fill(~mask, float("inf")).min(-1, keepdim=True).values
+    assert not torch.any(allowed & ~mask & (masked > worst_kept))
+    for s in (
+        SamplingSettings(),
+        SamplingSettings(temperature=2.5, top_k=k),
+        SamplingSettings(top_p=data.draw(st.floats(1e-6, 1.0))),
+        SamplingSettings(temperature=0.3, min_p=data.draw(st.floats(0.0, 1.0))),
+        SamplingSettings(top_k=k, top_p=0.5, min_p=0.2),
+    ):
+        ids = choose(
+            logits.repeat(REPEATS, 1),
+            s,
+            torch.Generator().manual_seed(seed),
+            allowed.repeat(REPEATS, 1),
+        )
+        assert torch.all(allowed.repeat(REPEATS, 1).gather(1, ids[:, None]))
+
+
+@given(**masked_logits)
+@FAST
+def test_top_k_one_and_tiny_top_p_equal_greedy_under_a_mask(arr, data, seed):
+    """The best allowed token, even when the mask removes every token top-k would keep
+    without it (the case that once gave a uniform draw over the whole grammar)."""
+    logits = torch.from_numpy(arr)
+    allowed = draw_mask(data, tuple(logits.shape))
+    greedy = choose(logits, SamplingSettings(greedy=True), torch.Generator(), allowed)
+    best = logits.masked_fill(~allowed, float("-inf")).max(-1).values
+    assert torch.equal(logits.gather(1, greedy[:, None])[:, 0], best)
+    for s in (SamplingSettings(top_k=1), SamplingSettings(top_p=1e-9, temperature=1.3)):
+        ids = draws_masked(logits, allowed, s, seed)
+        picked = torch.gather(logits.repeat(REPEATS, 1), 1, ids.reshape(-1, 1)).view(ids.shape)
+        assert torch.all(picked == best[None, :])
+
+
+def draws_masked(
+    logits: torch.Tensor, allowed: torch.Tensor, s: SamplingSettings, seed: int
+) -> torch.Tensor:
+    rows = logits.size(0)
+    gen = torch.Generator().manual_seed(seed)
+    ids = choose(logits.repeat(REPEATS, 1), s, gen, allowed.repeat(REPEATS, 1))
+    return ids.view(REPEATS, rows)
 
 
 def test_temperature_scales_the_distribution():
