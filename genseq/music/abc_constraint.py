@@ -1,22 +1,35 @@
 """Constrained decoding for ABC: a small state machine that masks every impossible token.
 
 It plugs into ``sample.BatchSampler`` as a ``LogitConstraint``: before each draw it says, for
-every sample, which tokens keep the tune valid. With it on, every sample
+every sample, which tokens keep the tune valid. The rules are those the reference ABC programs
+(``abc2midi``, ``abcm2ps``) check, so that every program reads a sampled tune alike. With it
+on, every sample
 
 * starts with a meter and a key, then the body;
-* fills every bar exactly to the meter's length, except the pickup (first) bar, a bar that
-  closes a section (``:|`` ``||`` ``|]``) and completes the section's short first bar, and a
-  short bar after a repeat or section sign that completes the short bar before it (a bar
-  split across the sign) - the rules `genseq music stats` checks real tunes with;
-* never runs a tuplet, a chord, a broken rhythm or a tie past its end or across a bar line;
-* balances its repeats and endings: ``|:`` is not nested, ``[1`` sits inside a repeat right
-  after a bar line and must close with ``:|`` followed at once by ``[2``;
-* ends (``<eos>``) only after a section end with nothing left open, and within
-  ``max_tokens``: near the limit it keeps only the longest durations that still fit, and
-  closes the tune as soon as it can.
+* fills every bar exactly to the meter's length, except the pickup (first) bar. A section that
+  opens with a short bar (a pickup) closes (``:|`` ``||`` ``|]``) with the bar that completes
+  it, so that a repeat, or the next section's pickup, lands on the beat; a section that opens
+  with a full bar closes with a full bar;
+* ties a note only to the same note written again: within the bar, or across a plain ``|``
+  when no program can read the two as different pitches (the note has its own accidental,
+  or none is held on its letter in any octave, since programs differ on whether an
+  accidental holds across octaves);
+* writes every note at a length that staff notation draws as one note (up to three dots),
+  broken rhythm (``>`` ``<``) only between two elements of equal written length, and a
+  tuplet's notes (never chords) all of one length;
+* never runs a tuplet, a chord, a broken rhythm or a tie past its end or across a bar line
+  (a tie may cross a plain ``|``);
+* balances its repeats and endings: ``|:`` is not nested; ``:|`` without ``|:`` repeats only
+  the tune's first section; ``[1`` opens inside a repeated section, right after a bar line,
+  runs at most ``ENDING_MAX`` bars and no longer than the bars before it, and closes with
+  ``:|`` followed at once by ``[2``, which runs exactly as many bars and closes the section;
+* writes ``|]`` only as the tune's last bar line, and ends (``<eos>``) only after a section
+  end with nothing left open, within ``max_tokens``: near the limit it keeps only the longest
+  durations that still fit, and closes the tune as soon as it can.
 
-Feasibility is exact: a note or duration is allowed only if the bar can still be filled with
-the durations the vocabulary has (a memoised search over the few remainders a bar can have).
+Feasibility is exact for the notes a bar can still take: a note or duration is allowed only
+if the bar can still be completed with plain notes of the lengths the vocabulary has (a
+memoised search over the few remainders a bar can have).
 """
 
 from __future__ import annotations
@@ -28,14 +41,38 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from genseq.errors import UsageError
 from genseq.music.abc_vocab import DEFAULT_UNIT, default_tuplet_q, info
 
 MAX_CHORD_NOTES = 4
 MAX_PREFIXES = 2  # chord symbols, decorations, grace notes before one note
 CLOSING_RESERVE = 48  # tokens kept back to close a tune within max_tokens
-ENDING2_MAX = 4  # bars in a second ending
+ENDING_MAX = 4  # bars in a first or second ending
 SECTION_CLOSE = (":|", "||", "|]")
 SECTION_START = ("|:", ":|", "||", "|]")  # the bar after one of these opens a section
+ONE = Fraction(1)
+DOTTED = (Fraction(1), Fraction(3, 2), Fraction(7, 4), Fraction(15, 8))  # up to three dots
+
+
+def drawable(length: Fraction) -> bool:
+    """Whether staff notation draws ``length`` (whole notes) as one note: a power of two,
+    with up to three dots (abcm2ps refuses ``A5`` or ``A3>B3``: "Note too much dotted")."""
+    return any(_power_of_two(length / dotted) for dotted in DOTTED)
+
+
+def _power_of_two(x: Fraction) -> bool:
+    n, d = x.numerator, x.denominator
+    return (n == 1 or d == 1) and n & (n - 1) == 0 and d & (d - 1) == 0
+
+
+@dataclass(frozen=True)
+class _Section:
+    """What a first ending's bars continue from, so that the second ending does too."""
+
+    new: bool
+    first: Fraction | None
+    split_from: Fraction | None
+    bars: int
 
 
 @dataclass
@@ -43,32 +80,41 @@ class _State:
     """Where one sample is in its tune."""
 
     phase: str = "meter"  # meter | key | unit | body
-    bar: Fraction = Fraction(1)  # bar length in whole notes
+    bar: Fraction = ONE  # bar length in whole notes
     meter: tuple[int, int] = (4, 4)
     unit: Fraction = DEFAULT_UNIT
+    bar_accidentals: tuple[tuple[tuple[str, int], int], ...] = ()  # (letter, octave) -> alt
     pos: Fraction = Fraction(0)  # committed time in the current bar
     bars: int = 0  # bars closed so far
     section_new: bool = True  # the current bar opens a section (the tune, or after |: :| || |])
     section_first: Fraction | None = None  # length of the section's first bar
-    split_from: Fraction | None = None  # a short bar just closed at a repeat or section sign
+    split_from: Fraction | None = None  # the short bar that closed the previous section
     section_bars: int = 0  # bars closed since the section began
-    # the element being written (note, rest or chord) and its duration factor
+    # The element being written (note, rest or chord): its factor (tuplet x broken rhythm)
+    # and the multiplier it must have (the first of a broken pair's, a tuplet's first note's).
     pending: str | None = None  # None | "note" | "rest" | "chord"
-    pending_factor: Fraction = Fraction(1)
-    last_element: str | None = None  # kind of the last committed element in this bar
-    last_duration: Fraction = Fraction(0)  # its duration, for broken rhythm
+    pending_factor: Fraction = ONE
+    pending_required: Fraction | None = None
+    last_duration: Fraction = Fraction(0)  # written length of the last element, for broken
     last_broken_ok: bool = False
+    last_note: int | None = None  # the last element's token, if it was a single note
     chord_notes: int = -1  # -1 outside a chord
-    tuplet_left: int = 0
-    tuplet_factor: Fraction = Fraction(1)
-    next_factor: Fraction = Fraction(1)  # broken rhythm's factor for the next element
-    tie: bool = False  # a tie waits for its note
+    tuplet_left: int = 0  # tuplet elements not yet committed (the pending one included)
+    tuplet_factor: Fraction = ONE
+    tuplet_multiplier: Fraction | None = None  # set by the tuplet's first element
+    broken_factor: Fraction = ONE  # broken rhythm's factor for the next element
+    broken_multiplier: Fraction | None = None  # ... and the multiplier it must have
+    tie: int | None = None  # a tie waits for this note token
+    tie_may_cross: bool = False  # ... which may come after a plain bar line
     prefixes: int = 0
     after_bar: bool = False  # the last token was a bar line
     last_bar: str | None = None
+    last_close: str | None = None  # the last section close (:| || |]) so far
     repeat_open: bool = False  # an explicit |: is open
     ending: int = 0  # 0, 1 or 2
     ending_bars: int = 0
+    ending1_bars: int = 0
+    ending_from: _Section | None = None
     expect_ending2: bool = False
     done: bool = False
     tokens: int = 0
@@ -84,7 +130,7 @@ class AbcConstraint:
         self.eos = tokenizer.eos_id
         self.max_tokens = max_tokens
         self.prompt = [int(i) for i in prompt_ids]
-        v = len(self.vocab)
+        self.v = len(self.vocab)
 
         def ids(pred) -> np.ndarray:
             return np.array([i for i, x in enumerate(self.infos) if pred(x)], dtype=np.int64)
@@ -100,13 +146,11 @@ class AbcConstraint:
         self.ties = ids(lambda x: x.kind == "tie")
         self.broken = ids(lambda x: x.kind == "broken")
         self.tuplets = ids(lambda x: x.kind == "tuplet")
-        self.durations = ids(lambda x: x.kind == "duration")
+        self.durations = ids(lambda x: x.kind == "duration" and drawable(x.value))
         self.duration_values = [self.infos[i].value for i in self.durations]
-        bars = (":|", "|:", "|", "||", "|]")
-        self.bar_ids = {t: i for i, t in enumerate(self.vocab) if t in bars}
+        self.bar_ids = {t: i for i, t in enumerate(self.vocab) if t in (*SECTION_START, "|")}
         self.endings = {self.infos[i].ending: i for i in ids(lambda x: x.kind == "ending")}
-        self.v = v
-        self.multipliers = sorted({Fraction(1), *self.duration_values})
+        self.multipliers = sorted({ONE, *self.duration_values})
         self.reserve = min(CLOSING_RESERVE, max_tokens // 4)
         self._memo: dict = {}
         self.states: list[_State] = []
@@ -120,8 +164,6 @@ class AbcConstraint:
             if i == self.eos and state.phase == "meter" and not history:
                 continue  # the document start
             if not self._allowed(state)[i]:
-                from genseq.errors import UsageError
-
                 raise UsageError(
                     f"the prompt is not a valid tune start at {self.vocab[i]!r} (after "
                     f"{' '.join(history[-8:]) or 'nothing'}); pass --no-constrain to "
@@ -144,53 +186,75 @@ class AbcConstraint:
         """Remainders at which the current bar may close; None: any (the pickup bar)."""
         if s.bars == 0:
             return None
-        targets = {Fraction(0)}
         short = self._short_length(s)
-        if short is not None:
-            targets.add(s.bar - short)
-        return tuple(sorted(targets))
+        if s.section_new and short is not None:
+            return (s.bar - short,)  # the section's pickup, completing the bar before it
+        close = (Fraction(0) if short is None else s.bar - short,)
+        if not self._may_continue(s):
+            return close
+        if not self._may_close(s):
+            return (Fraction(0),)
+        if self._closing(s) and self._close_reachable(s, close):
+            return close  # near the token limit: close the section in this bar if it can
+        return tuple(sorted({Fraction(0), *close}))
+
+    def _close_reachable(self, s: _State, close: tuple[Fraction, ...]) -> bool:
+        """Plain notes (the pending one first, if any) can still bring the bar to ``close``."""
+        if s.tuplet_left or s.broken_multiplier is not None or s.pending_required is not None:
+            return False
+        remaining = s.bar - s.pos
+        if s.pending is None:
+            return self._search(remaining, s.unit, close)
+        return any(
+            self._search(remaining - s.unit * m * s.pending_factor, s.unit, close)
+            for m in self.multipliers
+            if s.unit * m * s.pending_factor <= remaining
+        )
+
+    @staticmethod
+    def _may_continue(s: _State) -> bool:
+        """The current bar may be followed by another in the same section (endings have a
+        set length)."""
+        if s.ending == 1:
+            limit = min(ENDING_MAX, s.ending_from.bars if s.ending_from else ENDING_MAX)
+            return s.ending_bars + 1 < limit
+        if s.ending == 2:
+            return s.ending_bars + 1 < s.ending1_bars
+        return True
+
+    @staticmethod
+    def _may_close(s: _State) -> bool:
+        """The current bar may close the section (a second ending only at its set length)."""
+        return s.ending != 2 or s.ending_bars + 1 == s.ending1_bars
 
     @staticmethod
     def _short_length(s: _State) -> Fraction | None:
-        """The one short length the current bar may have (see ``_bar_ok``), if any."""
+        """The one short length the current bar may have, if any (module docstring)."""
         if s.section_new and s.split_from is not None and s.split_from < s.bar:
-            return s.bar - s.split_from  # completes the bar split across the sign before it
+            return s.bar - s.split_from
         if not s.section_new and s.section_first is not None and s.section_first < s.bar:
-            return s.bar - s.section_first  # closes the section, completing its first bar
+            return s.bar - s.section_first
         return None
 
-    def _fillable(
-        self, s: _State, remaining: Fraction, left: int, factor: Fraction, nxt: Fraction
-    ) -> bool:
-        """Can elements bring ``remaining`` to a bar end this bar may have?
-
-        ``left`` elements still belong to a tuplet (scaled by ``factor``); the next element is
-        also scaled by ``nxt`` (broken rhythm).
-        """
-        key = (remaining, left, factor, nxt, s.unit, self._targets(s))
+    def _reachable(self, s: _State, remaining: Fraction) -> bool:
+        """Can plain notes bring ``remaining`` to a bar end this bar may have?"""
+        if remaining < 0:
+            return False
+        key = (remaining, s.unit, self._targets(s))
         found = self._memo.get(key)
         if found is None:
             found = self._search(*key)
             self._memo[key] = found
         return found
 
-    def _search(self, remaining, left, factor, nxt, unit, targets) -> bool:
-        if remaining < 0:
-            return False
-        if left == 0 and nxt == 1 and (targets is None or remaining in targets):
+    def _search(self, remaining: Fraction, unit: Fraction, targets) -> bool:
+        if targets is None or remaining in targets:
             return True
-        return self._one_fits(remaining, left, factor, nxt, unit, targets)
-
-    def _one_fits(self, remaining, left, factor, nxt, unit, targets) -> bool:
-        """Whether one more element (then a completion) fits."""
-        scale = nxt * (factor if left else 1)
-        next_left = max(left - 1, 0)
-        next_factor = factor if next_left else Fraction(1)
         for m in self.multipliers:
-            length = unit * m * scale
+            length = unit * m
             if length > remaining:
-                break  # multipliers are sorted
-            key = (remaining - length, next_left, next_factor, Fraction(1), unit, targets)
+                return False  # multipliers are sorted
+            key = (remaining - length, unit, targets)
             found = self._memo.get(key)
             if found is None:
                 found = self._search(*key)
@@ -199,26 +263,55 @@ class AbcConstraint:
                 return True
         return False
 
-    def _element_fits(self, c: _State) -> bool:
-        """A new note, rest or chord can start here and the bar still be completed."""
-        if c.pos > c.bar:
-            return False
-        left = c.tuplet_left
-        factor = c.tuplet_factor if left else Fraction(1)
-        return self._one_fits(c.bar - c.pos, left, factor, c.next_factor, c.unit, self._targets(c))
+    def _forced(self, c: _State, multiplier: Fraction) -> Fraction:
+        """Time the open tuplet or broken pair still owes, its elements' multiplier given."""
+        if c.tuplet_left:
+            return c.tuplet_left * c.unit * multiplier * c.tuplet_factor
+        if c.broken_multiplier is not None:
+            return c.unit * c.broken_multiplier * c.broken_factor
+        return Fraction(0)
+
+    def _owed_multipliers(self, c: _State) -> list[Fraction]:
+        """The multipliers the open tuplet's or broken pair's elements may still take."""
+        if c.tuplet_left:
+            known = c.tuplet_multiplier
+            return self.multipliers if known is None else [known]
+        if c.broken_multiplier is not None:
+            return [c.broken_multiplier]
+        return [ONE]
 
     def _settled(self, c: _State) -> bool:
-        """The state is consistent: the bar can still be completed from here."""
-        if c.pos > c.bar:
+        """With nothing pending, the bar can still be completed from here."""
+        remaining = c.bar - c.pos
+        return any(
+            self._reachable(c, remaining - self._forced(c, m)) for m in self._owed_multipliers(c)
+        )
+
+    def _element_fits(self, c: _State) -> bool:
+        """A new note, rest or chord can start here and the bar still be completed."""
+        if c.tuplet_left or c.broken_multiplier is not None:
+            return self._settled(c)
+        remaining = c.bar - c.pos
+        return any(
+            self._reachable(c, remaining - c.unit * m)
+            for m in self.multipliers
+            if c.unit * m <= remaining
+        )
+
+    def _commit_ok(self, s: _State, multiplier: Fraction) -> bool:
+        """The pending element may end with ``multiplier`` (the bar can still be completed)."""
+        if s.pending_required is not None and multiplier != s.pending_required:
             return False
-        left = c.tuplet_left
-        factor = c.tuplet_factor if left else Fraction(1)
-        return self._fillable(c, c.bar - c.pos, left, factor, c.next_factor)
+        after = s.pos + s.unit * multiplier * s.pending_factor
+        owed = Fraction(0)
+        if s.tuplet_left > 1:
+            owed = (s.tuplet_left - 1) * s.unit * multiplier * s.tuplet_factor
+        return self._reachable(s, s.bar - after - owed)
 
     # -- the mask -------------------------------------------------------------------------------
     def _allowed(self, s: _State) -> np.ndarray:
         mask = np.zeros(self.v, dtype=bool)
-        if s.done:
+        if s.done or s.last_bar == "|]":
             mask[self.eos] = True
         elif s.phase == "meter":
             mask[self.meters] = True
@@ -248,28 +341,19 @@ class AbcConstraint:
                 mask[self.chord_end] = True
             return
         if s.pending is not None:
-            self._durations(s, mask, closing)
+            longest = self._durations(s, mask, closing)
+            if not self._commit_ok(s, ONE) or (closing and longest > ONE):
+                return  # only a duration can save the bar (or close the tune sooner)
         c = _commit_preview(s)  # as if the pending element had no duration token
-        if not self._settled(c):
-            return  # only a duration can save the bar
-        if self._element_fits(c):
-            mask[self.notes] = True
-            if not s.tie:
-                mask[self.rests] = True
-                if not closing:
-                    mask[self.chord_start] = True
-                    if s.prefixes < MAX_PREFIXES:
-                        mask[self.prefix] = True
+        self._elements(s, c, mask, closing)
         if s.prefixes:
             return  # a prefix must be followed by its element
-        if not closing and not s.tie:
+        if not closing and s.tie is None:
             self._after_element(s, c, mask)
-        if c.tuplet_left or c.next_factor != 1:
+        if c.tuplet_left or c.broken_multiplier is not None:
             return
-        for token, i in self.bar_ids.items():
-            if self._bar_ok(c, token, closing):
-                mask[i] = True
-        if s.tie:
+        self._bars(c, mask, closing)
+        if s.tie is not None:
             return
         if not closing and c.pos < c.bar:
             self._tuplets(c, mask)
@@ -282,50 +366,75 @@ class AbcConstraint:
                     mask[:] = False
                 mask[self.eos] = True
 
-    def _durations(self, s: _State, mask: np.ndarray, closing: bool) -> None:
-        """Duration tokens that keep the bar fillable (only the longest when closing)."""
-        left = s.tuplet_left
-        after_factor = s.tuplet_factor if left > 1 else Fraction(1)
-        best = -1
+    def _elements(self, s: _State, c: _State, mask: np.ndarray, closing: bool) -> None:
+        """Notes, rests, chords and their prefixes that may start here."""
+        if not self._element_fits(c):
+            return
+        if s.tie is not None:
+            mask[s.tie] = True
+            return
+        mask[self.notes] = True
+        mask[self.rests] = True
+        if not closing and not c.tuplet_left:  # abc2midi reads a chord's notes one by one
+            mask[self.chord_start] = True
+            if s.prefixes < MAX_PREFIXES:
+                mask[self.prefix] = True
+
+    def _durations(self, s: _State, mask: np.ndarray, closing: bool) -> Fraction:
+        """Duration tokens that keep the bar completable (only the longest when closing);
+        returns the longest multiplier allowed (0 if none is)."""
+        best, longest = -1, Fraction(0)
         for i, value in zip(self.durations, self.duration_values, strict=True):
-            remaining = s.bar - s.pos - s.unit * value * s.pending_factor
-            if remaining >= 0 and self._fillable(
-                s, remaining, max(left - 1, 0), after_factor, Fraction(1)
-            ):
+            if self._commit_ok(s, value):
                 mask[i] = True
-                if best < 0 or value > self.infos[best].value:
-                    best = int(i)
+                if value > longest:
+                    best, longest = int(i), value
         if closing and best >= 0:
             mask[self.durations] = False
-            mask[best] = True
+            if longest > ONE or not self._commit_ok(s, ONE):
+                mask[best] = True
+        return longest
 
     def _after_element(self, s: _State, c: _State, mask: np.ndarray) -> None:
-        """Ties and broken rhythm after a note or chord."""
-        kind = s.pending or s.last_element
-        if kind not in ("note", "chord"):
+        """Ties (after a single note) and broken rhythm (after a note or chord)."""
+        if c.tuplet_left or c.broken_multiplier is not None:
             return
-        if c.tuplet_left == 0 and c.next_factor == 1:
-            mask[self.ties] = True
-        if not c.last_broken_ok or c.tuplet_left:
+        if c.last_note is not None:
+            trial = _copy(c)
+            _tie(trial, self.infos[c.last_note])
+            if self._element_fits(trial) or self._bar_ok(trial, "|", False):
+                mask[self.ties] = True
+        if not c.last_broken_ok:
+            return
+        # The pair fills twice the first element's written length, whichever way it leans.
+        if not self._reachable(c, c.bar - c.pos - c.last_duration):
             return
         for i in self.broken:
             first, second = self.infos[i].factors
-            trial = _copy(c)
-            trial.pos = c.pos + c.last_duration * (first - 1)
-            trial.next_factor = second
-            if trial.pos < trial.bar and self._element_fits(trial):
+            if drawable(c.last_duration * first) and drawable(c.last_duration * second):
                 mask[i] = True
 
     def _tuplets(self, c: _State, mask: np.ndarray) -> None:
         for i in self.tuplets:
             p, q, r = self.infos[i].tuplet
-            factor = Fraction(q or default_tuplet_q(p, c.meter), p)
-            if self._fillable(c, c.bar - c.pos, r, factor, Fraction(1)):
+            trial = _copy(c)
+            trial.tuplet_left = r
+            trial.tuplet_factor = Fraction(q or default_tuplet_q(p, c.meter), p)
+            if self._settled(trial):
                 mask[i] = True
+
+    def _bars(self, c: _State, mask: np.ndarray, closing: bool) -> None:
+        allowed = [t for t in self.bar_ids if self._bar_ok(c, t, closing)]
+        if closing and allowed == [] and self._bar_ok(c, "|", False):
+            allowed = ["|"]  # a full bar that cannot close the section: go on to one that can
+        for token in allowed:
+            mask[self.bar_ids[token]] = True
 
     def _bar_ok(self, c: _State, token: str, closing: bool) -> bool:
         """Whether ``token`` may close the current bar here."""
-        if c.pos > c.bar or (c.tie and token != "|"):
+        if c.pos > c.bar:
+            return False
+        if c.tie is not None and (token != "|" or not c.tie_may_cross):
             return False
         if c.pos == 0:  # an empty bar: only an opening |: at the start or after a section end
             return (
@@ -334,33 +443,46 @@ class AbcConstraint:
                 and c.ending == 0
                 and (c.bars == 0 or c.last_bar in SECTION_CLOSE)
                 and not closing
-                and not c.tie
             )
-        if token == "|:" and (c.repeat_open or c.ending == 1 or closing):
+        if not self._structure_ok(c, token, closing):
             return False
-        if token == ":|" and (
-            c.ending >= 2 or not (c.repeat_open or c.ending == 1 or c.section_bars >= 1)
-        ):
-            return False
+        if c.bars == 0:  # the pickup: a short one stays inside the section it leads into
+            return c.pos == c.bar or token == "|"
+        short = self._short_length(c)
+        if c.section_new and short is not None:  # a section's pickup
+            return c.pos == short and token == "|"
+        if c.pos == c.bar:  # a section with a pickup closes with the bar that completes it
+            return short is None or token not in SECTION_CLOSE
+        return c.pos == short and token in SECTION_CLOSE
+
+    def _structure_ok(self, c: _State, token: str, closing: bool) -> bool:
+        """Repeats, endings and ``|]``: whether ``token`` may close this bar."""
+        if token == "|:":
+            return not (c.repeat_open or c.ending or closing)
+        if token == ":|":
+            implicit = c.last_close is None and c.section_bars >= 1  # repeats the first section
+            if c.ending == 2 or not (c.repeat_open or c.ending == 1 or implicit):
+                return False
         if token in ("||", "|]") and (c.ending == 1 or c.repeat_open):
             return False
-        if token == "|" and (closing or (c.ending == 2 and c.ending_bars + 1 >= ENDING2_MAX)):
-            if not c.tie:  # only a tied note may still cross into one more bar
-                return False
-        if c.pos == c.bar:
-            return True
-        if c.bars == 0:
-            return token in ("|", "|:")  # the pickup
-        if c.pos != self._short_length(c):
+        if token == "|]" and not self._may_end(c):
             return False
-        return c.section_new or token in SECTION_CLOSE
+        if token == "|" and not self._may_continue(c):
+            return False
+        if token in SECTION_CLOSE and not self._may_close(c):
+            return False
+        return not (token == "|" and closing and c.tie is None and self._section_may_close(c))
+
+    def _section_may_close(self, c: _State) -> bool:
+        return any(self._structure_ok(c, t, False) for t in SECTION_CLOSE if t in self.bar_ids)
 
     def _endings(self, s: _State, mask: np.ndarray) -> None:
         if (
             1 in self.endings
             and s.ending == 0
             and s.last_bar == "|"
-            and (s.repeat_open or s.section_bars >= 1)
+            and s.section_bars >= 1
+            and (s.repeat_open or s.last_close is None)
         ):
             mask[self.endings[1]] = True
 
@@ -370,7 +492,7 @@ class AbcConstraint:
             and not s.repeat_open
             and s.ending != 1
             and not s.expect_ending2
-            and not s.tie
+            and s.tie is None
             and s.chord_notes < 0
             and s.tuplet_left == 0
         )
@@ -383,14 +505,8 @@ class AbcConstraint:
             s.done = True
             return
         kind = t.kind
-        if s.phase == "meter":
-            if kind == "meter":
-                _set_meter(s, t)
-                s.phase = "key"
-            return
-        if s.phase == "key":
-            if kind == "key":
-                s.phase = "unit" if len(self.units) else "body"
+        if s.phase in ("meter", "key"):
+            self._header(s, t)
             return
         if s.phase == "unit":
             s.phase = "body"
@@ -399,98 +515,82 @@ class AbcConstraint:
                 return
         if kind == "duration":
             _commit(s, t.value)
-            return
-        if s.chord_notes >= 0:
-            if kind == "note":
-                s.chord_notes += 1
-            elif kind == "chord_end":
-                s.chord_notes = -1
-                s.pending = "chord"
-            return
-        if kind not in ("tie", "broken") and s.pending is not None:
-            _commit(s, Fraction(1))
-        if kind in ("note", "rest", "chord_start"):
-            s.prefixes = 0
-            s.after_bar = False
-            s.tie = False if kind == "note" else s.tie
-            factor = s.next_factor * (s.tuplet_factor if s.tuplet_left else Fraction(1))
-            s.next_factor = Fraction(1)
-            s.pending_factor = factor
-            if kind == "chord_start":
-                s.chord_notes = 0
-            else:
-                s.pending = kind
-            return
-        if kind in ("chord_symbol", "decoration", "grace"):
+        elif s.chord_notes >= 0:
+            self._in_chord(s, token)
+        elif kind in ("note", "rest", "chord_start"):
+            self._element(s, token)
+        elif kind in ("chord_symbol", "decoration", "grace"):
+            _commit_if_pending(s)
             s.prefixes += 1
             s.after_bar = False
-            return
-        if kind == "tie":
-            if s.pending is not None:
-                _commit(s, Fraction(1))
-            s.tie = True
-            return
-        if kind == "broken":
-            if s.pending is not None:
-                _commit(s, Fraction(1))
+        elif kind == "tie":
+            _commit_if_pending(s)
+            if s.last_note is not None:
+                _tie(s, self.infos[s.last_note])
+        elif kind == "broken":
+            _commit_if_pending(s)
             first, second = t.factors
             s.pos += s.last_duration * (first - 1)
-            s.next_factor = second
+            s.broken_factor = second
+            s.broken_multiplier = s.last_duration / s.unit
             s.last_broken_ok = False
-            return
-        if kind == "tuplet":
+        else:
+            _commit_if_pending(s)
+            self._structure(s, t)
+
+    def _header(self, s: _State, t) -> None:
+        if s.phase == "meter" and t.kind == "meter":
+            _set_meter(s, t)
+            s.phase = "key"
+        elif s.phase == "key" and t.kind == "key":
+            s.phase = "unit" if len(self.units) else "body"
+
+    def _structure(self, s: _State, t) -> None:
+        """Tuplets, bar lines, endings and key changes."""
+        if t.kind == "tuplet":
             p, q, r = t.tuplet
             s.tuplet_left = r
             s.tuplet_factor = Fraction(q or default_tuplet_q(p, s.meter), p)
+            s.tuplet_multiplier = None
             s.after_bar = False
-            return
-        if kind == "bar":
-            self._close_bar(s, t.text)
-            return
-        if kind == "ending":
+        elif t.kind == "bar":
+            _close_bar(s, t.text)
+        elif t.kind == "ending":
+            _open_ending(s, t.ending)
+        elif t.kind == "key":
             s.after_bar = False
-            s.ending = t.ending
-            s.ending_bars = 0
-            s.expect_ending2 = False
-            return
-        if kind == "key":
-            s.after_bar = False
-            return
-        if kind == "meter":
+        elif t.kind == "meter":
             _set_meter(s, t)
 
-    def _close_bar(self, s: _State, token: str) -> None:
-        length = s.pos
-        s.tie = False if token != "|" else s.tie
-        if length > 0:
-            if s.section_new:
-                s.section_first = length
-                s.section_new = False
-            s.split_from = length if length < s.bar and token in SECTION_START else None
-            s.bars += 1
-            s.section_bars += 1
-            if s.ending:
-                s.ending_bars += 1
-        if token in SECTION_START:
-            s.section_new = True
-        s.pos = Fraction(0)
-        s.last_element = None
-        s.last_broken_ok = False
-        s.after_bar = True
-        s.last_bar = token
-        if token == "|:":
-            s.repeat_open = True
-            s.section_bars = 0
-            s.ending = 0
-        elif token == ":|":  # after a first ending, the second must follow at once
-            s.expect_ending2 = s.ending == 1
-            s.repeat_open = False
-            s.ending = 1 if s.expect_ending2 else 0
-            s.section_bars = 0
-        elif token in ("||", "|]"):
-            s.repeat_open = False
-            s.ending = 0
-            s.section_bars = 0
+    def _in_chord(self, s: _State, token: int) -> None:
+        t = self.infos[token]
+        if t.kind == "note":
+            s.chord_notes += 1
+            _note_accidental(s, t)
+        elif t.kind == "chord_end":
+            s.chord_notes = -1
+            s.pending = "chord"
+
+    def _element(self, s: _State, token: int) -> None:
+        """A note, rest or chord starts (its duration token may follow)."""
+        t = self.infos[token]
+        _commit_if_pending(s)
+        s.prefixes = 0
+        s.after_bar = False
+        s.pending_factor = s.broken_factor * (s.tuplet_factor if s.tuplet_left else ONE)
+        s.pending_required = s.broken_multiplier
+        if s.tuplet_left and s.tuplet_multiplier is not None:
+            s.pending_required = s.tuplet_multiplier
+        s.broken_factor, s.broken_multiplier = ONE, None
+        s.tie = None
+        s.last_note = None
+        if t.kind == "chord_start":
+            s.chord_notes = 0
+            return
+        s.pending = t.kind
+        if t.kind == "note":
+            s.last_note = token
+            _note_accidental(s, t)
 
 
 def _set_meter(s: _State, t) -> None:
@@ -498,26 +598,102 @@ def _set_meter(s: _State, t) -> None:
     s.bar = t.value
 
 
+def _tie(s: _State, note) -> None:
+    """A tie to ``note`` written again; across a bar line only if no program can read the
+    repeat as another pitch."""
+    s.tie = note_id = s.last_note
+    held = {letter for (letter, _octave), _ in s.bar_accidentals}
+    s.tie_may_cross = note_id is not None and (
+        note.accidental is not None or note.letter not in held
+    )
+
+
+def _note_accidental(s: _State, t) -> None:
+    """An explicit accidental holds for its letter and octave until the bar line."""
+    if t.accidental is not None:
+        held = dict(s.bar_accidentals)
+        held[(t.letter, t.octave)] = t.accidental
+        s.bar_accidentals = tuple(held.items())
+
+
 def _commit(s: _State, multiplier: Fraction) -> None:
     """The pending element ends: its duration is unit x multiplier x its factor."""
     length = s.unit * multiplier * s.pending_factor
     s.pos += length
-    s.last_element = s.pending
-    s.last_duration = length
+    s.last_duration = s.unit * multiplier
     s.last_broken_ok = s.tuplet_left == 0 and s.pending_factor == 1
     s.pending = None
-    s.pending_factor = Fraction(1)
+    s.pending_factor = ONE
+    s.pending_required = None
     if s.tuplet_left:
+        s.tuplet_multiplier = multiplier
         s.tuplet_left -= 1
         if s.tuplet_left == 0:
-            s.tuplet_factor = Fraction(1)
+            s.tuplet_factor, s.tuplet_multiplier = ONE, None
+
+
+def _commit_if_pending(s: _State) -> None:
+    if s.pending is not None:
+        _commit(s, ONE)
+
+
+def _close_bar(s: _State, token: str) -> None:
+    length = s.pos
+    if length > 0:
+        if s.section_new:
+            s.section_first = length
+            s.section_new = False
+        s.split_from = length if length < s.bar and token in SECTION_CLOSE else None
+        s.bars += 1
+        s.section_bars += 1
+        if s.ending:
+            s.ending_bars += 1
+    if token in SECTION_START:
+        s.section_new = True
+    s.pos = Fraction(0)
+    s.last_duration = Fraction(0)
+    s.last_note = None
+    s.last_broken_ok = False
+    s.bar_accidentals = ()
+    s.after_bar = True
+    s.last_bar = token
+    if token == "|":
+        return
+    if token in SECTION_CLOSE:
+        s.last_close = token
+    s.section_bars = 0
+    if token == "|:":
+        s.repeat_open = True
+        s.ending = 0
+    elif token == ":|":  # after a first ending, the second must follow at once
+        s.expect_ending2 = s.ending == 1
+        s.ending1_bars = s.ending_bars
+        s.repeat_open = False
+        s.ending = 1 if s.expect_ending2 else 0
+    else:
+        s.repeat_open = False
+        s.ending = 0
+
+
+def _open_ending(s: _State, number: int) -> None:
+    """``[1`` remembers where the section stood; ``[2`` starts again from there."""
+    s.after_bar = False
+    if number == 1:
+        s.ending_from = _Section(s.section_new, s.section_first, s.split_from, s.section_bars)
+    elif s.ending_from is not None:
+        start = s.ending_from
+        s.section_new, s.section_first = start.new, start.first
+        s.split_from, s.section_bars = start.split_from, start.bars
+    s.ending = number
+    s.ending_bars = 0
+    s.expect_ending2 = False
 
 
 def _commit_preview(s: _State) -> _State:
     if s.pending is None:
         return s
     c = _copy(s)
-    _commit(c, Fraction(1))
+    _commit(c, ONE)
     return c
 
 
