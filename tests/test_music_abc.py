@@ -671,3 +671,29 @@ def test_constrained_tunes_pass_the_reference_abc_programs(abc_data, tmp_path, s
     for i, tokens in enumerate(tunes_out):
         abc = tune_text(tokens, i + 1)
         assert reference_messages(abc, tmp_path) == [], abc
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
+
+
+@pytest.mark.parametrize("meter", ["6/8", "9/8", "4/4"])
+def test_top_k_one_and_tiny_top_p_equal_greedy_under_the_grammar(meter):
+    """Sampling settings act on the grammar's allowed tokens: the best allowed token, always
+    (once, when top-k kept only banned tokens, the draw went uniform over the grammar)."""
+    from genseq.checkpoint import load_checkpoint
+    from genseq.music.tune_sampling import build_prompt, sample_tunes
+    from genseq.sample import SamplingSettings
+
+    ckpt = load_checkpoint(SHIPPED)
+    prompt = build_prompt(ckpt, "", meter, "D")
+    tunes = {
+        name: [
+            t.tokens for t in sample_tunes(ckpt, prompt, settings, 3, max_new_tokens=300, seed=seed)
+        ]
+        for name, settings, seed in [
+            ("greedy", SamplingSettings(temperature=0), 1),
+            ("top-k 1", SamplingSettings(top_k=1, temperature=1.3), 2),
+            ("top-p", SamplingSettings(top_p=1e-9), 3),
+        ]
+    }
+    assert tunes["greedy"] == tunes["top-k 1"] == tunes["top-p"]

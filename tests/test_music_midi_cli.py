@@ -216,3 +216,21 @@ def test_music_stats_reads_midi_files_against_an_abc_reference(corpus, tmp_path,
     assert table.exit_code == 0 and "pitch range" in table.stdout
     refused = cli("music", "stats", str(corpus / "t00.mid"), "--transpose", "C")
     assert refused.exit_code == 2 and "error:" in refused.stderr
+
+
+@pytest.mark.parametrize("fixture", ["melody_run", "performance_run"])
+def test_top_k_one_equals_greedy_under_the_midi_constraint(fixture, request):
+    from genseq.checkpoint import load_checkpoint
+    from genseq.music.midi_sampling import sample_midi
+    from genseq.sample import SamplingSettings
+
+    ckpt = load_checkpoint(request.getfixturevalue(fixture) / "best")
+    events = [
+        [s.events for s in sample_midi(ckpt, [], settings, 3, 48, seed=seed)]
+        for settings, seed in [
+            (SamplingSettings(temperature=0), 1),
+            (SamplingSettings(top_k=1, temperature=1.5), 2),
+            (SamplingSettings(top_p=1e-9), 3),
+        ]
+    ]
+    assert events[0] == events[1] == events[2]
