@@ -16,7 +16,8 @@ on, every sample
   accidental holds across octaves);
 * writes every note at a length that staff notation draws as one note (up to three dots),
   broken rhythm (``>`` ``<``) only between two elements of equal written length, and a
-  tuplet's notes (never chords) all of one length;
+  tuplet's notes (never chords) all of one length; a tuplet without its ``q`` only where the
+  standard fixes it (``(2`` ``(3`` ``(4``: programs disagree on ``(5`` in 3/4, say);
 * never runs a tuplet, a chord, a broken rhythm or a tie past its end or across a bar line
   (a tie may cross a plain ``|``);
 * balances its repeats and endings: ``|:`` is not nested; ``:|`` without ``|:`` repeats only
@@ -48,6 +49,7 @@ MAX_CHORD_NOTES = 4
 MAX_PREFIXES = 2  # chord symbols, decorations, grace notes before one note
 CLOSING_RESERVE = 48  # tokens kept back to close a tune within max_tokens
 ENDING_MAX = 4  # bars in a first or second ending
+FIXED_TUPLETS = (2, 3, 4)  # (p with a q that ABC fixes whatever the meter
 SECTION_CLOSE = (":|", "||", "|]")
 SECTION_START = ("|:", ":|", "||", "|]")  # the bar after one of these opens a section
 ONE = Fraction(1)
@@ -145,7 +147,11 @@ class AbcConstraint:
         self.prefix = ids(lambda x: x.kind in ("chord_symbol", "decoration", "grace"))
         self.ties = ids(lambda x: x.kind == "tie")
         self.broken = ids(lambda x: x.kind == "broken")
-        self.tuplets = ids(lambda x: x.kind == "tuplet")
+        self.tuplets = ids(
+            lambda x: (
+                x.kind == "tuplet" and (x.tuplet[1] is not None or x.tuplet[0] in FIXED_TUPLETS)
+            )
+        )
         self.durations = ids(lambda x: x.kind == "duration" and drawable(x.value))
         self.duration_values = [self.infos[i].value for i in self.durations]
         self.bar_ids = {t: i for i, t in enumerate(self.vocab) if t in (*SECTION_START, "|")}

@@ -2,9 +2,11 @@
 
 The body is written as a musician would: notes and their durations run together, bars are
 separated by spaces, endings sit on their bar line (``|1``, ``:|2``), and a line breaks after
-every four bars. Meter, unit and key tokens at the start become header fields; later ones
-become field lines of their own (music21 ignores some inline ``[K:F]`` fields). No token
-spaces leak into the output (folk-rnn#11).
+every four bars, or sooner where the next bar would bring the line past ``NOTES_PER_LINE``
+notes, rests and chords (more do not fit on a staff line: abcm2ps's "Line too much
+shrunk"). Meter, unit and key tokens at the start become header fields; later ones become
+field lines of their own (music21 ignores some inline ``[K:F]`` fields). No token spaces leak
+into the output (folk-rnn#11).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from genseq.music.abc_vocab import info
 
 BARS_PER_LINE = 4
+NOTES_PER_LINE = 32
 MODE_SUFFIX = {
     "maj": "",
     "min": "m",
@@ -54,7 +57,7 @@ def split_header(tokens: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 def body_text(tokens: Sequence[str]) -> str:
     """The tune body: ABC text for tokens that come after the header."""
     out: list[str] = []
-    bars = 0
+    bars = notes = 0  # on the current line
     for k, token in enumerate(tokens):
         i = info(token)
         nxt = info(tokens[k + 1]).kind if k + 1 < len(tokens) else None
@@ -63,8 +66,13 @@ def body_text(tokens: Sequence[str]) -> str:
             if nxt == "ending":
                 continue
             bars += 1
-            last = k + 1 == len(tokens)
-            out.append("\n" if bars % BARS_PER_LINE == 0 and not last else " ")
+            notes += _bar_notes(tokens[:k][::-1])
+            full = bars == BARS_PER_LINE or notes + _bar_notes(tokens[k + 1 :]) > NOTES_PER_LINE
+            if full and k + 1 < len(tokens):
+                out.append("\n")
+                bars = notes = 0
+            else:
+                out.append(" ")
         elif i.kind == "ending":
             if out and out[-1].strip() in ("|", ":|"):
                 out.append(str(i.ending))  # "|1", ":|2"
@@ -75,6 +83,7 @@ def body_text(tokens: Sequence[str]) -> str:
             if out and not out[-1].endswith("\n"):
                 out[-1] = out[-1].rstrip(" ")
                 out.append("\n")
+                bars = notes = 0
             out.append(f"{_field(token)}\n")
         elif i.kind == "special":
             continue
@@ -83,6 +92,22 @@ def body_text(tokens: Sequence[str]) -> str:
         else:
             out.append(token)
     return "".join(out).strip() + "\n"
+
+
+def _bar_notes(tokens: Sequence[str]) -> int:
+    """Notes, rests and chords (a chord counts once) before the first bar line in ``tokens``,
+    read forwards or backwards."""
+    count, in_chord = 0, False
+    for token in tokens:
+        kind = info(token).kind
+        if kind == "bar":
+            break
+        if kind in ("chord_start", "chord_end"):
+            in_chord = not in_chord
+            count += in_chord
+        elif kind == "rest" or (kind == "note" and not in_chord):
+            count += 1
+    return count
 
 
 def tune_text(tokens: Sequence[str], number: int = 1, title: str = "") -> str:

@@ -1,0 +1,164 @@
+"""Sampled tunes judged by the reference ABC programs musicians use: abc2midi and abcm2ps.
+
+genseq's own checker agreeing with genseq's own sampler proves little, so every sampled tune
+is written as a tunebook entry and handed to ``abc2midi`` (ABC to MIDI; Debian package
+abcmidi) and ``abcm2ps`` (the typesetter). A tune fails when either prints an error or a
+warning, except abcm2ps's notes on how full a staff line is (``Line underfull``/``overfull``:
+page layout, not the tune), which are counted apart. Settings spread over temperatures,
+top-k 1 and 5, top-p, min-p, every meter the checkpoint knows, modal keys and ABC prompts.
+
+Usage: python benchmarks/abc_reference_tools.py [--checkpoint checkpoints/folk-tunes]
+[--tunes 300] [--save DIR] [--no-record]. It prints a table per setting and the most common
+messages and, unless --no-record, adds them with the command and machine to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import REPO, add_common_args, emit, markdown_table
+
+LAYOUT = re.compile(r"Line (underfull|overfull)")
+FLAGGED = re.compile(r"rror|arning")
+KEYS = ("D", "G", "Ador", "Edor", "Bm", "F")
+PROMPTS = (("6/8", "D", "A|dfa afd|"), ("4/4", "G", "GABc dBGB|"))
+
+
+@dataclass
+class Setting:
+    name: str
+    sampling: dict
+    meter: str | None = None
+    key: str | None = None
+    prompt: str = ""
+
+
+@dataclass
+class Tally:
+    tunes: int = 0
+    abc2midi: int = 0  # tunes with an error or warning from abc2midi
+    abcm2ps: int = 0  # ... from abcm2ps, layout notes aside
+    layout: int = 0  # tunes with only layout notes
+    messages: Counter = field(default_factory=Counter)
+
+
+def settings_for(meters: list[str]) -> list[Setting]:
+    plain = [
+        Setting("defaults", {}),
+        Setting("temperature 0.5", {"temperature": 0.5}),
+        Setting("temperature 0.8", {"temperature": 0.8}),
+        Setting("temperature 1.3", {"temperature": 1.3}),
+        Setting("top-k 1", {"top_k": 1}, "6/8", "D"),
+        Setting("top-k 5", {"top_k": 5}, "9/8", "G"),
+        Setting("top-p 0.5", {"top_p": 0.5}, "3/4", "Ador"),
+        Setting("top-p 0.9", {"top_p": 0.9}, "2/4", "Edor"),
+        Setting("min-p 0.1", {"min_p": 0.1}, "4/4", "Bm"),
+    ]
+    by_meter = [Setting(f"M:{m}", {}, m, KEYS[i % len(KEYS)]) for i, m in enumerate(meters)]
+    prompts = [Setting(f"prompt {p}", {}, m, k, p) for m, k, p in PROMPTS]
+    return plain + by_meter + prompts
+
+
+def tool_messages(abc: Path, work: Path) -> tuple[list[str], list[str], bool]:
+    """abc2midi's and abcm2ps's flagged lines for one tune, and whether layout was noted."""
+    midi = subprocess.run(
+        ["abc2midi", str(abc), "-o", str(work / "t.mid")], capture_output=True, text=True
+    )
+    score = subprocess.run(
+        ["abcm2ps", str(abc), "-O", str(work / "t.ps")], capture_output=True, text=True
+    )
+    a = [x for x in (midi.stdout + midi.stderr).splitlines() if FLAGGED.search(x)]
+    b = [x for x in (score.stdout + score.stderr).splitlines() if FLAGGED.search(x)]
+    layout = any(LAYOUT.search(x) for x in b)
+    return a, [x for x in b if not LAYOUT.search(x)], layout
+
+
+def normalise(message: str) -> str:
+    text = message.split(" : ", 1)[-1]
+    text = re.sub(r"^.*?:\d+:\d+: ", "", text)
+    return re.sub(r"\d+", "N", text).strip()
+
+
+def judge(tunes, tally: Tally, work: Path, save: Path | None, name: str) -> None:
+    for tune in tunes:
+        path = work / f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}_{tune.index + 1:03d}.abc"
+        path.write_text(tune.abc, "utf-8")
+        a, b, layout = tool_messages(path, work)
+        tally.tunes += 1
+        tally.abc2midi += bool(a)
+        tally.abcm2ps += bool(b)
+        tally.layout += layout and not (a or b)
+        for line in a + b:
+            tally.messages[normalise(line)] += 1
+        if save is not None and (a or b):
+            shutil.copy(path, save / path.name)
+            (save / (path.stem + ".txt")).write_text("\n".join(a + b) + "\n", "utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=REPO / "checkpoints" / "folk-tunes")
+    parser.add_argument("--tunes", type=int, default=300, help="tunes in all (spread evenly)")
+    parser.add_argument("--save", type=Path, help="keep flagged tunes and messages here")
+    parser.add_argument("--seed", type=int, default=1)
+    add_common_args(parser, shared=False)
+    args = parser.parse_args()
+    if not all(map(shutil.which, ("abc2midi", "abcm2ps"))):
+        sys.exit("abc2midi and abcm2ps are needed: apt-get install abcmidi abcm2ps")
+
+    from genseq.checkpoint import load_checkpoint
+    from genseq.errors import UsageError
+    from genseq.music.abc_vocab import info
+    from genseq.music.tune_sampling import build_prompt, sample_tunes
+    from genseq.sample import SamplingSettings
+
+    ckpt = load_checkpoint(args.checkpoint)
+    meters = sorted({t[2:] for t in ckpt.tokenizer.ids if info(t).kind == "meter"})
+    settings = settings_for(meters)
+    per = max(1, -(-args.tunes // len(settings)))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+    rows, total, start = [], Tally(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, s in enumerate(settings):
+            try:
+                prompt = build_prompt(ckpt, s.prompt, s.meter, s.key)
+            except UsageError as exc:
+                print(f"{s.name}: skipped ({exc})", file=sys.stderr)
+                continue
+            tally = Tally()
+            sampling = SamplingSettings(**s.sampling)
+            tunes = sample_tunes(ckpt, prompt, sampling, per, 1000, seed=args.seed + k)
+            judge(tunes, tally, Path(tmp), args.save, s.name)
+            rows.append((s.name, tally.tunes, tally.abc2midi, tally.abcm2ps, tally.layout))
+            for name in ("tunes", "abc2midi", "abcm2ps", "layout"):
+                setattr(total, name, getattr(total, name) + getattr(tally, name))
+            total.messages.update(tally.messages)
+    rows.append(("**all**", total.tunes, total.abc2midi, total.abcm2ps, total.layout))
+    headers = ("setting", "tunes", "abc2midi flagged", "abcm2ps flagged", "layout notes only")
+    top = "\n".join(f"- {n} x {m}" for m, n in total.messages.most_common(10)) or "- none"
+    notes = (
+        f"Checkpoint `{args.checkpoint.name}`; {total.tunes} tunes in "
+        f"{time.perf_counter() - start:.0f} s. {_versions()}\n\nMost common messages:\n{top}"
+    )
+    emit("ABC tunes judged by abc2midi and abcm2ps", markdown_table(headers, rows), args, notes)
+
+
+def _versions() -> str:
+    midi = subprocess.run(["abc2midi", "-ver"], capture_output=True, text=True).stdout.strip()
+    ps = subprocess.run(["abcm2ps", "-V"], capture_output=True, text=True)
+    ps_line = (ps.stdout or ps.stderr).splitlines()[0] if (ps.stdout or ps.stderr) else "?"
+    return f"abc2midi {midi or '?'}, {ps_line}."
+
+
+if __name__ == "__main__":
+    main()
