@@ -245,6 +245,24 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     rows += [("meters", _top(report["meters"])), ("keys", _top(report["keys"]))]
+    return rows + _form_rows(report)
+
+
+def _form_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Form beside the reference's: parts of 8 or 16 bars, last notes on the tonic."""
+    ours = report.get("form") or {}
+    theirs = (report.get("reference") or {}).get("form") or {}
+    rows = []
+    for key, label in (
+        ("parts_8_or_16_bars", "parts of 8 or 16 bars"),
+        ("tonic_endings", "tunes ending on the tonic"),
+    ):
+        if ours.get(key) is None:
+            continue
+        value = f"{ours[key]:.1%}"
+        if theirs.get(key) is not None:
+            value += f" (reference {theirs[key]:.1%})"
+        rows.append((label, value))
     return rows
 
 

@@ -10,6 +10,7 @@ pieces of a given length from an optional MIDI or ABC primer, written as .mid fi
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,11 @@ from genseq.commands._common import (
 Opt = typer.Option
 
 
+class TuneForm(StrEnum):
+    folk = "folk"
+    free = "free"
+
+
 def _refuse(flags: dict, why: str) -> None:
     """One usage error naming every flag of ``flags`` that was given."""
     from genseq.errors import UsageError
@@ -33,6 +39,19 @@ def _refuse(flags: dict, why: str) -> None:
     given = [name for name, value in flags.items() if value is not None]
     if given:
         raise UsageError(f"{', '.join(given)}: {why}")
+
+
+def _part_form(form: TuneForm, bars_per_part: int | None, parts: int | None):
+    """The form tunes are sampled with (None: free)."""
+    from genseq.music.abc_constraint import PartForm
+
+    if form == TuneForm.free:
+        _refuse(
+            {"--bars-per-part": bars_per_part, "--parts": parts},
+            "only with --form folk (free leaves the form to the model)",
+        )
+        return None
+    return PartForm(bars_per_part, 2 if parts is None else parts)
 
 
 def _read_prompt(prompt: str | None, prompt_file: str | None, encoding_errors: str) -> str:
@@ -152,6 +171,32 @@ def sample(
             help="ABC: mask tokens that would break the tune (bars, repeats, length).",
         ),
     ] = True,
+    form: Annotated[
+        TuneForm,
+        Opt(
+            "--form",
+            help="ABC: folk gives every tune --parts parts of --bars-per-part bars, each "
+            "ending on the tonic triad and the tune on its tonic; free leaves form to the model.",
+        ),
+    ] = TuneForm.folk,
+    bars_per_part: Annotated[
+        int | None,
+        Opt(
+            "--bars-per-part",
+            help="ABC with --form folk: bars in each part [default: 8, or 4 in bars longer "
+            "than 4/4 such as 9/8, as the folk corpus writes them].",
+            show_default=False,
+        ),
+    ] = None,
+    parts: Annotated[
+        int | None,
+        Opt(
+            "--parts",
+            help="ABC with --form folk: parts in each tune (2: AB, each part repeated or "
+            "not as the model chooses) [default: 2].",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         Opt(
@@ -246,6 +291,7 @@ def sample(
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     music = {"--meter": meter, "--key": key, "--mode": mode, "--output": output}
     music |= {"--midi": midi, "--wav": wav, "--png": png}
+    music |= {"--bars-per-part": bars_per_part, "--parts": parts}
     midi_only = {"--primer-midi": primer_midi, "--primer-abc": primer_abc}
     midi_only |= {"--num-steps": num_steps, "--seconds": seconds}
     from genseq.tokenization import MIDI_LEVELS
@@ -253,7 +299,7 @@ def sample(
     if ckpt.level in MIDI_LEVELS:
         refused = {"--prompt/--prompt-file": text or None, "--stop": stop or None}
         refused |= {"--max-new-tokens": max_new_tokens, "--meter": meter, "--key": key}
-        refused |= {"--mode": mode}
+        refused |= {"--mode": mode, "--bars-per-part": bars_per_part, "--parts": parts}
         _refuse(
             refused,
             f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
@@ -299,6 +345,7 @@ def sample(
             max_new_tokens or 1000,
             seed,
             constrain,
+            _part_form(form, bars_per_part, parts),
             meter,
             key,
             mode,

@@ -16,6 +16,7 @@ def sample_tunes_command(
     max_new_tokens: int,
     seed: int,
     constrain: bool,
+    form,
     meter: str | None,
     key: str | None,
     mode: str | None,
@@ -42,7 +43,14 @@ def sample_tunes_command(
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
     tunes = sample_tunes(
-        ckpt, prompt, settings, num_samples, max_new_tokens, seed=seed, constrain=constrain
+        ckpt,
+        prompt,
+        settings,
+        num_samples,
+        max_new_tokens,
+        seed=seed,
+        constrain=constrain,
+        form=form,
     )
     book = "\n".join(t.abc for t in tunes)
     written: list[str] = []
@@ -89,6 +97,7 @@ def sample_tunes_command(
                     "finish_reason": t.finish_reason,
                     "seed": seed,
                     "constrained": constrain,
+                    "form": None if form is None or not constrain else vars(form),
                     "checkpoint": str(ckpt.path),
                 }
             )

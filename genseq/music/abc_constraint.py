@@ -28,6 +28,12 @@ on, every sample
   end with nothing left open, within ``max_tokens``: near the limit it keeps only the longest
   durations that still fit, and closes the tune as soon as it can.
 
+With a ``PartForm`` (the default for ``genseq sample``) the tune also has form by
+construction: it has ``parts`` parts, each exactly ``bars`` bars long (a pickup and the short
+bar that closes the part count as one), a first ending runs to the part's end and the second
+as long; each part ends on a note of the tonic triad and the tune on the tonic (a first
+ending, which leads back into the part, is free).
+
 Feasibility is exact for the notes a bar can still take: a note or duration is allowed only
 if the bar can still be completed with plain notes of the lengths the vocabulary has (a
 memoised search over the few remainders a bar can have).
@@ -36,6 +42,7 @@ memoised search over the few remainders a bar can have).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -43,7 +50,7 @@ import numpy as np
 import torch
 
 from genseq.errors import UsageError
-from genseq.music.abc_vocab import DEFAULT_UNIT, default_tuplet_q, info
+from genseq.music.abc_vocab import DEFAULT_UNIT, default_tuplet_q, degree, info
 
 MAX_CHORD_NOTES = 4
 MAX_PREFIXES = 2  # chord symbols, decorations, grace notes before one note
@@ -68,6 +75,25 @@ def _power_of_two(x: Fraction) -> bool:
 
 
 @dataclass(frozen=True)
+class PartForm:
+    """Parts of ``bars`` bars (None: 8, or 4 where a bar is longer than 4/4, as in 9/8 and
+    12/8, as the folk corpus writes them), ``parts`` of them in a tune."""
+
+    bars: int | None = None
+    parts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.bars is not None and self.bars < 1:
+            raise UsageError("--bars-per-part must be at least 1")
+        if self.parts < 1:
+            raise UsageError("--parts must be at least 1")
+
+    def part_length(self, bar: Fraction) -> Fraction:
+        """A part's length in whole notes."""
+        return bar * (self.bars or (8 if bar <= 1 else 4))
+
+
+@dataclass(frozen=True)
 class _Section:
     """What a first ending's bars continue from, so that the second ending does too."""
 
@@ -75,6 +101,7 @@ class _Section:
     first: Fraction | None
     split_from: Fraction | None
     bars: int
+    part_time: Fraction
 
 
 @dataclass
@@ -118,6 +145,9 @@ class _State:
     ending1_bars: int = 0
     ending_from: _Section | None = None
     expect_ending2: bool = False
+    key: tuple[str, str] | None = None  # tonic and mode
+    part_time: Fraction = Fraction(0)  # time of the current part's closed bars
+    parts_done: int = 0
     done: bool = False
     tokens: int = 0
 
@@ -125,8 +155,15 @@ class _State:
 class AbcConstraint:
     """The ABC grammar as a per-step mask over a vocabulary (see the module docstring)."""
 
-    def __init__(self, tokenizer, prompt_ids: list[int] | tuple = (), max_tokens: int = 1000):
+    def __init__(
+        self,
+        tokenizer,
+        prompt_ids: list[int] | tuple = (),
+        max_tokens: int = 1000,
+        form: PartForm | None = None,
+    ):
         self.tokenizer = tokenizer
+        self.form = form
         self.vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
         self.infos = [info(t) for t in self.vocab]
         self.eos = tokenizer.eos_id
@@ -170,10 +207,11 @@ class AbcConstraint:
             if i == self.eos and state.phase == "meter" and not history:
                 continue  # the document start
             if not self._allowed(state)[i]:
+                escape = "--form free or --no-constrain" if self.form else "--no-constrain"
                 raise UsageError(
                     f"the prompt is not a valid tune start at {self.vocab[i]!r} (after "
-                    f"{' '.join(history[-8:]) or 'nothing'}); pass --no-constrain to "
-                    "sample from it anyway"
+                    f"{' '.join(history[-8:]) or 'nothing'}); pass {escape} to sample "
+                    "from it anyway"
                 )
             self._advance(state, i)
             history.append(self.vocab[i])
@@ -217,10 +255,11 @@ class AbcConstraint:
             if s.unit * m * s.pending_factor <= remaining
         )
 
-    @staticmethod
-    def _may_continue(s: _State) -> bool:
-        """The current bar may be followed by another in the same section (endings have a
-        set length)."""
+    def _may_continue(self, s: _State) -> bool:
+        """The current bar may be followed by another in the same section (endings and,
+        with a form, parts have a set length)."""
+        if self.form is not None and s.part_time + s.bar >= self.form.part_length(s.bar):
+            return False
         if s.ending == 1:
             limit = min(ENDING_MAX, s.ending_from.bars if s.ending_from else ENDING_MAX)
             return s.ending_bars + 1 < limit
@@ -228,10 +267,28 @@ class AbcConstraint:
             return s.ending_bars + 1 < s.ending1_bars
         return True
 
-    @staticmethod
-    def _may_close(s: _State) -> bool:
-        """The current bar may close the section (a second ending only at its set length)."""
+    def _may_close(self, s: _State) -> bool:
+        """The current bar may close the section (a second ending only at its set length;
+        with a form, only the part's last bar)."""
+        if self.form is not None and not self._ends_part(s):
+            return False
         return s.ending != 2 or s.ending_bars + 1 == s.ending1_bars
+
+    def _ends_part(self, s: _State) -> bool:
+        """With a form: the current bar, closed at its closing length, completes the part."""
+        short = None if s.section_new else self._short_length(s)
+        close = s.bar if short is None else short
+        return s.part_time + close == self.form.part_length(s.bar)
+
+    def _cadence(self, s: _State) -> tuple[str, ...] | None:
+        """The degrees the element that completes this bar must have, if it ends a part
+        (a first ending leads back into its part, so it is free); None if it does not."""
+        if self.form is None or s.ending == 1 or s.key is None or not self._ends_part(s):
+            return None
+        if s.bars == 0 or (s.section_new and self._short_length(s) is not None):
+            return None  # a pickup bar never ends a part
+        last = s.parts_done + 1 >= self.form.parts
+        return ("tonic",) if last else ("tonic", "triad")
 
     @staticmethod
     def _short_length(s: _State) -> Fraction | None:
@@ -312,12 +369,47 @@ class AbcConstraint:
         owed = Fraction(0)
         if s.tuplet_left > 1:
             owed = (s.tuplet_left - 1) * s.unit * multiplier * s.tuplet_factor
+        end = self._part_end(s)
+        if owed == 0 and end is not None and not self._cadential(s, s.last_note):
+            if end - after < s.unit:
+                return False  # room for a cadence note of at least a unit after this one
         return self._reachable(s, s.bar - after - owed)
+
+    # -- cadences -------------------------------------------------------------------------------
+    def _part_end(self, s: _State) -> Fraction | None:
+        """Where in this bar the part ends, if its last element must make a cadence."""
+        if self._cadence(s) is None:
+            return None
+        short = self._short_length(s)
+        return s.bar if short is None else short
+
+    def _cadential(self, s: _State, note_id: int | None) -> bool:
+        """``note_id`` (the pending element's note, None for a rest or chord) ends the part."""
+        wanted = self._cadence(s)
+        if note_id is None or s.pending not in (None, "note") or wanted is None:
+            return False
+        t = self.infos[note_id]
+        held = t.accidental
+        if held is None:
+            held = dict(s.bar_accidentals).get((t.letter, t.octave))
+        return degree(t.letter, held, *s.key) in wanted
+
+    def _fits_before_end(self, c: _State, end: Fraction) -> bool:
+        """The next element can end at least a unit before the part's end (room for a
+        cadence note of a unit or more) and leave the bar completable."""
+        room = end - c.unit
+        if c.broken_multiplier is not None:
+            after = c.pos + c.unit * c.broken_multiplier * c.broken_factor
+            return after <= room and self._reachable(c, c.bar - after)
+        return any(
+            c.pos + c.unit * m <= room and self._reachable(c, c.bar - c.pos - c.unit * m)
+            for m in self.multipliers
+        )
 
     # -- the mask -------------------------------------------------------------------------------
     def _allowed(self, s: _State) -> np.ndarray:
         mask = np.zeros(self.v, dtype=bool)
-        if s.done or s.last_bar == "|]":
+        if s.done or s.last_bar == "|]" or self._form_complete(s):
             mask[self.eos] = True
         elif s.phase == "meter":
             mask[self.meters] = True
@@ -330,6 +422,9 @@ class AbcConstraint:
         if not mask.any():
             mask[self.eos] = True  # never a dead end
         return mask
+
+    def _form_complete(self, s: _State) -> bool:
+        return self.form is not None and s.parts_done >= self.form.parts and s.after_bar
 
     def _closing(self, s: _State) -> bool:
         return s.tokens >= self.max_tokens - self.reserve
@@ -379,6 +474,12 @@ class AbcConstraint:
         if s.tie is not None:
             mask[s.tie] = True
             return
+        end = self._part_end(c)
+        if end is not None and not self._fits_before_end(c, end):
+            cadence = _copy(c)
+            cadence.pending = "note"
+            mask[[i for i in self.notes if self._cadential(cadence, i)]] = True
+            return  # the part's last element: a note of its cadence
         mask[self.notes] = True
         mask[self.rests] = True
         if not closing and not c.tuplet_left:  # abc2midi reads a chord's notes one by one
@@ -408,7 +509,14 @@ class AbcConstraint:
         if c.last_note is not None:
             trial = _copy(c)
             _tie(trial, self.infos[c.last_note])
-            if self._element_fits(trial) or self._bar_ok(trial, "|", False):
+            end = self._part_end(trial)
+            if end is not None:
+                trial.pending = "note"
+                fits = self._cadential(trial, c.last_note) or self._fits_before_end(c, end)
+                trial.pending = None
+            else:
+                fits = True
+            if fits and (self._element_fits(trial) or self._bar_ok(trial, "|", False)):
                 mask[self.ties] = True
         if not c.last_broken_ok:
             return
@@ -421,6 +529,8 @@ class AbcConstraint:
                 mask[i] = True
 
     def _tuplets(self, c: _State, mask: np.ndarray) -> None:
+        if self._part_end(c) is not None:
+            return  # the bar that ends a part ends on one plain note
         for i in self.tuplets:
             p, q, r = self.infos[i].tuplet
             trial = _copy(c)
@@ -464,14 +574,21 @@ class AbcConstraint:
     def _structure_ok(self, c: _State, token: str, closing: bool) -> bool:
         """Repeats, endings and ``|]``: whether ``token`` may close this bar."""
         if token == "|:":
-            return not (c.repeat_open or c.ending or closing)
+            if c.repeat_open or c.ending or closing:
+                return False
+            # With a form, |: after music closes a part that has no pickup, not the last one.
+            return self.form is None or (
+                self._may_close(c)
+                and self._short_length(c) is None
+                and c.parts_done + 1 < self.form.parts
+            )
         if token == ":|":
             implicit = c.last_close is None and c.section_bars >= 1  # repeats the first section
             if c.ending == 2 or not (c.repeat_open or c.ending == 1 or implicit):
                 return False
         if token in ("||", "|]") and (c.ending == 1 or c.repeat_open):
             return False
-        if token == "|]" and not self._may_end(c):
+        if token == "|]" and not self._may_end(c, parts_after=1):
             return False
         if token == "|" and not self._may_continue(c):
             return False
@@ -489,10 +606,22 @@ class AbcConstraint:
             and s.last_bar == "|"
             and s.section_bars >= 1
             and (s.repeat_open or s.last_close is None)
+            and self._ending_fits(s)
         ):
             mask[self.endings[1]] = True
 
-    def _may_end(self, s: _State) -> bool:
+    def _ending_fits(self, s: _State) -> bool:
+        """With a form, a first ending opened here runs to the part's end: within limits."""
+        if self.form is None:
+            return True
+        left = (self.form.part_length(s.bar) - s.part_time) / s.bar
+        bars = math.ceil(left)
+        return 1 <= bars <= min(ENDING_MAX, s.section_bars)
+
+    def _may_end(self, s: _State, parts_after: int = 0) -> bool:
+        """The tune may end here (``parts_after``: parts the closing bar line completes)."""
+        if self.form is not None and s.parts_done + parts_after < self.form.parts:
+            return False
         return (
             s.bars >= 2
             and not s.repeat_open
@@ -549,6 +678,7 @@ class AbcConstraint:
             _set_meter(s, t)
             s.phase = "key"
         elif s.phase == "key" and t.kind == "key":
+            s.key = (t.tonic, t.mode)
             s.phase = "unit" if len(self.units) else "body"
 
     def _structure(self, s: _State, t) -> None:
@@ -564,6 +694,7 @@ class AbcConstraint:
         elif t.kind == "ending":
             _open_ending(s, t.ending)
         elif t.kind == "key":
+            s.key = (t.tonic, t.mode)
             s.after_bar = False
         elif t.kind == "meter":
             _set_meter(s, t)
@@ -645,6 +776,7 @@ def _commit_if_pending(s: _State) -> None:
 
 def _close_bar(s: _State, token: str) -> None:
     length = s.pos
+    _count_part(s, token, length)
     if length > 0:
         if s.section_new:
             s.section_first = length
@@ -681,15 +813,28 @@ def _close_bar(s: _State, token: str) -> None:
         s.ending = 0
 
 
+def _count_part(s: _State, token: str, length: Fraction) -> None:
+    """A bar adds to its part's time; a section sign after music ends the part, except the
+    ``:|`` of a first ending (the second ending finishes the part)."""
+    if token == "|" or length == 0:
+        s.part_time += length
+    elif not (token == ":|" and s.ending == 1):
+        s.part_time = Fraction(0)
+        s.parts_done += 1
+
+
 def _open_ending(s: _State, number: int) -> None:
     """``[1`` remembers where the section stood; ``[2`` starts again from there."""
     s.after_bar = False
     if number == 1:
-        s.ending_from = _Section(s.section_new, s.section_first, s.split_from, s.section_bars)
+        s.ending_from = _Section(
+            s.section_new, s.section_first, s.split_from, s.section_bars, s.part_time
+        )
     elif s.ending_from is not None:
         start = s.ending_from
         s.section_new, s.section_first = start.new, start.first
         s.split_from, s.section_bars = start.split_from, start.bars
+        s.part_time = start.part_time
     s.ending = number
     s.ending_bars = 0
     s.expect_ending2 = False

@@ -208,6 +208,29 @@ def info(token: str) -> TokenInfo:
     return TokenInfo("unknown", token)
 
 
+# Semitones above the tonic of the third and fifth of each mode's tonic triad.
+TRIADS = {
+    "maj": (4, 7),
+    "lyd": (4, 7),
+    "mix": (4, 7),
+    "min": (3, 7),
+    "dor": (3, 7),
+    "phr": (3, 7),
+    "loc": (3, 6),
+}
+
+
+def degree(letter: str, alteration: int | None, tonic: str, mode: str) -> str:
+    """``tonic``, ``triad`` (its third or fifth) or ``other``: a note of ``letter`` with an
+    alteration held in its bar (None: the key signature's) against ``tonic`` ``mode``."""
+    if alteration is None:
+        alteration = key_signature(tonic, mode).get(letter, 0)
+    interval = (NATURAL_SEMITONE[letter] + alteration - tonic_semitone(tonic)) % 12
+    if interval == 0:
+        return "tonic"
+    return "triad" if interval in TRIADS[mode] else "other"
+
+
 def midi_pitch(letter: str, octave: int, alteration: int) -> int:
     """MIDI number of a spelled pitch: C4 (middle C) is 60."""
     return 12 * (octave + 1) + NATURAL_SEMITONE[letter] + alteration

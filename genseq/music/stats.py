@@ -687,6 +687,7 @@ class MusicStats:
     meters: dict[str, int]
     keys: dict[str, int]
     per_tune: list[dict[str, Any]]
+    form: dict[str, Any] = field(default_factory=dict)  # genseq.music.form.form_summary
     reference: dict[str, Any] | None = None
     memorisation: dict[str, Any] | None = None
 
@@ -714,6 +715,7 @@ class MusicStats:
             },
             "meters": self.meters,
             "keys": self.keys,
+            "form": self.form,
             "reference": self.reference,
             "memorisation": self.memorisation,
             "per_tune": self.per_tune,
@@ -867,6 +869,7 @@ def compute_stats(
         meters=_counts(ours.read, "meter"),
         keys=_counts(ours.read, "key"),
         per_tune=per_tune,
+        form=_form(ours),
     )
     if reference is not None:
         say(f"reading {len(reference):,} reference tunes")
@@ -880,9 +883,16 @@ def compute_stats(
             "readable": len(theirs.read),
             "unreadable": sum(theirs.unreadable.values()),
             "distances": distances(ours, theirs),
+            "form": _form(theirs),
         }
         result.memorisation = summary
     return result
+
+
+def _form(tunes: TuneSet) -> dict[str, Any]:
+    from genseq.music.form import form_summary, tune_form  # form reads bars with this module
+
+    return form_summary([tune_form(r.tokens) for r in tunes.read])
 
 
 def _tune_row(r: ReadTune) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from genseq.checkpoint import Checkpoint
 from genseq.errors import UsageError
 from genseq.generate import generate
+from genseq.music.abc_constraint import AbcConstraint, PartForm
 from genseq.music.abc_lexer import (
     AbcError,
     LexOptions,
@@ -125,15 +126,17 @@ def sample_tunes(
     max_new_tokens: int = 1000,
     seed: int | None = None,
     constrain: bool = True,
+    form: PartForm | None = None,
 ) -> list[Tune]:
-    """Draw ``num_samples`` tunes (with the grammar constraint unless ``constrain`` is off)."""
+    """Draw ``num_samples`` tunes (with the grammar constraint unless ``constrain`` is off,
+    and with ``form``'s parts and cadences if given)."""
     tok = ckpt.tokenizer
     ids = [tok.eos_id, *(tok.ids[t] for t in prompt.tokens)]
     constraint = None
     if constrain:
-        from genseq.music.abc_constraint import AbcConstraint
-
-        constraint = AbcConstraint(tok, ids, max_tokens=len(ids) - 1 + max_new_tokens - 1)
+        constraint = AbcConstraint(
+            tok, ids, max_tokens=len(ids) - 1 + max_new_tokens - 1, form=form
+        )
     samples = generate(
         ckpt,
         settings=settings,
