@@ -234,7 +234,13 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("valid bars", _percent(bars["valid"], bars["checked"])),
         ("full bars", _percent(bars["full"], bars["checked"])),
         ("clean tunes (every bar valid)", _percent(bars["tunes_clean"], bars["tunes_checked"])),
+        (
+            "within abc2midi's and abcm2ps's rules",
+            _percent(bars["tunes_within_rules"], bars["tunes_checked"]),
+        ),
     ]
+    if bars["problems"]:
+        rows.append(("rules broken", _top(bars["problems"], 3)))
     if pitch["tunes"]:
         rows.append(
             (

@@ -50,7 +50,8 @@ import numpy as np
 import torch
 
 from genseq.errors import UsageError
-from genseq.music.abc_vocab import DEFAULT_UNIT, default_tuplet_q, degree, info
+from genseq.music.abc_vocab import degree, info
+from genseq.music.rhythm import Rhythm, drawable
 
 MAX_CHORD_NOTES = 4
 MAX_PREFIXES = 2  # chord symbols, decorations, grace notes before one note
@@ -60,18 +61,6 @@ FIXED_TUPLETS = (2, 3, 4)  # (p with a q that ABC fixes whatever the meter
 SECTION_CLOSE = (":|", "||", "|]")
 SECTION_START = ("|:", ":|", "||", "|]")  # the bar after one of these opens a section
 ONE = Fraction(1)
-DOTTED = (Fraction(1), Fraction(3, 2), Fraction(7, 4), Fraction(15, 8))  # up to three dots
-
-
-def drawable(length: Fraction) -> bool:
-    """Whether staff notation draws ``length`` (whole notes) as one note: a power of two,
-    with up to three dots (abcm2ps refuses ``A5`` or ``A3>B3``: "Note too much dotted")."""
-    return any(_power_of_two(length / dotted) for dotted in DOTTED)
-
-
-def _power_of_two(x: Fraction) -> bool:
-    n, d = x.numerator, x.denominator
-    return (n == 1 or d == 1) and n & (n - 1) == 0 and d & (d - 1) == 0
 
 
 @dataclass(frozen=True)
@@ -110,8 +99,7 @@ class _State:
 
     phase: str = "meter"  # meter | key | unit | body
     bar: Fraction = ONE  # bar length in whole notes
-    meter: tuple[int, int] = (4, 4)
-    unit: Fraction = DEFAULT_UNIT
+    rhythm: Rhythm = Rhythm()  # durations: unit, tuplet, broken rhythm, the pending element
     bar_accidentals: tuple[tuple[tuple[str, int], int], ...] = ()  # (letter, octave) -> alt
     pos: Fraction = Fraction(0)  # committed time in the current bar
     bars: int = 0  # bars closed so far
@@ -119,20 +107,9 @@ class _State:
     section_first: Fraction | None = None  # length of the section's first bar
     split_from: Fraction | None = None  # the short bar that closed the previous section
     section_bars: int = 0  # bars closed since the section began
-    # The element being written (note, rest or chord): its factor (tuplet x broken rhythm)
-    # and the multiplier it must have (the first of a broken pair's, a tuplet's first note's).
-    pending: str | None = None  # None | "note" | "rest" | "chord"
-    pending_factor: Fraction = ONE
-    pending_required: Fraction | None = None
-    last_duration: Fraction = Fraction(0)  # written length of the last element, for broken
-    last_broken_ok: bool = False
+    pending: str | None = None  # the element being written: None | note | rest | chord
     last_note: int | None = None  # the last element's token, if it was a single note
     chord_notes: int = -1  # -1 outside a chord
-    tuplet_left: int = 0  # tuplet elements not yet committed (the pending one included)
-    tuplet_factor: Fraction = ONE
-    tuplet_multiplier: Fraction | None = None  # set by the tuplet's first element
-    broken_factor: Fraction = ONE  # broken rhythm's factor for the next element
-    broken_multiplier: Fraction | None = None  # ... and the multiplier it must have
     tie: int | None = None  # a tie waits for this note token
     tie_may_cross: bool = False  # ... which may come after a plain bar line
     prefixes: int = 0
@@ -244,15 +221,16 @@ class AbcConstraint:
 
     def _close_reachable(self, s: _State, close: tuple[Fraction, ...]) -> bool:
         """Plain notes (the pending one first, if any) can still bring the bar to ``close``."""
-        if s.tuplet_left or s.broken_multiplier is not None or s.pending_required is not None:
+        rhythm = s.rhythm
+        if rhythm.open or rhythm.pending_required is not None:
             return False
         remaining = s.bar - s.pos
         if s.pending is None:
-            return self._search(remaining, s.unit, close)
+            return self._search(remaining, rhythm.unit, close)
         return any(
-            self._search(remaining - s.unit * m * s.pending_factor, s.unit, close)
+            self._search(remaining - rhythm.length(m), rhythm.unit, close)
             for m in self.multipliers
-            if s.unit * m * s.pending_factor <= remaining
+            if rhythm.length(m) <= remaining
         )
 
     def _may_continue(self, s: _State) -> bool:
@@ -303,7 +281,7 @@ class AbcConstraint:
         """Can plain notes bring ``remaining`` to a bar end this bar may have?"""
         if remaining < 0:
             return False
-        key = (remaining, s.unit, self._targets(s))
+        key = (remaining, s.rhythm.unit, self._targets(s))
         found = self._memo.get(key)
         if found is None:
             found = self._search(*key)
@@ -326,52 +304,43 @@ class AbcConstraint:
                 return True
         return False
 
-    def _forced(self, c: _State, multiplier: Fraction) -> Fraction:
-        """Time the open tuplet or broken pair still owes, its elements' multiplier given."""
-        if c.tuplet_left:
-            return c.tuplet_left * c.unit * multiplier * c.tuplet_factor
-        if c.broken_multiplier is not None:
-            return c.unit * c.broken_multiplier * c.broken_factor
-        return Fraction(0)
-
     def _owed_multipliers(self, c: _State) -> list[Fraction]:
         """The multipliers the open tuplet's or broken pair's elements may still take."""
-        if c.tuplet_left:
-            known = c.tuplet_multiplier
+        if c.rhythm.tuplet_left:
+            known = c.rhythm.tuplet_multiplier
             return self.multipliers if known is None else [known]
-        if c.broken_multiplier is not None:
-            return [c.broken_multiplier]
+        if c.rhythm.broken_multiplier is not None:
+            return [c.rhythm.broken_multiplier]
         return [ONE]
 
     def _settled(self, c: _State) -> bool:
         """With nothing pending, the bar can still be completed from here."""
         remaining = c.bar - c.pos
         return any(
-            self._reachable(c, remaining - self._forced(c, m)) for m in self._owed_multipliers(c)
+            self._reachable(c, remaining - c.rhythm.owed(m)) for m in self._owed_multipliers(c)
         )
 
     def _element_fits(self, c: _State) -> bool:
         """A new note, rest or chord can start here and the bar still be completed."""
-        if c.tuplet_left or c.broken_multiplier is not None:
+        if c.rhythm.open:
             return self._settled(c)
         remaining = c.bar - c.pos
         return any(
-            self._reachable(c, remaining - c.unit * m)
+            self._reachable(c, remaining - c.rhythm.unit * m)
             for m in self.multipliers
-            if c.unit * m <= remaining
+            if c.rhythm.unit * m <= remaining
         )
 
     def _commit_ok(self, s: _State, multiplier: Fraction) -> bool:
         """The pending element may end with ``multiplier`` (the bar can still be completed)."""
-        if s.pending_required is not None and multiplier != s.pending_required:
+        rhythm, done = s.rhythm.commit(multiplier)
+        if done.problem is not None:
             return False
-        after = s.pos + s.unit * multiplier * s.pending_factor
-        owed = Fraction(0)
-        if s.tuplet_left > 1:
-            owed = (s.tuplet_left - 1) * s.unit * multiplier * s.tuplet_factor
+        after = s.pos + done.length
+        owed = rhythm.owed(multiplier)
         end = self._part_end(s)
         if owed == 0 and end is not None and not self._cadential(s, s.last_note):
-            if end - after < s.unit:
+            if end - after < s.rhythm.unit:
                 return False  # room for a cadence note of at least a unit after this one
         return self._reachable(s, s.bar - after - owed)
 
@@ -397,12 +366,13 @@ class AbcConstraint:
     def _fits_before_end(self, c: _State, end: Fraction) -> bool:
         """The next element can end at least a unit before the part's end (room for a
         cadence note of a unit or more) and leave the bar completable."""
-        room = end - c.unit
-        if c.broken_multiplier is not None:
-            after = c.pos + c.unit * c.broken_multiplier * c.broken_factor
+        unit = c.rhythm.unit
+        room = end - unit
+        if c.rhythm.broken_multiplier is not None:  # the pair's second element: its length set
+            after = c.pos + c.rhythm.owed(ONE)
             return after <= room and self._reachable(c, c.bar - after)
         return any(
-            c.pos + c.unit * m <= room and self._reachable(c, c.bar - c.pos - c.unit * m)
+            c.pos + unit * m <= room and self._reachable(c, c.bar - c.pos - unit * m)
             for m in self.multipliers
         )
 
@@ -451,7 +421,7 @@ class AbcConstraint:
             return  # a prefix must be followed by its element
         if not closing and s.tie is None:
             self._after_element(s, c, mask)
-        if c.tuplet_left or c.broken_multiplier is not None:
+        if c.rhythm.open:
             return
         self._bars(c, mask, closing)
         if s.tie is not None:
@@ -482,7 +452,7 @@ class AbcConstraint:
             return  # the part's last element: a note of its cadence
         mask[self.notes] = True
         mask[self.rests] = True
-        if not closing and not c.tuplet_left:  # abc2midi reads a chord's notes one by one
+        if not closing and not c.rhythm.tuplet_left:  # abc2midi reads a chord's notes one by one
             mask[self.chord_start] = True
             if s.prefixes < MAX_PREFIXES:
                 mask[self.prefix] = True
@@ -504,7 +474,7 @@ class AbcConstraint:
 
     def _after_element(self, s: _State, c: _State, mask: np.ndarray) -> None:
         """Ties (after a single note) and broken rhythm (after a note or chord)."""
-        if c.tuplet_left or c.broken_multiplier is not None:
+        if c.rhythm.open:
             return
         if c.last_note is not None:
             trial = _copy(c)
@@ -518,14 +488,11 @@ class AbcConstraint:
                 fits = True
             if fits and (self._element_fits(trial) or self._bar_ok(trial, "|", False)):
                 mask[self.ties] = True
-        if not c.last_broken_ok:
-            return
         # The pair fills twice the first element's written length, whichever way it leans.
-        if not self._reachable(c, c.bar - c.pos - c.last_duration):
+        if not self._reachable(c, c.bar - c.pos - c.rhythm.last_written):
             return
         for i in self.broken:
-            first, second = self.infos[i].factors
-            if drawable(c.last_duration * first) and drawable(c.last_duration * second):
+            if c.rhythm.broken(*self.infos[i].factors)[2] is None:
                 mask[i] = True
 
     def _tuplets(self, c: _State, mask: np.ndarray) -> None:
@@ -533,9 +500,7 @@ class AbcConstraint:
             return  # the bar that ends a part ends on one plain note
         for i in self.tuplets:
             p, q, r = self.infos[i].tuplet
-            trial = _copy(c)
-            trial.tuplet_left = r
-            trial.tuplet_factor = Fraction(q or default_tuplet_q(p, c.meter), p)
+            trial = dataclasses.replace(c, rhythm=c.rhythm.tuplet(p, q, r))
             if self._settled(trial):
                 mask[i] = True
 
@@ -629,7 +594,7 @@ class AbcConstraint:
             and not s.expect_ending2
             and s.tie is None
             and s.chord_notes < 0
-            and s.tuplet_left == 0
+            and s.rhythm.tuplet_left == 0
         )
 
     # -- advancing ------------------------------------------------------------------------------
@@ -646,7 +611,7 @@ class AbcConstraint:
         if s.phase == "unit":
             s.phase = "body"
             if kind == "unit":
-                s.unit = t.value
+                s.rhythm = s.rhythm.with_unit(t.value)
                 return
         if kind == "duration":
             _commit(s, t.value)
@@ -664,11 +629,8 @@ class AbcConstraint:
                 _tie(s, self.infos[s.last_note])
         elif kind == "broken":
             _commit_if_pending(s)
-            first, second = t.factors
-            s.pos += s.last_duration * (first - 1)
-            s.broken_factor = second
-            s.broken_multiplier = s.last_duration / s.unit
-            s.last_broken_ok = False
+            s.rhythm, extra, _ = s.rhythm.broken(*t.factors)
+            s.pos += extra
         else:
             _commit_if_pending(s)
             self._structure(s, t)
@@ -684,10 +646,7 @@ class AbcConstraint:
     def _structure(self, s: _State, t) -> None:
         """Tuplets, bar lines, endings and key changes."""
         if t.kind == "tuplet":
-            p, q, r = t.tuplet
-            s.tuplet_left = r
-            s.tuplet_factor = Fraction(q or default_tuplet_q(p, s.meter), p)
-            s.tuplet_multiplier = None
+            s.rhythm = s.rhythm.tuplet(*t.tuplet)
             s.after_bar = False
         elif t.kind == "bar":
             _close_bar(s, t.text)
@@ -714,11 +673,7 @@ class AbcConstraint:
         _commit_if_pending(s)
         s.prefixes = 0
         s.after_bar = False
-        s.pending_factor = s.broken_factor * (s.tuplet_factor if s.tuplet_left else ONE)
-        s.pending_required = s.broken_multiplier
-        if s.tuplet_left and s.tuplet_multiplier is not None:
-            s.pending_required = s.tuplet_multiplier
-        s.broken_factor, s.broken_multiplier = ONE, None
+        s.rhythm = s.rhythm.start()
         s.tie = None
         s.last_note = None
         if t.kind == "chord_start":
@@ -731,7 +686,7 @@ class AbcConstraint:
 
 
 def _set_meter(s: _State, t) -> None:
-    s.meter = t.meter
+    s.rhythm = s.rhythm.with_meter(t.meter)
     s.bar = t.value
 
 
@@ -755,18 +710,9 @@ def _note_accidental(s: _State, t) -> None:
 
 def _commit(s: _State, multiplier: Fraction) -> None:
     """The pending element ends: its duration is unit x multiplier x its factor."""
-    length = s.unit * multiplier * s.pending_factor
-    s.pos += length
-    s.last_duration = s.unit * multiplier
-    s.last_broken_ok = s.tuplet_left == 0 and s.pending_factor == 1
+    s.rhythm, done = s.rhythm.commit(multiplier)
+    s.pos += done.length
     s.pending = None
-    s.pending_factor = ONE
-    s.pending_required = None
-    if s.tuplet_left:
-        s.tuplet_multiplier = multiplier
-        s.tuplet_left -= 1
-        if s.tuplet_left == 0:
-            s.tuplet_factor, s.tuplet_multiplier = ONE, None
 
 
 def _commit_if_pending(s: _State) -> None:
@@ -789,9 +735,8 @@ def _close_bar(s: _State, token: str) -> None:
     if token in SECTION_START:
         s.section_new = True
     s.pos = Fraction(0)
-    s.last_duration = Fraction(0)
+    s.rhythm = s.rhythm.bar()
     s.last_note = None
-    s.last_broken_ok = False
     s.bar_accidentals = ()
     s.after_bar = True
     s.last_bar = token

@@ -6,7 +6,10 @@ from the current ``K:`` token; an explicit accidental holds for that letter *and
 the next bar token (``=`` naturalises); a note lasts unit x multiplier (unit ``L:``, default
 1/8); a chord ``[ A c e ] 2`` sounds together for the duration after ``]``; ``-`` ties a note
 (or chord) to the next note of the same pitch, which then only lengthens it; ``>`` ``<`` ``>>``
-``<<`` scale the notes either side; ``(p:q:r`` scales the next r notes, rests or chords by q/p.
+``<<`` scale the notes either side; ``(p:q:r`` scales the next r notes, rests or chords by q/p
+(all this arithmetic is ``rhythm``'s, shared with the sampler's grammar and the bar checker).
+A note tied across a bar line keeps its accidental, as abc2midi reads it. What the reference
+programs would flag in a tune that still plays is listed in ``TuneNotes.problems``.
 Chord symbols, decorations and grace notes make no sound and are skipped. Anything that cannot
 be read as a tune (a duration with nothing before it, an unclosed chord, a tuplet or tie that
 runs off the end, a stray ending, an unknown or special token, a tune without notes...) raises
@@ -48,14 +51,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from genseq.music.abc_lexer import AbcError
-from genseq.music.abc_vocab import (
-    DEFAULT_UNIT,
-    TokenInfo,
-    default_tuplet_q,
-    info,
-    key_signature,
-    midi_pitch,
-)
+from genseq.music.abc_vocab import TokenInfo, info, key_signature, midi_pitch
+from genseq.music.rhythm import Rhythm
 
 SECTION_ENDS = ("||", "|]")
 IGNORED_KINDS = ("chord_symbol", "decoration", "grace")
@@ -77,6 +74,10 @@ class TuneNotes:
     # Times (whole notes) of the bar lines crossed while playing, after 0 and before ``length``:
     # the piano roll draws them, since pickups and meter changes defeat arithmetic on the meter.
     bar_lines: tuple[Fraction, ...] = ()
+    # What the reference programs (abc2midi, abcm2ps) would flag though the tune plays: the
+    # rhythm rules of ``rhythm``, ties between different pitches, endings outside a repeat,
+    # ``|]`` before the end. One entry per occurrence.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass
@@ -97,13 +98,43 @@ class _Marker:
 _Item = _Event | _Marker
 
 
+@dataclass
+class _Structure:
+    """Repeats and section ends as the reference programs check them (``problems``)."""
+
+    repeat_open: bool = False
+    last_close: str | None = None  # the last :| || or |]
+    final: bool = False  # a |] has been read
+
+    def bar(self, text: str) -> str | None:
+        if text == "|:":
+            self.repeat_open = True
+        elif text in (":|", "||", "|]"):
+            self.repeat_open, self.last_close = False, text
+            self.final = self.final or text == "|]"
+        return None
+
+    def ending(self, number: int) -> str | None:
+        """A first ending needs a repeat to end: its own |:, or the tune's start."""
+        if number == 1 and not self.repeat_open and self.last_close is not None:
+            return "first ending outside a repeat"
+        return None
+
+    def event(self) -> str | None:
+        if self.final:
+            self.final = False  # said once
+            return "music after |]"
+        return None
+
+
 def tune_notes(tokens: Sequence[str], expand_repeats: bool = True) -> TuneNotes:
     """The notes a token sequence plays; ``AbcError`` if it is not a readable tune."""
     reader = _Reader()
     reader.read(tokens)
     played = _play(reader.items) if expand_repeats else iter(reader.items)
     notes, length, bar_lines = _sound(played)
-    return TuneNotes(notes, reader.first_meter, reader.first_key, length, bar_lines)
+    problems = tuple(reader.problems)
+    return TuneNotes(notes, reader.first_meter, reader.first_key, length, bar_lines, problems)
 
 
 @dataclass
@@ -113,20 +144,20 @@ class _Reader:
     items: list[_Item] = field(default_factory=list)
     first_meter: tuple[int, int] | None = None
     first_key: tuple[str, str] | None = None
-    meter: tuple[int, int] | None = None
-    unit: Fraction = DEFAULT_UNIT
+    rhythm: Rhythm = Rhythm()
     signature: dict[str, int] = field(default_factory=dict)
     bar_accidentals: dict[tuple[str, int], int] = field(default_factory=dict)
     chord: list[int] | None = None  # pitches of the open chord
     chord_ties: set[int] = field(default_factory=set)
+    spelling: dict[tuple[str, int], int] = field(default_factory=dict)  # the last event's notes
+    tied_spelling: dict[tuple[str, int], int] = field(default_factory=dict)  # ... when tied
     last: _Event | None = None  # the event just read: a duration, tie or ``>`` may follow it
     last_has_duration: bool = False
     tie_open: bool = False  # a tie still waiting for the next note or chord
-    broken_next: Fraction | None = None  # factor of the note after a ``>``
-    tuplet_factor: Fraction = Fraction(1)
-    tuplet_left: int = 0
     after_bar: bool = False
     has_notes: bool = False
+    problems: list[str] = field(default_factory=list)
+    structure: _Structure = field(default_factory=lambda: _Structure())
 
     def read(self, tokens: Sequence[str]) -> None:
         for i, token in enumerate(tokens):
@@ -143,6 +174,7 @@ class _Reader:
         kind = meaning.kind
         if kind == "duration":
             return self._duration(meaning.value)
+        self._commit()
         if kind == "tie":
             return self._tie()
         if kind == "broken":
@@ -152,6 +184,7 @@ class _Reader:
             if not after_bar:
                 raise AbcError("ending not right after a bar line")
             self.items.append(_Marker("ending", meaning.ending))
+            self._flag(self.structure.ending(meaning.ending))
         elif kind in ("meter", "unit", "key"):
             self._field(meaning)
         elif kind == "note":
@@ -161,7 +194,7 @@ class _Reader:
             self._event(())
         elif kind == "chord_start":
             self._outside_chord("'['")
-            self.chord, self.chord_ties = [], set()
+            self.chord, self.chord_ties, self.spelling = [], set(), {}
         elif kind == "chord_end":
             self._chord_end()
         elif kind == "tuplet":
@@ -181,20 +214,30 @@ class _Reader:
         """``M:``, ``L:``, ``K:`` at the start or as a change mid-tune."""
         self._outside_chord("field")
         if meaning.kind == "meter":
-            self.meter = meaning.meter
+            self.rhythm = self.rhythm.with_meter(meaning.meter)
             self.first_meter = self.first_meter or meaning.meter
         elif meaning.kind == "unit":
-            self.unit = meaning.value
+            self.rhythm = self.rhythm.with_unit(meaning.value)
         else:
             self.signature = key_signature(meaning.tonic, meaning.mode)
             self.first_key = self.first_key or (meaning.tonic, meaning.mode)
 
     def _note(self, meaning: TokenInfo) -> None:
         pitch = self._pitch(meaning.letter, meaning.octave, meaning.accidental)
+        if self.tie_open and meaning.accidental is None:
+            pitch = self._tied_pitch(meaning.letter, meaning.octave, pitch)
+        if self.chord is None:
+            self.spelling = {}
+        self.spelling[meaning.letter, meaning.octave] = pitch
         if self.chord is not None:
             self.chord.append(pitch)
         else:
             self._event((pitch,))
+
+    def _tied_pitch(self, letter: str, octave: int, pitch: int) -> int:
+        """A note tied across a bar line keeps the accidental it had (``^F-|F`` holds F
+        sharp, as abc2midi and abcm2ps read it)."""
+        return self.tied_spelling.get((letter, octave), pitch)
 
     def _pitch(self, letter: str, octave: int, accidental: int | None) -> int:
         """Key signature, overridden by this bar's accidentals on the same letter and octave."""
@@ -220,15 +263,16 @@ class _Reader:
             self.tie_open = True
 
     def _event(self, pitches: tuple[int, ...]) -> None:
-        """A note, rest or chord: the unit, scaled by any tuplet or broken rhythm it is in."""
-        duration = self.unit
-        if self.tuplet_left:
-            duration *= self.tuplet_factor
-            self.tuplet_left -= 1
-        if self.broken_next is not None:
-            duration *= self.broken_next
-            self.broken_next = None
-        event = _Event(pitches, duration)
+        """A note, rest or chord: its length is known once its duration token (or the lack of
+        one) is read (``rhythm``)."""
+        self._commit()
+        self._flag(self.structure.event())
+        if self.tie_open and pitches and self.items:
+            tied = next((x for x in reversed(self.items) if isinstance(x, _Event)), None)
+            if tied is not None and not tied.tied <= set(pitches):
+                self.problems.append("tie between different pitches")
+        self.rhythm = self.rhythm.start()
+        event = _Event(pitches, self.rhythm.length(Fraction(1)))
         self.items.append(event)
         self.last, self.last_has_duration = event, False
         if pitches:
@@ -238,8 +282,20 @@ class _Reader:
     def _duration(self, value: Fraction) -> None:
         if self.last is None or self.last_has_duration or self.chord is not None:
             raise AbcError("duration with no note, rest or chord before it")
-        self.last.duration *= value
+        self._commit(value)
+
+    def _commit(self, multiplier: Fraction = Fraction(1)) -> None:
+        """The pending event's length is now known: ``multiplier`` (1 with no duration)."""
+        if not self.rhythm.pending:
+            return
+        self.rhythm, done = self.rhythm.commit(multiplier)
+        self.last.duration = done.length
         self.last_has_duration = True
+        self._flag(done.problem)
+
+    def _flag(self, problem: str | None) -> None:
+        if problem is not None:
+            self.problems.append(problem)
 
     def _tie(self) -> None:
         if self.chord is not None and self.chord:
@@ -248,6 +304,7 @@ class _Reader:
         if self.last is None or not self.last.pitches:
             raise AbcError("tie with no note or chord before it")
         self.last.tied = frozenset(self.last.pitches)
+        self.tied_spelling = dict(self.spelling)
         self.last, self.tie_open = None, True
 
     def _broken(self, factors: tuple[Fraction, Fraction]) -> None:
@@ -255,22 +312,23 @@ class _Reader:
         self._outside_chord("broken rhythm")
         if self.last is None:
             raise AbcError("broken rhythm with no note before it")
-        self.last.duration *= factors[0]
-        self.broken_next = factors[1]
+        self.rhythm, extra, problem = self.rhythm.broken(*factors)
+        self.last.duration += extra
+        self._flag(problem)
         self.last = None
 
     def _tuplet(self, tuplet: tuple[int, int | None, int]) -> None:
         self._outside_chord("tuplet")
-        if self.tuplet_left:
+        if self.rhythm.tuplet_left:
             raise AbcError("tuplet inside a tuplet")
-        p, q, r = tuplet
-        q = default_tuplet_q(p, self.meter) if q is None else q
-        self.tuplet_factor, self.tuplet_left = Fraction(q, p), r
+        self.rhythm = self.rhythm.tuplet(*tuplet)
 
     def _bar(self, text: str) -> None:
         self._outside_chord("bar line")
-        if self.broken_next is not None:
+        if self.rhythm.broken_factor != 1:
             raise AbcError("broken rhythm across a bar line")
+        self.rhythm = self.rhythm.bar()
+        self._flag(self.structure.bar(text))
         self.items.append(_Marker(text))
         self.bar_accidentals = {}
         self.after_bar = True
@@ -278,10 +336,12 @@ class _Reader:
     def _finish(self) -> None:
         if self.chord is not None:
             raise AbcError("unclosed chord at the end")
-        if self.tuplet_left:
+        self._commit()
+        if self.rhythm.tuplet_left:
             raise AbcError("tuplet runs past the end")
-        if self.broken_next is not None:
+        if self.rhythm.broken_factor != 1:
             raise AbcError("broken rhythm at the end")
+
         if self.tie_open:
             raise AbcError("tie at the end")
         if not self.has_notes:

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from genseq.music.abc_lexer import AbcError, LexOptions, RawTune, split_tunebook, tokenize_tune
-from genseq.music.abc_vocab import DEFAULT_UNIT, default_tuplet_q, info
+from genseq.music.abc_vocab import info
+from genseq.music.rhythm import Rhythm
 
 # ---------------------------------------------------------------------------------------------
 # Bar validity
@@ -96,15 +97,6 @@ class BarReport:
 
 
 @dataclass
-class _Event:
-    """A note, rest or chord whose duration multiplier may still grow (``A 2``, ``A >``)."""
-
-    multiplier: Fraction
-    scale: Fraction  # tuplet scaling
-    broken: Fraction = Fraction(1)
-
-
-@dataclass
 class _BarBuilder:
     """The bar being read, and the bar lines read since the last bar that had notes."""
 
@@ -115,20 +107,14 @@ class _BarBuilder:
 
 
 class _BarWalker:
-    """Reads a token list once, adding note durations into bars (whole notes, exact).
+    """Reads a token list once, adding element durations into bars (whole notes, exact).
 
-    Durations follow ``abc_vocab``: unit (``L:`` or 1/8) x multiplier, a chord lasts as its
-    duration token says, a tuplet ``(p:q:r`` scales the next r notes by q/p, and broken
-    rhythm multiplies the notes on its two sides.
+    Durations are ``rhythm``'s, as the sampler's grammar and the note interpreter read them;
+    the walker is lenient where they are strict, so that any token list gets its bars.
     """
 
     def __init__(self) -> None:
-        self.unit = DEFAULT_UNIT
-        self.meter: tuple[int, int] | None = None
-        self.pending: _Event | None = None
-        self.next_broken = Fraction(1)
-        self.tuplet_left = 0
-        self.tuplet_scale = Fraction(1)
+        self.rhythm = Rhythm()
         self.in_chord = False
         self.bar = _BarBuilder()
         self.raw: list[tuple[Fraction, Fraction | None, set[str], set[str]]] = []
@@ -136,7 +122,7 @@ class _BarWalker:
     def walk(self, tokens: Sequence[str]) -> list[tuple[Fraction, Fraction | None, set, set]]:
         for token in tokens:
             self.step(token)
-        self.flush()
+        self.commit()
         if self.bar.events:
             self.raw.append((self.bar.duration, self.bar.length, self.bar.before, set()))
         return self.raw
@@ -145,58 +131,47 @@ class _BarWalker:
         t = info(token)
         kind = t.kind
         if kind == "duration":
-            if self.pending is not None and not self.in_chord:
-                self.pending.multiplier *= t.value
-        elif kind in ("note", "rest"):
             if not self.in_chord:
-                self.start_event()
+                self.commit(t.value)
+            return
+        if not self.in_chord:
+            self.commit()
+        if kind in ("note", "rest") and not self.in_chord:
+            self.start_event()
         elif kind == "chord_start":
             self.start_event()
             self.in_chord = True
         elif kind == "chord_end":
             self.in_chord = False
         elif kind == "broken":
-            if self.pending is not None:
-                self.pending.broken *= t.factors[0]
-            self.next_broken = t.factors[1]
+            self.rhythm, extra, _ = self.rhythm.broken(*t.factors)
+            self.bar.duration += extra
         elif kind == "tuplet":
-            p, q, r = t.tuplet
-            q = q if q is not None else default_tuplet_q(p, self.meter)
-            self.tuplet_left, self.tuplet_scale = r, Fraction(q, p)
+            self.rhythm = self.rhythm.tuplet(*t.tuplet)
         elif kind in ("bar", "ending"):
             self.close_bar(token)
         elif kind == "meter":
-            self.meter = t.meter
+            self.rhythm = self.rhythm.with_meter(t.meter)
             if not self.bar.events:
                 self.bar.length = t.value
         elif kind == "unit":
-            self.unit = t.value
+            self.rhythm = self.rhythm.with_unit(t.value)
 
     def start_event(self) -> None:
-        self.flush()
-        scale = _ONE
-        if self.tuplet_left > 0:
-            scale, self.tuplet_left = self.tuplet_scale, self.tuplet_left - 1
-        self.pending = _Event(_ONE, scale, self.next_broken)
-        self.next_broken = _ONE
+        self.rhythm = self.rhythm.start()
         if not self.bar.events:
-            self.bar.length = Fraction(*self.meter) if self.meter else None
+            meter = self.rhythm.meter
+            self.bar.length = Fraction(*meter) if meter else None
         self.bar.events += 1
 
-    def flush(self) -> None:
-        """Add the pending event to the current bar once nothing more can change it."""
-        e = self.pending
-        if e is not None:
-            duration = self.unit * e.multiplier
-            if e.scale != 1:
-                duration *= e.scale
-            if e.broken != 1:
-                duration *= e.broken
-            self.bar.duration += duration
-            self.pending = None
+    def commit(self, multiplier: Fraction = _ONE) -> None:
+        """The pending element's length joins the bar once nothing more can change it."""
+        if self.rhythm.pending:
+            self.rhythm, done = self.rhythm.commit(multiplier)
+            self.bar.duration += done.length
 
     def close_bar(self, token: str) -> None:
-        self.flush()
+        self.rhythm = self.rhythm.bar()
         if self.bar.events:
             boundary: set[str] = set()
             self.raw.append((self.bar.duration, self.bar.length, self.bar.before, boundary))
@@ -575,6 +550,7 @@ class ReadTune:
     features: TuneFeatures | None
     meter: str | None
     key: str | None
+    problems: tuple[str, ...] = ()  # what abc2midi or abcm2ps would flag (``TuneNotes``)
 
 
 @dataclass
@@ -603,9 +579,10 @@ def read_tunes(
         except AbcError as exc:
             unreadable[str(exc)] += 1
             continue
-        features = None
+        features, problems = None, ()
         try:
-            features = tune_features(tune_notes(tokens, expand_repeats=False).notes)
+            notes = tune_notes(tokens, expand_repeats=False)
+            features, problems = tune_features(notes.notes), notes.problems
         except AbcError as exc:
             notes_unreadable[str(exc)] += 1
         read.append(
@@ -616,6 +593,7 @@ def read_tunes(
                 features,
                 _first(tokens, "meter"),
                 _first(tokens, "key"),
+                problems,
             )
         )
     return TuneSet(list(tunes), read, unreadable, notes_unreadable)
@@ -755,7 +733,11 @@ def bar_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
     valid = sum(r.bars.valid for r in read)
     metered = [r for r in read if r.bars.checked]
     clean = sum(r.bars.clean for r in metered)
+    problems: Counter[str] = Counter(p for r in read for p in r.problems)
     return {
+        "problems": dict(problems.most_common()),
+        "tunes_with_problems": sum(bool(r.problems) for r in read),
+        "tunes_within_rules": sum(r.bars.clean and not r.problems for r in metered),
         "checked": checked,
         "valid": valid,
         "full": statuses.get("full", 0),
@@ -904,6 +886,7 @@ def _tune_row(r: ReadTune) -> dict[str, Any]:
         "bars": len(r.bars.bars),
         "invalid_bars": r.bars.invalid,
         "clean": r.bars.clean,
+        "problems": list(r.problems),
         "low": None if f is None else f.low,
         "high": None if f is None else f.high,
     }
