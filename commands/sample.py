@@ -41,6 +41,9 @@ def _refuse(flags: dict, why: str) -> None:
         raise UsageError(f"{', '.join(given)}: {why}")
 
 
+FIDDLE = 40  # General MIDI Violin (0-based): folk tunes' instrument, as ``render.FIDDLE``
+
+
 def _part_form(form: TuneForm, bars_per_part: int | None, parts: int | None):
     """The form tunes are sampled with (None: free)."""
     from genseq.music.abc_constraint import PartForm
@@ -223,6 +226,15 @@ def sample(
             "--tempo", help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's)."
         ),
     ] = 120.0,
+    program: Annotated[
+        int | None,
+        Opt(
+            "--program",
+            help="ABC: the General MIDI program (0-127, as pretty_midi counts) the MIDI files "
+            "play [default: 40, Violin: the fiddle].",
+            show_default=False,
+        ),
+    ] = None,
     primer_midi: Annotated[
         Path | None,
         Opt(
@@ -287,11 +299,13 @@ def sample(
         raise UsageError("--num-samples must be at least 1")
     if not (math.isfinite(tempo) and tempo > 0):
         raise UsageError("--tempo must be a positive number")
+    if program is not None and not 0 <= program <= 127:
+        raise UsageError("--program must be a General MIDI program, 0-127")
     text = _read_prompt(prompt, prompt_file, encoding_errors)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     music = {"--meter": meter, "--key": key, "--mode": mode, "--output": output}
     music |= {"--midi": midi, "--wav": wav, "--png": png}
-    music |= {"--bars-per-part": bars_per_part, "--parts": parts}
+    music |= {"--bars-per-part": bars_per_part, "--parts": parts, "--program": program}
     midi_only = {"--primer-midi": primer_midi, "--primer-abc": primer_abc}
     midi_only |= {"--num-steps": num_steps, "--seconds": seconds}
     from genseq.tokenization import MIDI_LEVELS
@@ -300,6 +314,7 @@ def sample(
         refused = {"--prompt/--prompt-file": text or None, "--stop": stop or None}
         refused |= {"--max-new-tokens": max_new_tokens, "--meter": meter, "--key": key}
         refused |= {"--mode": mode, "--bars-per-part": bars_per_part, "--parts": parts}
+        refused |= {"--program": program}
         _refuse(
             refused,
             f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
@@ -354,6 +369,7 @@ def sample(
             wav,
             png,
             tempo,
+            FIDDLE if program is None else program,
             json_out,
             quiet,
         )

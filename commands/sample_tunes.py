@@ -25,6 +25,7 @@ def sample_tunes_command(
     wav: Path | None,
     png: Path | None,
     tempo: float,
+    program: int,
     json_out: bool,
     quiet: bool,
 ) -> None:
@@ -51,6 +52,7 @@ def sample_tunes_command(
         seed=seed,
         constrain=constrain,
         form=form,
+        tempo=tempo,
     )
     book = "\n".join(t.abc for t in tunes)
     written: list[str] = []
@@ -72,12 +74,13 @@ def sample_tunes_command(
         from genseq.music import render
 
         if midi is not None:
-            written.append(str(render.write_midi(notes, midi / f"{name}.mid", tempo_qpm=tempo)))
+            path = render.write_midi(notes, midi / f"{name}.mid", tempo, program, t.title)
+            written.append(str(path))
         if wav is not None:
             written.append(str(render.write_wav(notes, wav / f"{name}.wav", tempo_qpm=tempo)))
         if png is not None:
             path = render.write_piano_roll(
-                notes, png / f"{name}.png", tempo_qpm=tempo, title=f"genseq tune {t.index + 1}"
+                notes, png / f"{name}.png", tempo_qpm=tempo, title=t.title
             )
             written.append(str(path))
     if output is not None:

@@ -110,11 +110,15 @@ def _bar_notes(tokens: Sequence[str]) -> int:
     return count
 
 
-def tune_text(tokens: Sequence[str], number: int = 1, title: str = "") -> str:
-    """A complete tunebook entry for one tune."""
+def tune_text(
+    tokens: Sequence[str], number: int = 1, title: str = "", tempo: float | None = None
+) -> str:
+    """A complete tunebook entry for one tune; ``tempo`` (quarter notes a minute) as ``Q:``."""
     fields, body = split_header(tokens)
     lines = [f"X:{number}", f"T:{title or f'genseq tune {number}'}"]
     lines.append(f"M:{fields.get('M', 'none')}")
     lines.append(f"L:{fields.get('L', '1/8')}")
+    if tempo is not None:
+        lines.append(f"Q:1/4={max(1, round(tempo))}")
     lines.append(f"K:{fields.get('K', 'C')}")
     return "\n".join(lines) + "\n" + body_text(body)

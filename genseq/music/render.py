@@ -1,8 +1,10 @@
 """Notes -> files a person can hear or look at: MIDI, WAV and a piano-roll PNG.
 
 Everything starts from ``notes.TuneNotes``, so the files agree with the statistics on what a
-tune plays. Times are whole notes there; here a whole note lasts ``4 * 60 / tempo_qpm``
-seconds (``tempo_qpm`` counts quarter notes). Every file is written atomically
+tune plays. Every file puts the tune on the bar grid (``on_bar_grid``): a pickup sits at the
+end of the first bar, so that bar 2 starts on a downbeat in any notation program that imports
+it. Times are whole notes there; here a whole note lasts ``4 * 60 / tempo_qpm`` seconds
+(``tempo_qpm`` counts quarter notes). Every file is written atomically
 (``fileio.atomic_file``): an interrupted render never leaves a truncated file behind.
 pretty_midi, numpy and matplotlib are imported inside the functions, so importing genseq (and
 its CLI) stays fast.
@@ -11,17 +13,36 @@ its CLI) stays fast.
 from __future__ import annotations
 
 import wave
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genseq.fileio import atomic_file
 from genseq.music.abc_vocab import key_fifths
-from genseq.music.notes import TuneNotes
+from genseq.music.notes import Note, TuneNotes
 
 if TYPE_CHECKING:
     import pretty_midi
 
 PEAK = 0.9  # WAV peak level: headroom so players that resample do not clip
+FIDDLE = 40  # General MIDI program (0-based) of folk tunes: Violin, the fiddle
+
+
+def on_bar_grid(tune: TuneNotes) -> TuneNotes:
+    """The tune moved later by the rest of its pickup bar, so that its first full bar starts
+    on a bar line of the meter (a tune without a meter or a pickup is returned as it is).
+    The grammar makes a part's closing bar complete its pickup, so every later bar line,
+    repeats replayed included, then falls on the grid too."""
+    if tune.meter is None or not tune.bar_lines:
+        return tune
+    bar = Fraction(*tune.meter)
+    shift = bar - tune.bar_lines[0]
+    if shift <= 0 or shift >= bar:
+        return tune
+    notes = [Note(n.pitch, n.start + shift, n.duration) for n in tune.notes]
+    lines = tuple(t + shift for t in tune.bar_lines)
+    return replace(tune, notes=notes, length=tune.length + shift, bar_lines=lines)
 
 
 def whole_note_seconds(tempo_qpm: float) -> float:
@@ -31,11 +52,17 @@ def whole_note_seconds(tempo_qpm: float) -> float:
 
 
 def to_pretty_midi(
-    tune: TuneNotes, tempo_qpm: float = 120.0, program: int = 0, velocity: int = 90
+    tune: TuneNotes,
+    tempo_qpm: float = 120.0,
+    program: int = 0,
+    velocity: int = 90,
+    title: str = "",
 ) -> pretty_midi.PrettyMIDI:
-    """One instrument playing the tune, with its tempo, time signature and key signature."""
+    """One instrument (named ``title``) playing the tune on the bar grid, with its tempo,
+    time signature and key signature."""
     import pretty_midi
 
+    tune = on_bar_grid(tune)
     if not 0 <= program <= 127 or not 1 <= velocity <= 127:
         raise ValueError(f"program must be 0-127 and velocity 1-127, got {program}, {velocity}")
     scale = whole_note_seconds(tempo_qpm)
@@ -43,7 +70,7 @@ def to_pretty_midi(
     # At least 1.5 ticks, so that rounding to ticks never gives a note whose note-off lands on
     # (and sorts before) its own note-on, which would leave the note sounding forever.
     shortest = 1.5 * 60.0 / (tempo_qpm * midi.resolution)
-    instrument = pretty_midi.Instrument(program=program)
+    instrument = pretty_midi.Instrument(program=program, name=title)
     for note in tune.notes:
         start = float(note.start) * scale
         end = max(float(note.start + note.duration) * scale, start + shortest)
@@ -81,10 +108,14 @@ def midi_key_number(tonic: str, mode: str) -> int | None:
 
 
 def write_midi(
-    tune: TuneNotes, path: Path | str, tempo_qpm: float = 120.0, program: int = 0
+    tune: TuneNotes,
+    path: Path | str,
+    tempo_qpm: float = 120.0,
+    program: int = 0,
+    title: str = "",
 ) -> Path:
-    """Write a standard MIDI file; returns its path."""
-    midi = to_pretty_midi(tune, tempo_qpm=tempo_qpm, program=program)
+    """Write a standard MIDI file (its track named ``title``); returns its path."""
+    midi = to_pretty_midi(tune, tempo_qpm=tempo_qpm, program=program, title=title)
     path = Path(path)
     with atomic_file(path, "wb") as f:
         midi.write(f)
@@ -100,7 +131,8 @@ def write_wav(
 
     # Trailing rests count: the file lasts at least as long as the tune (pretty_midi adds a
     # second of release after the last note-off, which is kept).
-    frames = round(float(tune.length) * whole_note_seconds(tempo_qpm) * sample_rate)
+    length = on_bar_grid(tune).length
+    frames = round(float(length) * whole_note_seconds(tempo_qpm) * sample_rate)
     audio = np.zeros(frames)
     if tune.notes:  # pretty_midi divides by the peak: silence would come back as NaN
         sound = to_pretty_midi(tune, tempo_qpm=tempo_qpm).synthesize(fs=sample_rate)
@@ -132,6 +164,7 @@ def write_piano_roll(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    tune = on_bar_grid(tune)
     scale = whole_note_seconds(tempo_qpm)
     low, high = _pitch_range(tune)
     fig = Figure(figsize=(max(6.0, min(24.0, float(tune.length) * scale * 0.6)), 4), dpi=100)

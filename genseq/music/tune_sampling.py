@@ -39,6 +39,7 @@ class Tune:
     tokens: list[str]  # the whole tune (prompt + sample), in the key asked for
     abc: str
     finish_reason: str  # eos (a complete tune) | length (cut off at --max-new-tokens)
+    title: str = ""
 
 
 @dataclass
@@ -127,9 +128,10 @@ def sample_tunes(
     seed: int | None = None,
     constrain: bool = True,
     form: PartForm | None = None,
+    tempo: float | None = None,
 ) -> list[Tune]:
     """Draw ``num_samples`` tunes (with the grammar constraint unless ``constrain`` is off,
-    and with ``form``'s parts and cadences if given)."""
+    and with ``form``'s parts and cadences if given); ``tempo`` goes in each tune's ``Q:``."""
     tok = ckpt.tokenizer
     ids = [tok.eos_id, *(tok.ids[t] for t in prompt.tokens)]
     constraint = None
@@ -155,5 +157,6 @@ def sample_tunes(
             except AbcError:
                 pass  # an unreadable unconstrained sample stays in the model's key
         title = f"genseq tune {s.index + 1}" + (f" (seed {seed})" if seed is not None else "")
-        tunes.append(Tune(s.index, tokens, tune_text(tokens, s.index + 1, title), s.finish_reason))
+        abc = tune_text(tokens, s.index + 1, title, tempo)
+        tunes.append(Tune(s.index, tokens, abc, s.finish_reason, title))
     return tunes
