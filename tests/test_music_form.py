@@ -102,7 +102,8 @@ def tokenizer(tmp_path_factory):
 def form_walk(tokenizer, seed: int, form: PartForm, batch: int = 6) -> list[list[str]]:
     """Tunes drawn under random logits through the constraint with ``form``."""
     gen = torch.Generator().manual_seed(seed)
-    constraint = AbcConstraint(tokenizer, [tokenizer.eos_id], max_tokens=800, form=form)
+    # Random logits write far more tokens a bar than a model: room for 3 x 16 bars of them.
+    constraint = AbcConstraint(tokenizer, [tokenizer.eos_id], max_tokens=4000, form=form)
     constraint.start(batch, torch.device("cpu"))
     out: list[list[str]] = [[] for _ in range(batch)]
     done = [False] * batch

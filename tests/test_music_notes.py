@@ -5,6 +5,8 @@ Token lists are written by hand (the lexer is tested on its own), one token per 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import wave
 from fractions import Fraction as F
 
@@ -411,3 +413,51 @@ def test_render_a_tune_without_notes(tmp_path):
     write_piano_roll(empty, tmp_path / "e.png")
     with wave.open(str(write_wav(empty, tmp_path / "e.wav", sample_rate=8000))) as w:
         assert w.getnframes() == 8000
+
+
+# ---------------------------------------------------------------------------------------------
+# ABC 2.1 ending lists
+
+
+def _read(body: str) -> list[str]:
+    from genseq.music.abc_lexer import LexOptions, tokenize_tune
+
+    return tokenize_tune(f"X:1\nT:t\nM:2/4\nL:1/8\nK:D\n{body}\n", LexOptions())
+
+
+@pytest.mark.parametrize("body", ["|:d4|[1,2 e4:|[3 f4|]", "|:d4|1,2 e4:|3 f4|]"])
+def test_ending_lists_are_read_played_and_written(body):
+    from genseq.music.abc_vocab import info
+    from genseq.music.abc_writer import tune_text
+
+    tokens = _read(body)
+    assert "[1,2" in tokens and info("[1,2").passes == (1, 2)
+    pitches = [n.pitch for n in tune_notes(tokens).notes]
+    assert pitches == [74, 76, 74, 76, 74, 78]  # d e, d e, d f: three passes
+    text = tune_text(tokens)
+    assert "|1,2" in text and _read(text.split("K:D\n")[1].strip()) == tokens
+
+
+def test_ending_list_forms():
+    from genseq.music.abc_vocab import ending_passes, info
+
+    assert ending_passes("1-3,5") == (1, 2, 3, 5)
+    assert ending_passes("2,1") is None and ending_passes("0") is None
+    assert info("[1-3").passes == (1, 2, 3)
+    assert info("[3,1").kind == "unknown"
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (abcmidi) not installed")
+def test_abc2midi_plays_ending_lists_as_genseq_does(tmp_path):
+    import pretty_midi
+
+    from genseq.music.abc_writer import tune_text
+
+    tokens = _read("|:d4|[1,2 e4:|[3 f4|]")
+    (tmp_path / "t.abc").write_text(tune_text(tokens), "utf-8")
+    subprocess.run(
+        ["abc2midi", str(tmp_path / "t.abc"), "-o", str(tmp_path / "t.mid")], capture_output=True
+    )
+    theirs = pretty_midi.PrettyMIDI(str(tmp_path / "t.mid"))
+    played = sorted((n.start, n.pitch) for i in theirs.instruments for n in i.notes)
+    assert [p for _, p in played] == [n.pitch for n in tune_notes(tokens).notes]

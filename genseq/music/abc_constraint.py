@@ -169,7 +169,10 @@ class AbcConstraint:
         self.durations = ids(lambda x: x.kind == "duration" and drawable(x.value))
         self.duration_values = [self.infos[i].value for i in self.durations]
         self.bar_ids = {t: i for i, t in enumerate(self.vocab) if t in (*SECTION_START, "|")}
-        self.endings = {self.infos[i].ending: i for i in ids(lambda x: x.kind == "ending")}
+        self.endings = {  # first and second endings; lists ([1,2) are read, never sampled
+            self.infos[i].ending: i
+            for i in ids(lambda x: x.kind == "ending" and len(x.passes) == 1)
+        }
         self.multipliers = sorted({ONE, *self.duration_values})
         self.reserve = min(CLOSING_RESERVE, max_tokens // 4)
         self._memo: dict = {}
@@ -476,24 +479,31 @@ class AbcConstraint:
         """Ties (after a single note) and broken rhythm (after a note or chord)."""
         if c.rhythm.open:
             return
-        if c.last_note is not None:
-            trial = _copy(c)
-            _tie(trial, self.infos[c.last_note])
-            end = self._part_end(trial)
-            if end is not None:
-                trial.pending = "note"
-                fits = self._cadential(trial, c.last_note) or self._fits_before_end(c, end)
-                trial.pending = None
-            else:
-                fits = True
-            if fits and (self._element_fits(trial) or self._bar_ok(trial, "|", False)):
-                mask[self.ties] = True
+        if c.last_note is not None and self._tie_can_end(c):
+            mask[self.ties] = True
         # The pair fills twice the first element's written length, whichever way it leans.
         if not self._reachable(c, c.bar - c.pos - c.rhythm.last_written):
             return
         for i in self.broken:
             if c.rhythm.broken(*self.infos[i].factors)[2] is None:
                 mask[i] = True
+
+    def _tie_can_end(self, c: _State) -> bool:
+        """The note a tie here would join can follow: in this bar, or after a plain bar line
+        (where it may have to make a part's cadence)."""
+        trial = _copy(c)
+        _tie(trial, self.infos[c.last_note])
+        if self._tied_note_commits(trial):
+            return True
+        if not self._bar_ok(trial, "|", False):
+            return False
+        _close_bar(trial, "|")
+        return self._tied_note_commits(trial)
+
+    def _tied_note_commits(self, s: _State) -> bool:
+        """The tied note, started here, can end with some duration the grammar allows."""
+        t = dataclasses.replace(s, rhythm=s.rhythm.start(), pending="note", last_note=s.tie)
+        return any(self._commit_ok(t, m) for m in self.multipliers)
 
     def _tuplets(self, c: _State, mask: np.ndarray) -> None:
         if self._part_end(c) is not None:

@@ -28,6 +28,7 @@ from genseq.music.abc_vocab import (
     NATURAL_SEMITONE,
     default_tuplet_q,
     duration_token,
+    ending_passes,
     info,
     key_fifths,
     note_token,
@@ -445,15 +446,14 @@ class _Scanner:
         return j
 
     def _ending(self, text: str, j: int) -> int:
+        """``[1``, or an ABC 2.1 list of passes such as ``[1,2`` or ``[1-3`` (one token)."""
         m = _ENDING_NUMBERS.match(text, j)
-        if m.group(2):
-            raise AbcError(f"ending lists like [{m.group(0)} are not supported")
-        number = int(m.group(1))
-        if not 1 <= number <= 9:
-            raise AbcError(f"unsupported ending {number}")
+        passes = ending_passes(m.group(0))
+        if passes is None:
+            raise AbcError(f"unsupported ending {m.group(0)}")
         if self.last_kind() != "bar":
             self.tokens.append("|")
-        self.tokens.append(f"[{number}")
+        self.tokens.append("[" + m.group(0))
         return m.end()
 
     def _paren(self, text: str, i: int) -> int:

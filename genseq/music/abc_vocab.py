@@ -18,7 +18,8 @@ Token forms (all produced by ``abc_lexer``; nothing else is ever in a vocabulary
 ``-``              tie to the next note of the same pitch
 ``>`` ``<`` ``>>`` ``<<``  broken rhythm between two notes
 ``(3`` ``(3:2:3``  tuplet: p notes in the time of q, over the next r notes
-``|`` ``||`` ``|]`` ``|:`` ``:|``  bar lines; ``[1`` ``[2``... first, second ending
+``|`` ``||`` ``|]`` ``|:`` ``:|``  bar lines; ``[1`` ``[2``... first, second ending;
+                   ``[1,2`` ``[1-3`` an ending for several passes (ABC 2.1 lists)
 ``"Am"``           chord symbol (kept only with ``--abc-chords``)
 ``!trill!``        decoration (kept only with ``--abc-decorations``)
 ``{g}`` ``{/ag}``  grace notes, one token per group (kept only with ``--abc-grace``)
@@ -57,7 +58,7 @@ _TUPLET = re.compile(r"\((\d+)(?::(\d*))?(?::(\d*))?")
 _KEY = re.compile(r"K:([A-G][#b]?)(maj|min|dor|mix|phr|lyd|loc)")
 _METER = re.compile(r"M:(\d+)/(\d+)")
 _UNIT = re.compile(r"L:(\d+)/(\d+)")
-_ENDING = re.compile(r"\[(\d)")
+_ENDING = re.compile(r"\[(\d[\d,\-]*)")
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,22 @@ class TokenInfo:
     mode: str | None = None  # key
     meter: tuple[int, int] | None = None  # meter
     tuplet: tuple[int, int | None, int] | None = None  # (p, q or None for the default, r)
-    ending: int | None = None  # ending number
+    ending: int | None = None  # ending: its first pass
+    passes: tuple[int, ...] = ()  # ending: every pass it is played on
     factors: tuple[Fraction, Fraction] | None = None  # broken rhythm: first, second note
+
+
+def ending_passes(text: str) -> tuple[int, ...] | None:
+    """``1`` -> (1,), ``1,2`` -> (1, 2), ``1-3,5`` -> (1, 2, 3, 5); None unless every pass
+    is 1-9, in order, each once."""
+    passes: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return None
+        passes.extend(range(int(low), int(high or low) + 1))
+    ok = passes and all(1 <= p <= 9 for p in passes) and passes == sorted(set(passes))
+    return tuple(passes) if ok else None
 
 
 def note_token(letter: str, octave: int, accidental: int | None) -> str:
@@ -173,8 +188,8 @@ def info(token: str) -> TokenInfo:
         return TokenInfo("decoration", token)
     if len(token) >= 3 and token[0] == "{" and token[-1] == "}":
         return TokenInfo("grace", token)
-    if m := _ENDING.fullmatch(token):
-        return TokenInfo("ending", token, ending=int(m.group(1)))
+    if (m := _ENDING.fullmatch(token)) and (passes := ending_passes(m.group(1))):
+        return TokenInfo("ending", token, ending=passes[0], passes=passes)
     if m := _METER.fullmatch(token):
         n, d = int(m.group(1)), int(m.group(2))
         if n > 0 and d > 0:

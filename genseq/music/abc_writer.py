@@ -75,9 +75,9 @@ def body_text(tokens: Sequence[str]) -> str:
                 out.append(" ")
         elif i.kind == "ending":
             if out and out[-1].strip() in ("|", ":|"):
-                out.append(str(i.ending))  # "|1", ":|2"
+                out.append(token[1:])  # "|1", ":|2", "|1,2"
             else:
-                out.append(f"[{i.ending}")
+                out.append(token)
             out.append(" ")
         elif i.kind in ("meter", "unit", "key"):  # a field line of its own: read everywhere
             if out and not out[-1].endswith("\n"):

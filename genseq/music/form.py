@@ -54,7 +54,7 @@ def _parts(tokens: Sequence[str]) -> tuple[Part, ...]:
     for bar in bar_report(tokens).bars:
         if bar.length is None:
             return ()
-        if any(m.startswith("[") and m != "[1" for m in bar.before):
+        if any(1 not in info(m).passes for m in bar.before if m.startswith("[")):
             alternative = True  # a second ending: the first one's bars, played another way
         if any(m.startswith("[") for m in bar.before | bar.after):
             repeated = True

@@ -28,14 +28,17 @@ tokens and endings); a pointer then plays the score:
   playback continues, and a later ``:|`` repeats from just after it.
 * ``||`` and ``|]`` are section ends: a later ``:|`` with no ``|:`` repeats from just after them.
 * Endings: on the first pass every ending is played as written, so ``[1`` plays up to its
-  ``:|``. On pass n (n >= 2, i.e. after a ``:|`` sent playback back) an ending numbered other
-  than n jumps to the next ending numbered n in the same section (before any ``|:``, ``||`` or
-  ``|]``), so ``|: A | B | [1 c :| [2 d ||`` plays A B c A B d; ``[2`` sections play once. If the
-  section has no such ending, playback resumes just after the ``:|`` that sent it back (or,
-  when that ``:|`` is already behind, plays the ending as written).
-* The pass count goes back to 1 at ``|:``, ``||``, ``|]`` and at a ``:|`` already taken.
+  ``:|``. On pass n (n >= 2, i.e. after a ``:|`` sent playback back) an ending not for pass n
+  (``[1,2`` is for passes 1 and 2) jumps to the next ending for pass n in the same section
+  (before any ``|:``, ``||`` or ``|]``), so ``|: A | B | [1 c :| [2 d ||`` plays A B c A B d;
+  ``[2`` sections play once. If the section has no such ending, playback resumes just after
+  the ``:|`` that sent it back (or, when that ``:|`` is already behind, plays the ending as
+  written). A ``:|`` already taken sends playback back again while the section has an ending
+  for the next pass: ``|: A | [1,2 b :| [3 c ||`` plays A b A b A c.
+* The pass count goes back to 1 at ``|:``, ``||``, ``|]`` and at a ``:|`` already taken
+  that does not repeat.
 
-Every jump either goes forward or uses up one ``:|``, so playback always ends. With
+Every jump either goes forward or adds a pass (at most 9), so playback always ends. With
 ``expand_repeats=False`` the score plays straight through, every ending once.
 
 Pitches and accidentals are resolved in written order (a repeat replays what was written), and
@@ -92,7 +95,8 @@ class _Event:
 @dataclass(frozen=True)
 class _Marker:
     kind: str  # a bar token, or "ending"
-    ending: int | None = None
+    ending: int | None = None  # an ending's first pass
+    passes: tuple[int, ...] = ()  # ... and all its passes ([1,2)
 
 
 _Item = _Event | _Marker
@@ -183,7 +187,7 @@ class _Reader:
         if kind == "ending":
             if not after_bar:
                 raise AbcError("ending not right after a bar line")
-            self.items.append(_Marker("ending", meaning.ending))
+            self.items.append(_Marker("ending", meaning.ending, meaning.passes))
             self._flag(self.structure.ending(meaning.ending))
         elif kind in ("meter", "unit", "key"):
             self._field(meaning)
@@ -351,11 +355,12 @@ class _Reader:
 def _play(items: list[_Item]) -> Iterator[_Item]:
     """Events and markers in playing order under the repeat rule in the module docstring."""
     state = _Playback()
-    limit = len(items) * (2 + sum(isinstance(x, _Marker) and x.kind == ":|" for x in items))
+    repeats = sum(isinstance(x, _Marker) and x.kind == ":|" for x in items)
+    limit = len(items) * (2 + 9 * repeats)  # an ending list may repeat a section 9 times
     i = steps = 0
     while i < len(items):
         steps += 1
-        if steps > limit:  # cannot happen (every jump is forward or uses up a ``:|``)
+        if steps > limit:  # cannot happen (every jump is forward or adds a pass, at most 9)
             raise AbcError("repeats do not terminate")
         item = items[i]
         if isinstance(item, _Marker):
@@ -381,11 +386,13 @@ class _Playback:
     def jump(self, items: list[_Item], i: int) -> int | None:
         """The index playback jumps to at marker ``i``, or None to play on through it."""
         marker = items[i]
-        if marker.kind == ":|" and i not in self.taken:
+        if marker.kind == ":|" and (
+            i not in self.taken or _ending_for(items, self.repeat_start, self.passes + 1)
+        ):
             self.taken.add(i)
             self.back_from, self.passes = i, self.passes + 1
             return self.repeat_start
-        if marker.kind == "ending" and self.passes > 1 and marker.ending != self.passes:
+        if marker.kind == "ending" and self.passes > 1 and self.passes not in marker.passes:
             target = _ending_target(items, i, self.passes)
             if target is not None:
                 return target
@@ -400,13 +407,26 @@ class _Playback:
         self.repeat_start, self.passes = i, 1
 
 
+def _ending_for(items: list[_Item], start: int, passes: int) -> bool:
+    """The section from ``start`` has an ending for pass ``passes`` (``[1,2 ... :| [3``
+    repeats twice, then plays ``[3``)."""
+    for item in items[start:]:
+        if isinstance(item, _Event):
+            continue
+        if item.kind == "ending" and passes in item.passes:
+            return True
+        if item.kind in ("|:", *SECTION_ENDS):
+            return False
+    return False
+
+
 def _ending_target(items: list[_Item], i: int, passes: int) -> int | None:
     """This pass's ending later in the same section (before ``|:``, ``||`` or ``|]``)."""
     for j in range(i + 1, len(items)):
         item = items[j]
         if isinstance(item, _Event):
             continue
-        if item.kind == "ending" and item.ending == passes:
+        if item.kind == "ending" and passes in item.passes:
             return j
         if item.kind in ("|:", *SECTION_ENDS):
             return None
