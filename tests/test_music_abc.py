@@ -324,28 +324,9 @@ def abc_data(tmp_path_factory):
 
 
 def _random_walk(tokenizer, seed: int, batch: int = 8, max_tokens: int = 200, scale=3.0):
-    from genseq.music.abc_constraint import AbcConstraint
+    from abc_walks import random_walk
 
-    gen = torch.Generator().manual_seed(seed)
-    constraint = AbcConstraint(tokenizer, [tokenizer.eos_id], max_tokens=max_tokens)
-    constraint.start(batch, torch.device("cpu"))
-    out = [[] for _ in range(batch)]
-    done = [False] * batch
-    for _ in range(max_tokens + 1):
-        mask = constraint.allowed()
-        assert mask.any(dim=1).all()
-        logits = torch.randn(batch, tokenizer.vocab_size, generator=gen) * scale
-        logits[~mask] = float("-inf")
-        tokens = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-        constraint.advance(tokens)
-        for i, t in enumerate(tokens.tolist()):
-            if not done[i]:
-                done[i] = t == tokenizer.eos_id
-                if not done[i]:
-                    out[i].append(tokenizer.id_to_token(t))
-        if all(done):
-            break
-    return out, done
+    return random_walk(tokenizer, seed, batch, max_tokens, scale)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

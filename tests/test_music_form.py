@@ -7,12 +7,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-import torch
+from abc_walks import random_walk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genseq.errors import UsageError
-from genseq.music.abc_constraint import AbcConstraint, PartForm
+from genseq.music.abc_constraint import PartForm
 from genseq.music.abc_vocab import degree, info
 from genseq.music.form import form_summary, tune_form
 from genseq.music.stats import bar_report
@@ -100,25 +100,11 @@ def tokenizer(tmp_path_factory):
 
 
 def form_walk(tokenizer, seed: int, form: PartForm, batch: int = 6) -> list[list[str]]:
-    """Tunes drawn under random logits through the constraint with ``form``."""
-    gen = torch.Generator().manual_seed(seed)
-    # Random logits write far more tokens a bar than a model: room for 3 x 16 bars of them.
-    constraint = AbcConstraint(tokenizer, [tokenizer.eos_id], max_tokens=4000, form=form)
-    constraint.start(batch, torch.device("cpu"))
-    out: list[list[str]] = [[] for _ in range(batch)]
-    done = [False] * batch
-    while not all(done):
-        mask = constraint.allowed()
-        logits = torch.randn(batch, tokenizer.vocab_size, generator=gen) * 3.0
-        logits[~mask] = float("-inf")
-        tokens = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-        constraint.advance(tokens)
-        for i, t in enumerate(tokens.tolist()):
-            if not done[i]:
-                done[i] = t == tokenizer.eos_id
-                if not done[i]:
-                    out[i].append(tokenizer.id_to_token(t))
-    return out
+    """Tunes drawn under random logits through the constraint with ``form``; random logits
+    write far more tokens a bar than a model: room for 3 x 16 bars of them."""
+    tunes, done = random_walk(tokenizer, seed, batch, max_tokens=4000, form=form)
+    assert all(done)
+    return tunes
 
 
 def part_ends(tokens: list[str]) -> list[str]:

@@ -386,8 +386,10 @@ class _Playback:
     def jump(self, items: list[_Item], i: int) -> int | None:
         """The index playback jumps to at marker ``i``, or None to play on through it."""
         marker = items[i]
+        # A :| repeats once, and again while its section has an ending for the next pass.
         if marker.kind == ":|" and (
-            i not in self.taken or _ending_for(items, self.repeat_start, self.passes + 1)
+            i not in self.taken
+            or _ending_target(items, self.repeat_start - 1, self.passes + 1) is not None
         ):
             self.taken.add(i)
             self.back_from, self.passes = i, self.passes + 1
@@ -405,19 +407,6 @@ class _Playback:
 
     def _section_from(self, i: int) -> None:
         self.repeat_start, self.passes = i, 1
-
-
-def _ending_for(items: list[_Item], start: int, passes: int) -> bool:
-    """The section from ``start`` has an ending for pass ``passes`` (``[1,2 ... :| [3``
-    repeats twice, then plays ``[3``)."""
-    for item in items[start:]:
-        if isinstance(item, _Event):
-            continue
-        if item.kind == "ending" and passes in item.passes:
-            return True
-        if item.kind in ("|:", *SECTION_ENDS):
-            return False
-    return False
 
 
 def _ending_target(items: list[_Item], i: int, passes: int) -> int | None:
