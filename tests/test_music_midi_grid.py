@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from genseq.music.abc_writer import tune_text
 from genseq.music.notes import tune_notes
-from genseq.music.render import on_bar_grid, write_midi
+from genseq.music.render import on_bar_grid, whole_note_seconds, write_midi, write_wav
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
 
@@ -38,6 +39,69 @@ def test_a_tune_without_a_pickup_starts_at_zero(tmp_path):
     assert midi.instruments[0].notes[0].start == 0
 
 
+def test_a_tune_without_a_meter_is_left_as_it_is():
+    tune = tune_notes("K:Dmaj A | d 2 f |]".split())
+    assert tune.meter is None and on_bar_grid(tune) is tune
+
+
+# Tunes whose every pitch sits at one place in the bar (C on the downbeat, D an eighth later:
+# ``POSITIONS``, in units of L), so where a note lands in the MIDI bar can be checked
+# against where it was written, replayed pickups, endings and triplets included. Closing bars
+# complete the pickup, as the grammar writes them.
+POSITIONS = {"C": 0, "D": 1, "E": 2, "F": 3, "G": 4, "A": 5, "B": 6, "c": 7}
+POSITIONS |= {"d": 0, "e": Fraction(2, 3), "f": Fraction(4, 3)}  # a triplet of eighths
+PITCHES = {"C": 60, "D": 62, "E": 64, "F": 65, "G": 67, "A": 69, "B": 71, "c": 72}
+PITCHES |= {"d": 74, "e": 76, "f": 77}
+GRID_TUNES = [
+    # 6/8, two repeated parts, each with a pickup of an eighth (the grammar gives every part
+    # the tune's pickup: the closing bar of one part leaves room for the next one's)
+    "M:6/8 K:Cmaj |: A | C D E F G A | C D E F G :| |: A | C 3 F G A | C 2 E F G :|",
+    # 2/4 in sixteenths, a repeat with first and second endings
+    "M:2/4 L:1/16 K:Cmaj |: B c | C 2 E 2 G A B c | [1 C 2 E 2 G 2 :| [2 C 4 G 2 |]",
+    # 4/4, a triplet on the downbeat
+    "M:4/4 K:Cmaj |: A B c | (3 d e f E 2 G A B c | C 8 | C D E F G :|",
+    # 3/4 without repeats, and a tune without a pickup
+    "M:3/4 K:Cmaj G A | C 2 E 2 G A | C 6 | C 2 E 2 |]",
+    "M:3/4 K:Cmaj C 2 E 2 G A | C 6 |]",
+]
+
+
+@pytest.mark.parametrize("abc", GRID_TUNES)
+def test_every_note_lands_where_it_sits_in_its_abc_bar(tmp_path, abc):
+    tune = tune_notes(abc.split())
+    unit = Fraction(1, 16) if "L:1/16" in abc else Fraction(1, 8)
+    midi = read(write_midi(tune, tmp_path / "t.mid", tempo_qpm=120))
+    notes = midi.instruments[0].notes
+    assert len(notes) == len(tune.notes)  # repeats are played out
+    scale = whole_note_seconds(120)
+    bar_seconds = float(Fraction(*tune.meter)) * scale
+    by_pitch = {pitch: POSITIONS[letter] for letter, pitch in PITCHES.items()}
+    for note in notes:
+        bars = (note.start - float(by_pitch[note.pitch] * unit) * scale) / bar_seconds
+        assert bars == pytest.approx(round(bars), abs=1e-3), (note, abc)  # within a tick
+
+
+def test_the_wav_sounds_the_pickup_where_the_midi_plays_it(tmp_path):
+    import wave
+
+    import numpy as np
+
+    tune = tune_notes("M:6/8 K:Dmaj A | d 3 f 3 | a 5 |]".split())
+    with wave.open(str(write_wav(tune, tmp_path / "t.wav", tempo_qpm=120)), "rb") as f:
+        rate = f.getframerate()
+        audio = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    first = int(np.flatnonzero(np.abs(audio) > 100)[0])
+    assert first / rate == pytest.approx(1.25, abs=0.002)  # 5/8 of a whole note at 120 qpm
+    assert len(audio) / rate >= 1.5 + 1.5 + 1.25  # the pickup bar, a bar, the closing bar
+
+
+def test_tune_text_writes_the_tempo_before_the_key():
+    tokens = "M:6/8 K:Dmaj A | d 3 f 3 | a 5 |]".split()
+    header = tune_text(tokens, 3, "Jig", tempo=95.6).splitlines()[:6]
+    assert header == ["X:3", "T:Jig", "M:6/8", "L:1/8", "Q:1/4=96", "K:D"]
+    assert "Q:" not in tune_text(tokens, 3, "Jig")
+
+
 def test_sampled_tunes_keep_every_downbeat_on_the_grid():
     """Repeats replay the pickup after the closing bar that completes it: every multiple of
     the bar length is a bar line the tune crosses."""
@@ -50,7 +114,7 @@ def test_sampled_tunes_keep_every_downbeat_on_the_grid():
     checked = 0
     for meter in ("6/8", "2/4", "3/4"):
         prompt = build_prompt(ckpt, "", meter, "D")
-        for t in sample_tunes(ckpt, prompt, SamplingSettings(), 6, seed=11, form=PartForm()):
+        for t in sample_tunes(ckpt, prompt, SamplingSettings(), 3, seed=11, form=PartForm()):
             grid = on_bar_grid(tune_notes(t.tokens))
             bar = Fraction(*grid.meter)
             downbeats = {bar * k for k in range(1, int(grid.length / bar))}

@@ -336,11 +336,11 @@ class AbcConstraint:
 
     def _commit_ok(self, s: _State, multiplier: Fraction) -> bool:
         """The pending element may end with ``multiplier`` (the bar can still be completed)."""
-        rhythm, done = s.rhythm.commit(multiplier)
-        if done.problem is not None:
+        rhythm = s.rhythm
+        if rhythm.problem(multiplier) is not None:
             return False
-        after = s.pos + done.length
-        owed = rhythm.owed(multiplier)
+        after = s.pos + rhythm.length(multiplier)
+        owed = rhythm.owed_after(multiplier)
         end = self._part_end(s)
         if owed == 0 and end is not None and not self._cadential(s, s.last_note):
             if end - after < s.rhythm.unit:

@@ -108,15 +108,25 @@ class Rhythm:
         """How long the pending element lasts with ``multiplier``."""
         return self.unit * multiplier * self.pending_factor
 
+    def problem(self, multiplier: Fraction) -> str | None:
+        """The rule the pending element breaks if it ends with ``multiplier`` (None: none)."""
+        if self.pending_required is not None and multiplier != self.pending_required:
+            return self.pending_rule
+        if not drawable(self.unit * multiplier):  # a broken pair's two sides: see ``broken``
+            return UNDRAWABLE
+        return None
+
+    def owed_after(self, multiplier: Fraction) -> Fraction:
+        """Time the open tuplet still owes once the pending element ends with ``multiplier``
+        (its other elements take the same)."""
+        if self.tuplet_left > 1:
+            return (self.tuplet_left - 1) * self.unit * multiplier * self.tuplet_factor
+        return ZERO
+
     def commit(self, multiplier: Fraction = ONE) -> tuple[Rhythm, Committed]:
         """The pending element ends with ``multiplier`` (its duration token, 1 if none)."""
         written = self.unit * multiplier
-        problem = None
-        if self.pending_required is not None and multiplier != self.pending_required:
-            problem = self.pending_rule
-        elif not drawable(written):  # a broken pair's two sides: see ``broken``
-            problem = UNDRAWABLE
-        done = Committed(self.length(multiplier), written, problem)
+        done = Committed(self.length(multiplier), written, self.problem(multiplier))
         left = max(self.tuplet_left - 1, 0)
         state = replace(
             self,
