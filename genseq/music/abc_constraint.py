@@ -342,10 +342,16 @@ class AbcConstraint:
         after = s.pos + rhythm.length(multiplier)
         owed = rhythm.owed_after(multiplier)
         end = self._part_end(s)
-        if owed == 0 and end is not None and not self._cadential(s, s.last_note):
-            if end - after < s.rhythm.unit:
-                return False  # room for a cadence note of at least a unit after this one
+        if owed == 0 and end is not None and not self._cadence_room(s, end - after):
+            return False
         return self._reachable(s, s.bar - after - owed)
+
+    def _cadence_room(self, s: _State, left: Fraction) -> bool:
+        """In a part's last bar an element ends the part (a note of its cadence) or leaves a
+        unit or more for the last note, which is then never a fragment such as ``d/2``."""
+        if left == 0:
+            return self._cadential(s, s.last_note)
+        return left >= s.rhythm.unit
 
     # -- cadences -------------------------------------------------------------------------------
     def _part_end(self, s: _State) -> Fraction | None:
@@ -482,8 +488,12 @@ class AbcConstraint:
         if c.last_note is not None and self._tie_can_end(c):
             mask[self.ties] = True
         # The pair fills twice the first element's written length, whichever way it leans.
-        if not self._reachable(c, c.bar - c.pos - c.rhythm.last_written):
+        pair_end = c.pos + c.rhythm.last_written
+        if not self._reachable(c, c.bar - pair_end):
             return
+        end = self._part_end(c)
+        if end is not None and 0 < end - pair_end < c.rhythm.unit:
+            return  # no room for a cadence note of a unit after the pair
         for i in self.broken:
             if c.rhythm.broken(*self.infos[i].factors)[2] is None:
                 mask[i] = True
