@@ -678,3 +678,12 @@ def test_top_k_one_and_tiny_top_p_equal_greedy_under_the_grammar(meter):
         ]
     }
     assert tunes["greedy"] == tunes["top-k 1"] == tunes["top-p"]
+
+
+def test_no_line_starts_like_a_field():
+    """``G :|`` at the start of a line reads as a ``G:`` field to abc2midi."""
+    import re
+
+    body = "d 6 | " * 3 + "e 6 | G :| f 6 | " + "d 6 | " * 6 + "G :|"
+    text = tune_text(f"M:6/8 K:Dmaj {body}".split())
+    assert not re.search(r"^[A-Za-z]\s*:", text.split("K:D\n", 1)[1], re.MULTILINE), text

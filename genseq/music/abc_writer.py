@@ -68,7 +68,7 @@ def body_text(tokens: Sequence[str]) -> str:
             bars += 1
             notes += _bar_notes(tokens[:k][::-1])
             full = bars == BARS_PER_LINE or notes + _bar_notes(tokens[k + 1 :]) > NOTES_PER_LINE
-            if full and k + 1 < len(tokens):
+            if full and k + 1 < len(tokens) and not _reads_as_field(tokens[k + 1 :]):
                 out.append("\n")
                 bars = notes = 0
             else:
@@ -92,6 +92,17 @@ def body_text(tokens: Sequence[str]) -> str:
         else:
             out.append(token)
     return "".join(out).strip() + "\n"
+
+
+def _reads_as_field(tokens: Sequence[str]) -> bool:
+    """A line starting with these tokens would read as a field (``G :|`` as ``G:``): abc2midi
+    warns "Potentially ambiguous line", so no line break goes before them."""
+    return (
+        len(tokens) > 1
+        and len(tokens[0]) == 1
+        and tokens[0].isalpha()
+        and (tokens[1].startswith(":"))
+    )
 
 
 def _bar_notes(tokens: Sequence[str]) -> int:
