@@ -14,7 +14,8 @@ parts of 8 or 16 bars, tonic endings, and the overlap of pitch-class, interval a
 histograms with the reference's (``genseq music stats``' figures).
 
 Usage: python benchmarks/abc_reference_tools.py [--checkpoint checkpoints/folk-tunes]
-[--tunes 300] [--default-tunes 100] [--form folk|free] [--save DIR] [--no-record]. It prints
+[--tunes 300] [--default-tunes 100] [--form folk|free] [--no-constrain] [--save DIR]
+[--no-record] (``--default-tunes 0`` leaves the second table out). It prints
 the tables and the most common messages and, unless --no-record, adds them with the command
 and machine to BENCHMARKS.md.
 """
@@ -119,6 +120,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--default-tunes", type=int, default=100)
     parser.add_argument("--form", choices=("folk", "free"), default="folk")
+    parser.add_argument(
+        "--no-constrain", action="store_true", help="sample without the grammar, to compare"
+    )
     add_common_args(parser, shared=False)
     args = parser.parse_args()
     if not all(map(shutil.which, ("abc2midi", "abcm2ps"))):
@@ -148,7 +152,9 @@ def main() -> None:
             tally = Tally()
             sampling = SamplingSettings(**s.sampling)
             form = PartForm() if args.form == "folk" else None
-            tunes = sample_tunes(ckpt, prompt, sampling, per, 1000, seed=args.seed + k, form=form)
+            tunes = sample_tunes(
+                ckpt, prompt, sampling, per, 1000, args.seed + k, not args.no_constrain, form
+            )
             judge(tunes, tally, Path(tmp), args.save, s.name)
             rows.append((s.name, tally.tunes, tally.abc2midi, tally.abcm2ps, tally.layout))
             for name in ("tunes", "abc2midi", "abcm2ps", "layout"):
@@ -157,12 +163,15 @@ def main() -> None:
     rows.append(("**all**", total.tunes, total.abc2midi, total.abcm2ps, total.layout))
     headers = ("setting", "tunes", "abc2midi flagged", "abcm2ps flagged", "layout notes only")
     top = "\n".join(f"- {n} x {m}" for m, n in total.messages.most_common(10)) or "- none"
+    how = "no grammar" if args.no_constrain else f"--form {args.form}"
     notes = (
-        f"Checkpoint `{args.checkpoint.name}`; {total.tunes} tunes in "
+        f"Checkpoint `{args.checkpoint.name}`, {how}; {total.tunes} tunes in "
         f"{time.perf_counter() - start:.0f} s. {_versions()}\n\nMost common messages:\n{top}"
     )
     emit("ABC tunes judged by abc2midi and abcm2ps", markdown_table(headers, rows), args, notes)
-    emit("Form and music of default tunes, folk form and free", form_table(ckpt, args), args)
+    if args.default_tunes > 0:
+        table = form_table(ckpt, args)
+        emit("Form and music of default tunes, folk form and free", table, args)
 
 
 def form_table(ckpt, args: argparse.Namespace) -> str:
