@@ -36,13 +36,7 @@ def sample_tunes_command(
     from genseq.music.notes import tune_notes
     from genseq.music.tune_sampling import build_prompt, sample_tunes
 
-    prompt = build_prompt(ckpt, text, meter, key, mode)  # a refused prompt leaves no folders
-    for folder in (midi, wav, png):
-        if folder is not None:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+    prompt = build_prompt(ckpt, text, meter, key, mode)
     tunes = sample_tunes(
         ckpt,
         prompt,
@@ -54,6 +48,13 @@ def sample_tunes_command(
         form=form,
         tempo=tempo,
     )
+    # Folders only now: a prompt the header, the grammar or the form refuses leaves none.
+    for folder in (midi, wav, png):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
     book = "\n".join(t.abc for t in tunes)
     written: list[str] = []
     for t in tunes:

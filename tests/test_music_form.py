@@ -181,3 +181,14 @@ def test_sample_cli_form_options(cli, tmp_path):
         assert result.exit_code == 2, result.stderr
         assert result.stderr.count("error:") == 1 and message in result.stderr
         assert not (tmp_path / "bad.abc").exists()
+
+
+def test_a_prompt_that_breaks_the_form_writes_nothing(cli, tmp_path):
+    out = tmp_path / "midi"
+    result = cli(
+        *["sample", SHIPPED, "--meter", "6/8", "--key", "D", "--prompt", "|: A2d fed :|"],
+        *["--midi", out, "--png", tmp_path / "png", "-o", tmp_path / "t.abc"],
+    )
+    assert result.exit_code == 2
+    assert "--form free" in result.stderr and result.stderr.count("error:") == 1
+    assert list(tmp_path.iterdir()) == []
