@@ -65,8 +65,9 @@ def body_text(tokens: Sequence[str]) -> str:
             out.append(token if not out or out[-1] in (" ", "\n") else f" {token}")
             if nxt == "ending":
                 continue
-            bars += 1
-            notes += _bar_notes(tokens[:k][::-1])
+            closed = _bar_notes(tokens[:k][::-1])
+            bars += closed > 0  # an empty bar (``|:`` opening the tune, ``:| |:``) is no bar
+            notes += closed
             full = bars == BARS_PER_LINE or notes + _bar_notes(tokens[k + 1 :]) > NOTES_PER_LINE
             if full and k + 1 < len(tokens) and not _reads_as_field(tokens[k + 1 :]):
                 out.append("\n")
