@@ -41,9 +41,6 @@ def _refuse(flags: dict, why: str) -> None:
         raise UsageError(f"{', '.join(given)}: {why}")
 
 
-FIDDLE = 40  # General MIDI Violin (0-based): folk tunes' instrument, as ``render.FIDDLE``
-
-
 def _part_form(form: TuneForm, bars_per_part: int | None, parts: int | None):
     """The form tunes are sampled with (None: free)."""
     from genseq.music.abc_constraint import PartForm
@@ -351,6 +348,8 @@ def sample(
             if not quiet:
                 print(f"seed: {seed}", file=sys.stderr)
         from genseq.commands.sample_tunes import sample_tunes_command
+
+        from genseq.music.render import FIDDLE
 
         sample_tunes_command(
             ckpt,

@@ -266,6 +266,10 @@ def test_compute_stats_against_a_reference():
     lengths = [row["tokens"] for row in stats["per_tune"]]
     assert stats["memorisation"]["max"] == max(lengths)  # each tune is in the reference
     assert stats["per_tune"][0]["memorised"]["reference_title"] == "Jig One"
+    # Both readable tunes end on their tonic (G, D); their parts run 4 bars, not 8 or 16.
+    assert stats["form"]["tonic_endings"] == stats["reference"]["form"]["tonic_endings"] == 1.0
+    assert stats["form"]["parts_8_or_16_bars"] == 0.0
+    assert stats["bars"]["tunes_within_rules"] == 2 and stats["bars"]["problems"] == {}
     json.dumps(stats, allow_nan=False, default=str)
 
 
@@ -290,6 +294,8 @@ def test_cli_table(cli, tunebook):
     assert result.exit_code == 0, result.stderr
     assert "clean tunes" in result.stdout and "2 / 3" in result.stdout
     assert "unclosed chord" in result.stdout
+    assert "within abc2midi's and abcm2ps's rules" in result.stdout
+    assert "tunes ending on the tonic" in result.stdout and "100.0%" in result.stdout
 
 
 def test_cli_json_with_reference_and_music21(cli, tunebook):

@@ -257,9 +257,13 @@ class AbcConstraint:
 
     def _ends_part(self, s: _State) -> bool:
         """With a form: the current bar, closed at its closing length, completes the part."""
+        return s.part_time + self._close_length(s) == self.form.part_length(s.bar)
+
+    def _close_length(self, s: _State) -> Fraction:
+        """The length at which the current bar closes its section: a full bar, or the short
+        bar that completes the section's pickup."""
         short = None if s.section_new else self._short_length(s)
-        close = s.bar if short is None else short
-        return s.part_time + close == self.form.part_length(s.bar)
+        return s.bar if short is None else short
 
     def _cadence(self, s: _State) -> tuple[str, ...] | None:
         """The degrees the element that completes this bar must have, if it ends a part
@@ -282,28 +286,23 @@ class AbcConstraint:
 
     def _reachable(self, s: _State, remaining: Fraction) -> bool:
         """Can plain notes bring ``remaining`` to a bar end this bar may have?"""
-        if remaining < 0:
-            return False
-        key = (remaining, s.rhythm.unit, self._targets(s))
+        return remaining >= 0 and self._search(remaining, s.rhythm.unit, self._targets(s))
+
+    def _search(self, remaining: Fraction, unit: Fraction, targets) -> bool:
+        """Memoised: a bar has few remainders, and every step asks about them again."""
+        key = (remaining, unit, targets)
         found = self._memo.get(key)
         if found is None:
-            found = self._search(*key)
+            found = targets is None or remaining in targets or self._one_more(*key)
             self._memo[key] = found
         return found
 
-    def _search(self, remaining: Fraction, unit: Fraction, targets) -> bool:
-        if targets is None or remaining in targets:
-            return True
+    def _one_more(self, remaining: Fraction, unit: Fraction, targets) -> bool:
         for m in self.multipliers:
             length = unit * m
             if length > remaining:
                 return False  # multipliers are sorted
-            key = (remaining - length, unit, targets)
-            found = self._memo.get(key)
-            if found is None:
-                found = self._search(*key)
-                self._memo[key] = found
-            if found:
+            if self._search(remaining - length, unit, targets):
                 return True
         return False
 
@@ -356,10 +355,7 @@ class AbcConstraint:
     # -- cadences -------------------------------------------------------------------------------
     def _part_end(self, s: _State) -> Fraction | None:
         """Where in this bar the part ends, if its last element must make a cadence."""
-        if self._cadence(s) is None:
-            return None
-        short = self._short_length(s)
-        return s.bar if short is None else short
+        return None if self._cadence(s) is None else self._close_length(s)
 
     def _cadential(self, s: _State, note_id: int | None) -> bool:
         """``note_id`` (the pending element's note, None for a rest or chord) ends the part."""

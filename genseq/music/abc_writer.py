@@ -58,6 +58,7 @@ def body_text(tokens: Sequence[str]) -> str:
     """The tune body: ABC text for tokens that come after the header."""
     out: list[str] = []
     bars = notes = 0  # on the current line
+    bar_start = 0  # where the current bar's tokens begin
     for k, token in enumerate(tokens):
         i = info(token)
         nxt = info(tokens[k + 1]).kind if k + 1 < len(tokens) else None
@@ -65,7 +66,7 @@ def body_text(tokens: Sequence[str]) -> str:
             out.append(token if not out or out[-1] in (" ", "\n") else f" {token}")
             if nxt == "ending":
                 continue
-            closed = _bar_notes(tokens[:k][::-1])
+            closed, bar_start = _bar_notes(tokens[bar_start:k]), k + 1
             bars += closed > 0  # an empty bar (``|:`` opening the tune, ``:| |:``) is no bar
             notes += closed
             full = bars == BARS_PER_LINE or notes + _bar_notes(tokens[k + 1 :]) > NOTES_PER_LINE
@@ -98,27 +99,18 @@ def body_text(tokens: Sequence[str]) -> str:
 def _reads_as_field(tokens: Sequence[str]) -> bool:
     """A line starting with these tokens would read as a field (``G :|`` as ``G:``): abc2midi
     warns "Potentially ambiguous line", so no line break goes before them."""
-    return (
-        len(tokens) > 1
-        and len(tokens[0]) == 1
-        and tokens[0].isalpha()
-        and (tokens[1].startswith(":"))
-    )
+    return len(tokens) > 1 and len(tokens[0]) == 1 and tokens[0].isalpha() and tokens[1][0] == ":"
 
 
 def _bar_notes(tokens: Sequence[str]) -> int:
-    """Notes, rests and chords (a chord counts once) before the first bar line in ``tokens``,
-    read forwards or backwards."""
+    """Notes, rests and chords (a chord counts once) before the first bar line in ``tokens``."""
     count, in_chord = 0, False
     for token in tokens:
         kind = info(token).kind
         if kind == "bar":
             break
-        if kind in ("chord_start", "chord_end"):
-            in_chord = not in_chord
-            count += in_chord
-        elif kind == "rest" or (kind == "note" and not in_chord):
-            count += 1
+        in_chord = (in_chord or kind == "chord_start") and kind != "chord_end"
+        count += kind in ("rest", "chord_start") or (kind == "note" and not in_chord)
     return count
 
 

@@ -345,7 +345,6 @@ class _Reader:
             raise AbcError("tuplet runs past the end")
         if self.rhythm.broken_factor != 1:
             raise AbcError("broken rhythm at the end")
-
         if self.tie_open:
             raise AbcError("tie at the end")
         if not self.has_notes:
