@@ -5,9 +5,9 @@
 Measured in one process: first the machine's fp32 matmul ceiling (``torch.mm`` of n x n,
 n = 1024, 1536, 2048, best of ``--repeats``, 2 n^3 FLOP each); then training steps for the 2x512
 reference shape (embedding 128, batch 32, sequence 128, vocabulary 65) of (a) genseq's
-``RecurrentLM`` with genseq's optimizer (``genseq.train.make_optimizer`` on a ``TrainConfig``
-resolved by ``genseq.plan.plan``) and its loop body (state carried and detached, loss,
-backward, norm clipping, step; no data loading, evaluation or logging), and (b) the plain
+``RecurrentLM`` with genseq's optimizer (``genseq.training.build.make_optimizer`` on a
+``TrainConfig`` resolved by ``genseq.plan.plan``) and its loop body (state carried and detached,
+loss, backward, norm clipping, step; no data loading, evaluation or logging), and (b) the plain
 LSTM of benchmarks/plain_lstm.py. The two alternate for ``--rounds`` rounds of ``--seconds``
 each and the median round counts, so drift hits both alike. Achieved FLOP/s use the usual
 6 x weights-touched-per-token estimate (``genseq.plan.model_flops_per_token``: embedding
@@ -54,9 +54,9 @@ def genseq_step(args: argparse.Namespace, precision: str = "fp32"):
     import torch
     from torch import nn
 
-    from genseq.model import ModelConfig, RecurrentLM, detach_state
+    from genseq.model import RecurrentLM, detach_state
     from genseq.plan import TrainConfig, model_flops_per_token, plan
-    from genseq.train import make_optimizer
+    from genseq.training.build import make_optimizer, model_config
 
     given = TrainConfig(
         num_layers=args.layers,
@@ -69,17 +69,7 @@ def genseq_step(args: argparse.Namespace, precision: str = "fp32"):
         precision=precision,
     )
     cfg = plan(given, 1_003_854, args.vocab, "char", torch.device("cpu"))
-    model = RecurrentLM(
-        ModelConfig(
-            vocab_size=args.vocab,
-            cell=cfg.cell,
-            num_layers=cfg.num_layers,
-            hidden_size=cfg.hidden_size,
-            embed_size=cfg.embed_size,
-            dropout=cfg.dropout,
-            tie_weights=cfg.tie_weights,
-        )
-    ).train()
+    model = RecurrentLM(model_config(cfg, args.vocab)).train()
     optimizer = make_optimizer(model, cfg)
     state = model.init_state(cfg.batch_size)
 

@@ -36,24 +36,18 @@ def info(
             }
         )
         return
-    m = ckpt.model.config.to_dict()
     s = config.get("summary", {})
     t = config.get("train", {})
     lines = [
         f"checkpoint   {ckpt.path}",
-        f"model        {m['num_layers']}x{m['hidden_size']} {m['cell'].upper()}, embedding "
-        f"{m['embed_size']}, dropout {m['dropout']}"
-        + (f", weight drop {m['weight_drop']}" if m.get("weight_drop") else "")
-        + f", tied {m['tie_weights']}"
-        + (f", adaptive softmax {m['adaptive_cutoffs']}" if m["adaptive_cutoffs"] else "")
-        + f"; {params:,} parameters",
+        f"model        {ckpt.model.describe()}",
         f"tokenizer    {ckpt.tokenizer.describe()}",
         f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
         f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"
         f" (stopped: {s.get('stop_reason')})",
         f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))} "
         f"nats/token (best: {_steps(s.get('best_step'))}, "
-        f"{_f(s.get('best_val_loss'))} on the evaluation prefix)",
+        f"{_f(s.get('best_val_loss'))} on {s.get('best_measured_on', 'the evaluation prefix')})",
         f"settings     batch {t.get('batch_size')} x {t.get('seq_len')}, {t.get('optimizer')} "
         f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}, "
         f"{t.get('precision') or 'fp32'}"

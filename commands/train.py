@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,11 +21,6 @@ from genseq.commands._common import (
 )
 
 Opt = typer.Option
-
-
-def _default_run_dir(source: str) -> Path:
-    name = Path(source.rstrip("/")).stem if source != "-" else "stdin"
-    return Path("checkpoints") / (name or "run")
 
 
 def train(
@@ -178,12 +172,13 @@ def train(
     """
     from genseq.data import is_data_dir, open_data
     from genseq.distributed import context_from_env, teardown
-    from genseq.errors import GenseqError, UsageError
+    from genseq.errors import UsageError
     from genseq.plan import TrainConfig, parse_cutoffs
     from genseq.progress import RichReporter
     from genseq.train import Trainer
+    from genseq.training import run_dir as run_dirs
 
-    run_dir = output or _default_run_dir(sources[0])
+    run_dir = output or run_dirs.default_run_dir(sources[0])
     config = TrainConfig(
         cell=cell,
         num_layers=layers,
@@ -227,13 +222,10 @@ def train(
 
     check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
     check_sources(sources, run_dir if overwrite else None)
-    if resume and not (run_dir / "last").exists() and not (run_dir / ".last.old").exists():
-        raise GenseqError(f"{run_dir}: no last/ checkpoint to resume from")
-    if overwrite and run_dir.exists():
-        if (run_dir / "last").exists() or (run_dir / "log.jsonl").exists():
-            shutil.rmtree(run_dir)
-        else:  # nothing of a run to delete: fine if it is empty, refused if it holds other files
-            Trainer.check_fresh_out_dir(run_dir)
+    if resume:
+        run_dirs.last_checkpoint(run_dir)
+    if overwrite:
+        run_dirs.clear_for_overwrite(run_dir)
 
     ctx = context_from_env()
     if nproc is not None and nproc < 1:
@@ -250,7 +242,7 @@ def train(
             )
         if not (is_data_dir(data_dir) and (resume or ctx.enabled)):
             if not resume:
-                Trainer.check_fresh_out_dir(run_dir)
+                run_dirs.check_fresh(run_dir)
             from genseq.prepare import TokenizeOptions
 
             options = TokenizeOptions(
@@ -308,21 +300,26 @@ def train(
 def _report_done(s: dict, run_dir: Path, reporter, quiet: bool, json_out: bool) -> None:
     """The done line on stderr, and the summary as JSON on stdout with --json."""
     if not quiet:
-        best = s["best_val_loss"]
         reporter.message(
             f"done ({s['stop_reason']}): {s['step']:,} steps, {s['tokens_seen']:,} tokens in "
-            f"{s['elapsed_s']:.0f} s; validation loss {number(s['val_loss'])}"
-            + (
-                f" (whole split); best checkpoint: step {s['best_step']:,}"
-                if best is not None
-                else ""
-            )
+            f"{s['elapsed_s']:.0f} s; final validation loss {number(s['val_loss'])}"
+            + _best_phrase(s, run_dir)
             + "\ncheckpoints: "
             + ", ".join(str(run_dir / n) for n in ("best", "last") if (run_dir / n).exists())
             + f"; sample with: genseq sample {run_dir}"
         )
     if json_out:
         print_json({"schema": 1, "run": str(run_dir), **s})
+
+
+def _best_phrase(s: dict, run_dir: Path) -> str:
+    """The checkpoint that commands reading the run directory use, and its loss."""
+    if s["best_val_loss"] is None:
+        return ""
+    return (
+        f"\ncommands use {run_dir / 'best'} (step {s['best_step']:,}): validation loss "
+        f"{number(s['best_val_loss'])} on {s['best_measured_on']}"
+    )
 
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # 128 + SIGINT, 128 + SIGTERM

@@ -52,3 +52,34 @@ def resume_average(model: nn.Module, saved: dict, decay: float, keep: bool) -> A
         for p, raw in zip(model.parameters(), saved["raw"], strict=True):
             p.copy_(raw.to(p.device))
     return averaged
+
+
+class WeightAverage:
+    """A run's average: kept by the process that evaluates and saves (``keep``), started
+    ``EMA_START`` through the run and moved after every update."""
+
+    def __init__(self, decay: float | None, keep: bool) -> None:
+        self.decay = decay or 0.0
+        self.keep = keep
+        self.averaged: AveragedModel | None = None
+
+    def update(self, model: nn.Module, progress: float) -> None:
+        if not (self.decay and self.keep):
+            return
+        if self.averaged is None:
+            if progress < EMA_START:
+                return
+            self.averaged = start_average(model, self.decay)
+        self.averaged.update_parameters(model)
+
+    def scored(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate, sample and save: the average once it runs."""
+        return model if self.averaged is None else self.averaged.module
+
+    def to_save(self, model: nn.Module) -> dict | None:
+        return None if self.averaged is None else averaged_state(model, self.averaged)
+
+    def resume(self, model: nn.Module, saved: dict | None) -> None:
+        """``model`` holds a checkpoint's weights: the average, when ``saved`` says one ran."""
+        if saved:
+            self.averaged = resume_average(model, saved, self.decay, keep=self.keep)

@@ -33,7 +33,9 @@ from genseq.model import ModelConfig, RecurrentLM
 from genseq.tokenization import Tokenizer, load_tokenizer
 
 CHECKPOINT_FORMAT = "genseq-checkpoint"
-CHECKPOINT_SCHEMA = 1
+CHECKPOINT_SCHEMA = 2
+# Schema 1 checkpoints could predate these settings and left them unset; what unset meant then:
+SCHEMA_1_DEFAULTS = {"ema": 0.0, "weight_drop": 0.0, "precision": "fp32"}
 
 
 @dataclass
@@ -97,6 +99,13 @@ def _strict(value):
     return value
 
 
+def update_summary(ckpt_dir: Path, **fields) -> None:
+    """Replace fields of a checkpoint's training summary (config.json, written atomically)."""
+    config = read_config(ckpt_dir)
+    config["summary"] = {**config.get("summary", {}), **fields}
+    atomic_write_text(ckpt_dir / "config.json", json.dumps(_strict(config), indent=2))
+
+
 def find_checkpoint(path: Path) -> Path:
     """The checkpoint directory for ``path``: itself, or a run directory's ``best``/``last``."""
     path = resolve_dir(Path(path))
@@ -121,6 +130,18 @@ def read_config(ckpt_dir: Path) -> dict:
         raise GenseqError(f"{ckpt_dir}: config.json is not from a genseq checkpoint")
     if config.get("schema", 0) > CHECKPOINT_SCHEMA:
         raise GenseqError(f"{ckpt_dir}: written by a newer genseq (schema {config['schema']})")
+    return migrate(config)
+
+
+def migrate(config: dict) -> dict:
+    """A checkpoint config in the current schema: schema 2 writes every training setting."""
+    if config.get("schema", 1) < 2:
+        train = config.get("train")
+        if isinstance(train, dict):
+            for name, value in SCHEMA_1_DEFAULTS.items():
+                if train.get(name) is None:
+                    train[name] = value
+        config["schema"] = 2
     return config
 
 

@@ -144,6 +144,22 @@ class RecurrentLM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def describe(self) -> str:
+        """One line for people: shape, regularisation, output layer and size."""
+        c = self.config
+        parts = [
+            f"{c.num_layers}x{c.hidden_size} {c.cell.upper()}",
+            f"embedding {c.embed_size}",
+            f"dropout {c.dropout}",
+        ]
+        if c.weight_drop:
+            parts.append(f"weight drop {c.weight_drop}")
+        if c.tie_weights:
+            parts.append("tied")
+        if c.adaptive_cutoffs:
+            parts.append(f"adaptive softmax {','.join(map(str, c.adaptive_cutoffs))}")
+        return ", ".join(parts) + f", {self.num_parameters():,} parameters"
+
     def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         c = self.config
         zeros = torch.zeros(c.num_layers, batch_size, c.hidden_size, device=device)

@@ -72,6 +72,9 @@ def test_stdin_tokenize_train_sample_pipeline(tmp_path, words_file):
     assert train.returncode == 0, train.stderr
     result = json.loads(train.stdout)
     assert result["step"] == 20 and result["stop_reason"] == "max_steps"
+    best = f"{result['best_val_loss']:.4f} on the whole validation split"
+    done = f"commands use {tmp_path / 'run' / 'best'} (step {result['best_step']}): "
+    assert done + "validation loss " + best in train.stderr.decode()
     shell = f"'{GENSEQ}' sample '{tmp_path / 'run'}' -n 100000 -s 1 | head -c 10"
     piped = subprocess.run(shell, shell=True, capture_output=True, timeout=120)
     assert len(piped.stdout) == 10
@@ -130,7 +133,8 @@ def test_eval_and_info(cli, tiny_run, words_file):
     info = cli("info", tiny_run).stdout
     assert "LSTM" in info
     best = data["summary"]["best_step"]
-    assert f"(best: step {best:,}, " in info and "on the evaluation prefix)" in info
+    assert data["summary"]["best_measured_on"] == "the whole validation split"
+    assert f"(best: step {best:,}, " in info and "on the whole validation split)" in info
 
 
 @pytest.mark.parametrize(

@@ -291,6 +291,7 @@ def test_a_bf16_run_trains_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny
     config_path = tmp_path / "a" / "last" / "config.json"
     config = json.loads(config_path.read_text())
     del config["train"]["precision"], config["train"]["ema"]
+    config["schema"] = 1  # as a run saved before either setting existed
     config_path.write_text(json.dumps(config))
     old = Trainer(TrainConfig(max_steps=9), open_data(tiny_data), tmp_path / "a", resume=True)
     assert old.cfg.precision == "fp32" and old.cfg.ema == 0  # saved before either existed
@@ -402,31 +403,57 @@ def test_a_crash_between_the_two_renames_still_finds_the_checkpoint(tmp_path, ti
     assert load_checkpoint(run / "last").model is not None
 
 
-def test_the_final_evaluation_picks_the_best_on_the_periodic_prefix(
-    tmp_path, tiny_data, monkeypatch
+@pytest.mark.parametrize("final_wins", [True, False])
+def test_best_is_settled_on_the_whole_validation_split(
+    tmp_path, tiny_data, monkeypatch, final_wins
 ):
-    """Periodic evaluations read a prefix of the validation split, the final one all of it.
-    Here the whole split scores worse than any prefix although the model keeps improving:
-    the final model must still become best/, judged on the same prefix."""
-    import genseq.train as train_module
+    """Periodic evaluations read a prefix of the validation split, which here ranks step 8
+    best; on the whole split the final model (step 12) scores better or worse than step 8.
+    best/ must end as whichever is better on the whole split, and say so."""
+    import genseq.training.evaluation as evaluation_module
     from genseq.evaluate import EvalResult
 
-    calls: list[int] = []
+    trainers: list[Trainer] = []
+    prefix_losses = iter([3.0, 2.0, 2.5])  # steps 4, 8 and 12
 
     def fake(model, tokens, *args, **kwargs):
-        calls.append(len(tokens))
         n = len(tokens)
-        loss = 5.0 if n == len(whole) else 3.0 - 0.1 * len(calls)  # better at every call
+        if n < len(whole):
+            loss = next(prefix_losses)
+        else:
+            is_final = model is trainers[0].model
+            loss = 4.0 if is_final == final_wins else 5.0
         return EvalResult(nats=loss * n, tokens=n)
 
-    monkeypatch.setattr(train_module, "evaluate_tokens", fake)
+    monkeypatch.setattr(evaluation_module, "evaluate_tokens", fake)
     data = open_data(tiny_data)
     whole = data.val
-    cfg = small(max_steps=12, eval_every=4, eval_tokens=64)
     assert len(whole) > 64
+    trainers.append(
+        Trainer(small(max_steps=12, eval_every=4, eval_tokens=64, ema=0.0), data, tmp_path / "r")
+    )
+    summary = trainers[0].run().summary
+    best_step = 12 if final_wins else 8
+    assert summary["val_loss"] == (4.0 if final_wins else 5.0)  # the final model, whole split
+    assert (summary["best_step"], summary["best_val_loss"]) == (best_step, 4.0)
+    assert summary["best_measured_on"] == "the whole validation split"
+    best = read_config(tmp_path / "r" / "best")["summary"]
+    assert (best["step"], best["best_val_loss"]) == (best_step, 4.0)
+    assert best["best_measured_on"] == "the whole validation split"
+
+
+def test_best_is_never_worse_than_last_on_the_whole_split(tmp_path, tiny_data):
+    """A real run whose periodic evaluations read a small prefix, with a noisy learning rate."""
+    from genseq.evaluate import evaluate_tokens
+
+    data = open_data(tiny_data)
+    cfg = small(
+        max_steps=40, eval_every=5, eval_tokens=64, lr=0.05, schedule="constant", precision="fp32"
+    )
     summary = Trainer(cfg, data, tmp_path / "r").run().summary
-    assert calls[-2:] == [len(whole), 64]  # the whole split, then its prefix again
-    assert summary["val_loss"] == pytest.approx(5.0)
-    assert summary["best_step"] == 12
-    best = load_checkpoint(tmp_path / "r" / "best")
-    assert best.config["summary"]["step"] == 12
+    best = load_checkpoint(tmp_path / "r" / "best").model
+    last = load_checkpoint(tmp_path / "r" / "last").model
+    best_loss = evaluate_tokens(best, data.val, "cpu", 32, 256).loss
+    last_loss = evaluate_tokens(last, data.val, "cpu", 32, 256).loss
+    assert best_loss <= last_loss + 1e-6
+    assert summary["best_val_loss"] == pytest.approx(best_loss, abs=1e-5)

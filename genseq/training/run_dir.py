@@ -1,0 +1,61 @@
+"""The rules of a run directory: what may be trained into, resumed, or overwritten.
+
+A run directory holds ``best/`` and ``last/`` checkpoints, ``log.jsonl`` and ``loss.png``, and,
+when `genseq train` tokenized its sources itself, ``data/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from genseq.checkpoint import find_checkpoint
+from genseq.errors import GenseqError
+
+
+def default_run_dir(source: str) -> Path:
+    """``checkpoints/<source name>``: the first source's file or directory name."""
+    name = Path(source.rstrip("/")).stem if source != "-" else "stdin"
+    return Path("checkpoints") / (name or "run")
+
+
+def holds_run(run_dir: Path) -> bool:
+    return (run_dir / "last").exists() or (run_dir / "log.jsonl").exists()
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a resumed run continues from (a crash mid-save is recovered)."""
+    try:
+        return find_checkpoint(Path(run_dir) / "last")
+    except GenseqError:
+        raise GenseqError(f"{run_dir}: no last/ checkpoint to resume from") from None
+
+
+def check_fresh(run_dir: Path) -> None:
+    """Refuse to train into a directory holding anything but a genseq data directory."""
+    from genseq.data import is_data_dir
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GenseqError(f"{run_dir} is a file; choose another -o")
+    if holds_run(run_dir):
+        raise GenseqError(
+            f"{run_dir} already holds a training run; pass --resume to continue "
+            "it, --overwrite to start again, or choose another -o"
+        )
+    if run_dir.is_dir():
+        others = [
+            p
+            for p in run_dir.iterdir()
+            if not (p.name == "data" and is_data_dir(p)) and not p.name.startswith(".")
+        ]
+        if others:
+            raise GenseqError(f"{run_dir} exists and is not empty; choose another -o")
+
+
+def clear_for_overwrite(run_dir: Path) -> None:
+    """--overwrite: delete a training run; a directory that holds no run must be empty."""
+    if holds_run(run_dir):
+        shutil.rmtree(run_dir)
+    elif run_dir.exists():
+        check_fresh(run_dir)
