@@ -2,7 +2,7 @@
 
 MIDI has no bars or tokens to check, so a set that holds MIDI files gets the note-level part
 of the ABC report: files read (and why others were not), pitch range, and the pitch-class,
-interval, note-length and pitch-range histograms of ``stats.tune_features`` (intervals and
+interval, note-length and pitch-range histograms of ``features.tune_features`` (intervals and
 note lengths on the top line), compared with a reference set by overlapping area and KL
 divergence. A reference may mix MIDI files and ABC tunes, so samples of a MIDI model can be
 compared with the ABC corpus it learned from. Every non-drum note of a MIDI file counts;
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from genseq.music.notes import Note
-from genseq.music.stats import (
+from genseq.music.features import (
     HISTOGRAMS,
     INTERVAL_LABELS,
     NOTE_LENGTH_LABELS,
@@ -30,6 +29,7 @@ from genseq.music.stats import (
     pitch_summary,
     tune_features,
 )
+from genseq.music.notes import Note
 
 LABELS = {
     "pitch_class": PITCH_CLASS_LABELS,
