@@ -158,6 +158,19 @@ def kl_divergence(
     return float(np.sum(ps * np.log(ps / qs)))
 
 
+def histogram_distances(
+    ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """OA and KL(ours || theirs) of each histogram of two sets (``histograms``)."""
+    return {
+        name: {
+            "overlap": overlap_area(ours[name], theirs[name]),
+            "kl": kl_divergence(ours[name], theirs[name]),
+        }
+        for name in HISTOGRAMS
+    }
+
+
 def compare_counts(ours: dict[str, int], theirs: dict[str, int]) -> dict[str, float]:
     """OA and KL of two categorical distributions (meters, keys) over the union of labels."""
     labels = sorted(set(ours) | set(theirs))

@@ -17,26 +17,14 @@ from fractions import Fraction
 from typing import Any
 
 from genseq.music.features import (
-    HISTOGRAMS,
-    INTERVAL_LABELS,
-    NOTE_LENGTH_LABELS,
-    PITCH_CLASS_LABELS,
-    PITCH_RANGE_LABELS,
+    HISTOGRAM_LABELS,
     TuneFeatures,
+    histogram_distances,
     histograms,
-    kl_divergence,
-    overlap_area,
     pitch_summary,
     tune_features,
 )
 from genseq.music.notes import Note
-
-LABELS = {
-    "pitch_class": PITCH_CLASS_LABELS,
-    "interval": INTERVAL_LABELS,
-    "note_length": NOTE_LENGTH_LABELS,
-    "pitch_range": PITCH_RANGE_LABELS,
-}
 
 
 @dataclass
@@ -106,7 +94,7 @@ def note_stats(ours: NoteSet, reference: NoteSet | None = None) -> dict[str, Any
         "notes": sum(r.notes for r in ours.read),
         "pitch": pitch_summary(ours.read),  # reads only ``.features``
         "histograms": {
-            name: {"bins": LABELS[name], "counts": [int(x) for x in counts]}
+            name: {"bins": HISTOGRAM_LABELS[name], "counts": [int(x) for x in counts]}
             for name, counts in hist.items()
         },
         "reference": None,
@@ -126,12 +114,6 @@ def note_stats(ours: NoteSet, reference: NoteSet | None = None) -> dict[str, Any
             "documents": reference.documents,
             "readable": len(reference.read),
             "unreadable": sum(reference.unreadable.values()),
-            "distances": {
-                name: {
-                    "overlap": overlap_area(hist[name], ref_hist[name]),
-                    "kl": kl_divergence(hist[name], ref_hist[name]),
-                }
-                for name in HISTOGRAMS
-            },
+            "distances": histogram_distances(hist, ref_hist),
         }
     return report

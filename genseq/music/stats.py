@@ -31,12 +31,10 @@ from genseq.music.abc_vocab import info
 from genseq.music.bars import BarReport, bar_report
 from genseq.music.features import (
     HISTOGRAM_LABELS,
-    HISTOGRAMS,
     TuneFeatures,
     compare_counts,
+    histogram_distances,
     histograms,
-    kl_divergence,
-    overlap_area,
     pitch_summary,
     tune_features,
 )
@@ -253,19 +251,8 @@ def bar_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
 
 
 def distances(ours: TuneSet, theirs: TuneSet) -> dict[str, dict[str, float]]:
-    """OA and KL(ours || reference) per histogram feature, and for meters and keys.
-
-    Histogram overlapping area and KL divergence in the spirit of MGEval (Yang & Lerch 2018),
-    computed on pooled, normalised histograms; not MGEval's intra-/inter-set distance KDEs.
-    """
-    mine, ref = histograms(ours.read), histograms(theirs.read)
-    out = {
-        name: {
-            "overlap": overlap_area(mine[name], ref[name]),
-            "kl": kl_divergence(mine[name], ref[name]),
-        }
-        for name in HISTOGRAMS
-    }
+    """OA and KL(ours || reference) per histogram feature, and for meters and keys."""
+    out = histogram_distances(histograms(ours.read), histograms(theirs.read))
     out["meter"] = compare_counts(_counts(ours.read, "meter"), _counts(theirs.read, "meter"))
     out["key"] = compare_counts(_counts(ours.read, "key"), _counts(theirs.read, "key"))
     return out
