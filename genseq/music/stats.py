@@ -1,18 +1,17 @@
 """Statistics of a set of ABC tunes, alone or against a reference set (``genseq music stats``).
 
-What a model's samples are judged by, next to held-out loss:
+What a model's samples are judged by, next to held-out loss. This module reads the tunes and
+assembles the report; each measure lives in its own module:
 
 - **readability**: how many tunes the lexer reads (and why the others fail), and how many
   music21 parses (a second, independent parser);
-- **bar validity**: the share of bars whose notes fill the meter, with the corrections that
-  real tunes need (anacrusis, bars split across repeat signs, endings). A naive check flags
-  about 14 % of the bars of human-written Nottingham tunes; this one finds 99 % of those
-  tunes wholly clean (the research note's similar rule: 94.5 %), which is the ceiling a
-  model's samples are compared against;
-- **musical features**: pitch range, pitch-class, interval and note-length histograms, meters
-  and keys, and their distance to a reference set: overlapping area and KL divergence of
-  histograms in the spirit of MGEval (Yang & Lerch 2018), not its intra-/inter-set KDEs;
-- **memorisation**: the longest run of tokens a tune copies from any reference tune.
+- **bar validity** (``bars``): the share of bars whose notes fill the meter, with the
+  corrections that real tunes need (anacrusis, bars split across repeat signs, endings);
+- **musical features** (``features``): pitch range, pitch-class, interval and note-length
+  histograms, meters and keys, and their distance to a reference set;
+- **form** (``form``): parts of 8 or 16 bars and endings on the tonic;
+- **memorisation** (``genseq.shared_runs``): the longest run of tokens a tune copies from any
+  reference tune.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from genseq.music.features import (
     tune_features,
 )
 from genseq.music.form import form_summary, tune_form
+from genseq.music.notes import tune_notes
 from genseq.shared_runs import RunMatch, longest_shared_runs, token_ids
 
 # ---------------------------------------------------------------------------------------------
@@ -94,8 +94,6 @@ def read_tunes(
 ) -> TuneSet:
     """Tokenize every tune, check its bars (a reference set skips this) and compute its
     features; never raises for a bad tune: ``AbcError`` reasons are counted instead."""
-    from genseq.music.notes import tune_notes
-
     read: list[ReadTune] = []
     unreadable: Counter[str] = Counter()
     notes_unreadable: Counter[str] = Counter()
@@ -314,7 +312,6 @@ def compute_stats(
         say(f"parsing up to {parse_limit:,} tunes with music21")
         parse = music21_parse_rate([t.raw.text for t in tunes], parse_limit)
     hist = histograms(ours.read)
-    per_tune = [_tune_row(r) for r in ours.read]
     result = MusicStats(
         tunes=len(tunes),
         readable=len(ours.read),
@@ -326,25 +323,30 @@ def compute_stats(
         histograms={k: [int(x) for x in v] for k, v in hist.items()},
         meters=_counts(ours.read, "meter"),
         keys=_counts(ours.read, "key"),
-        per_tune=per_tune,
+        per_tune=[_tune_row(r) for r in ours.read],
         form=_form(ours),
     )
     if reference is not None:
         say(f"reading {len(reference):,} reference tunes")
         theirs = read_tunes(reference, options, check_bars=False)
         say("comparing with the reference")
-        summary, runs = memorisation(ours, theirs)
-        for r, row, run in zip(ours.read, per_tune, runs, strict=True):
-            row["memorised"] = _run_row(r, run, theirs)
-        result.reference = {
-            "tunes": len(reference),
-            "readable": len(theirs.read),
-            "unreadable": sum(theirs.unreadable.values()),
-            "distances": distances(ours, theirs),
-            "form": _form(theirs),
-        }
-        result.memorisation = summary
+        _add_reference(result, ours, theirs)
     return result
+
+
+def _add_reference(result: MusicStats, ours: TuneSet, theirs: TuneSet) -> None:
+    """The reference's section of the report, and each tune's longest run copied from it."""
+    summary, runs = memorisation(ours, theirs)
+    for r, row, run in zip(ours.read, result.per_tune, runs, strict=True):
+        row["memorised"] = _run_row(r, run, theirs)
+    result.reference = {
+        "tunes": len(theirs.tunes),
+        "readable": len(theirs.read),
+        "unreadable": sum(theirs.unreadable.values()),
+        "distances": distances(ours, theirs),
+        "form": _form(theirs),
+    }
+    result.memorisation = summary
 
 
 def _form(tunes: TuneSet) -> dict[str, Any]:
