@@ -79,8 +79,8 @@ def sample_validity(run: Path, n: int, constrain: bool) -> dict:
 
     from genseq.checkpoint import load_checkpoint
     from genseq.music.abc_lexer import AbcError
+    from genseq.music.bars import bar_report
     from genseq.music.notes import tune_notes
-    from genseq.music.stats import bar_report
     from genseq.music.tune_sampling import build_prompt, sample_tunes
     from genseq.sample import SamplingSettings
 

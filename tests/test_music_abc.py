@@ -25,8 +25,8 @@ from genseq.music.abc_lexer import (
 )
 from genseq.music.abc_vocab import info
 from genseq.music.abc_writer import tune_text
+from genseq.music.bars import bar_report
 from genseq.music.notes import tune_notes
-from genseq.music.stats import bar_report
 
 # The console script: `python -m genseq` from a source checkout would import the source tree.
 GENSEQ = [str(Path(sys.executable).with_name("genseq"))]

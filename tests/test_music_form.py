@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from genseq.errors import UsageError
 from genseq.music.abc_constraint import PartForm
 from genseq.music.abc_vocab import degree, info
+from genseq.music.bars import bar_report
 from genseq.music.form import form_summary, tune_form
-from genseq.music.stats import bar_report
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
 

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genseq.music.abc_writer import tune_text
+from genseq.music.bars import bar_report
 from genseq.music.notes import tune_notes
 from genseq.music.rhythm import (
     UNDRAWABLE,
@@ -21,7 +22,6 @@ from genseq.music.rhythm import (
     Rhythm,
     drawable,
 )
-from genseq.music.stats import bar_report
 
 F = Fraction
 

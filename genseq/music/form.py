@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from genseq.music.abc_vocab import degree, info
-from genseq.music.stats import bar_report
+from genseq.music.bars import bar_report
 
 SECTION_SIGNS = frozenset({"|:", ":|", "||", "|]"})
 COMMON_PART_BARS = (8, 16)

@@ -2,7 +2,7 @@
 
 MIDI has no bars or tokens to check, so a set that holds MIDI files gets the note-level part
 of the ABC report: files read (and why others were not), pitch range, and the pitch-class,
-interval, note-length and pitch-range histograms of ``stats.tune_features`` (intervals and
+interval, note-length and pitch-range histograms of ``features.tune_features`` (intervals and
 note lengths on the top line), compared with a reference set by overlapping area and KL
 divergence. A reference may mix MIDI files and ABC tunes, so samples of a MIDI model can be
 compared with the ABC corpus it learned from. Every non-drum note of a MIDI file counts;
@@ -16,27 +16,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from genseq.music.notes import Note
-from genseq.music.stats import (
-    HISTOGRAMS,
-    INTERVAL_LABELS,
-    NOTE_LENGTH_LABELS,
-    PITCH_CLASS_LABELS,
-    PITCH_RANGE_LABELS,
+from genseq.music.features import (
+    HISTOGRAM_LABELS,
     TuneFeatures,
+    histogram_distances,
     histograms,
-    kl_divergence,
-    overlap_area,
     pitch_summary,
     tune_features,
 )
-
-LABELS = {
-    "pitch_class": PITCH_CLASS_LABELS,
-    "interval": INTERVAL_LABELS,
-    "note_length": NOTE_LENGTH_LABELS,
-    "pitch_range": PITCH_RANGE_LABELS,
-}
+from genseq.music.notes import Note
 
 
 @dataclass
@@ -106,7 +94,7 @@ def note_stats(ours: NoteSet, reference: NoteSet | None = None) -> dict[str, Any
         "notes": sum(r.notes for r in ours.read),
         "pitch": pitch_summary(ours.read),  # reads only ``.features``
         "histograms": {
-            name: {"bins": LABELS[name], "counts": [int(x) for x in counts]}
+            name: {"bins": HISTOGRAM_LABELS[name], "counts": [int(x) for x in counts]}
             for name, counts in hist.items()
         },
         "reference": None,
@@ -126,12 +114,6 @@ def note_stats(ours: NoteSet, reference: NoteSet | None = None) -> dict[str, Any
             "documents": reference.documents,
             "readable": len(reference.read),
             "unreadable": sum(reference.unreadable.values()),
-            "distances": {
-                name: {
-                    "overlap": overlap_area(hist[name], ref_hist[name]),
-                    "kl": kl_divergence(hist[name], ref_hist[name]),
-                }
-                for name in HISTOGRAMS
-            },
+            "distances": histogram_distances(hist, ref_hist),
         }
     return report

@@ -1,18 +1,17 @@
 """Statistics of a set of ABC tunes, alone or against a reference set (``genseq music stats``).
 
-What a model's samples are judged by, next to held-out loss:
+What a model's samples are judged by, next to held-out loss. This module reads the tunes and
+assembles the report; each measure lives in its own module:
 
 - **readability**: how many tunes the lexer reads (and why the others fail), and how many
   music21 parses (a second, independent parser);
-- **bar validity**: the share of bars whose notes fill the meter, with the corrections that
-  real tunes need (anacrusis, bars split across repeat signs, endings). A naive check flags
-  about 14 % of the bars of human-written Nottingham tunes; this one finds 99 % of those
-  tunes wholly clean (the research note's similar rule: 94.5 %), which is the ceiling a
-  model's samples are compared against;
-- **musical features**: pitch range, pitch-class, interval and note-length histograms, meters
-  and keys, and their distance to a reference set: overlapping area and KL divergence of
-  histograms in the spirit of MGEval (Yang & Lerch 2018), not its intra-/inter-set KDEs;
-- **memorisation**: the longest run of tokens a tune copies from any reference tune.
+- **bar validity** (``bars``): the share of bars whose notes fill the meter, with the
+  corrections that real tunes need (anacrusis, bars split across repeat signs, endings);
+- **musical features** (``features``): pitch range, pitch-class, interval and note-length
+  histograms, meters and keys, and their distance to a reference set;
+- **form** (``form``): parts of 8 or 16 bars and endings on the tonic;
+- **memorisation** (``genseq.shared_runs``): the longest run of tokens a tune copies from any
+  reference tune.
 """
 
 from __future__ import annotations
@@ -21,499 +20,26 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from genseq.music.abc_lexer import AbcError, LexOptions, RawTune, split_tunebook, tokenize_tune
 from genseq.music.abc_vocab import info
-from genseq.music.rhythm import Rhythm
-
-# ---------------------------------------------------------------------------------------------
-# Bar validity
-
-SECTION_END = frozenset({":|", "||", "|]"})  # a bar ending here may complete a section pickup
-SECTION_START = frozenset({"|:", ":|", "||", "|]"})  # the bar after this opens a section
-SPLIT_SIGNS = frozenset({"|:", ":|", "||", "|]"})  # a bar may be split across these
-_ONE = Fraction(1)
-VALID_STATUSES = frozenset({"full", "anacrusis", "final", "split", "pickup", "ending"})
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One bar: what its notes add up to, what the meter asks, and the verdict.
-
-    ``before`` and ``after`` are the bar lines and ending tokens between this bar and its
-    neighbours (several when empty bars such as ``:| |:`` lie between).
-    """
-
-    duration: Fraction
-    length: Fraction | None  # the meter's bar length in whole notes; None without a meter
-    before: frozenset[str]
-    after: frozenset[str]
-    status: str = "unchecked"  # full anacrusis final split pickup ending short over unmetered
-
-    @property
-    def valid(self) -> bool:
-        return self.status in VALID_STATUSES
-
-    @property
-    def checked(self) -> bool:
-        return self.length is not None
-
-
-@dataclass(frozen=True)
-class BarReport:
-    """The bars of one tune with a verdict on each (see ``bar_report``)."""
-
-    bars: tuple[Bar, ...]
-
-    @property
-    def checked(self) -> int:
-        return sum(b.checked for b in self.bars)
-
-    @property
-    def valid(self) -> int:
-        return sum(b.checked and b.valid for b in self.bars)
-
-    @property
-    def full(self) -> int:
-        return sum(b.status == "full" for b in self.bars)
-
-    @property
-    def invalid(self) -> list[int]:
-        """Indices of the bars that break the meter."""
-        return [i for i, b in enumerate(self.bars) if b.checked and not b.valid]
-
-    @property
-    def clean(self) -> bool:
-        """Every checked bar is valid (a tune with no metered bar is not counted as clean)."""
-        return self.checked > 0 and not self.invalid
-
-    def statuses(self) -> Counter[str]:
-        return Counter(b.status for b in self.bars)
-
-
-@dataclass
-class _BarBuilder:
-    """The bar being read, and the bar lines read since the last bar that had notes."""
-
-    duration: Fraction = Fraction(0)
-    length: Fraction | None = None
-    events: int = 0
-    before: set[str] = field(default_factory=set)
-
-
-class _BarWalker:
-    """Reads a token list once, adding element durations into bars (whole notes, exact).
-
-    Durations are ``rhythm``'s, as the sampler's grammar and the note interpreter read them;
-    the walker is lenient where they are strict, so that any token list gets its bars.
-    """
-
-    def __init__(self) -> None:
-        self.rhythm = Rhythm()
-        self.in_chord = False
-        self.bar = _BarBuilder()
-        self.raw: list[tuple[Fraction, Fraction | None, set[str], set[str]]] = []
-
-    def walk(self, tokens: Sequence[str]) -> list[tuple[Fraction, Fraction | None, set, set]]:
-        for token in tokens:
-            self.step(token)
-        self.commit()
-        if self.bar.events:
-            self.raw.append((self.bar.duration, self.bar.length, self.bar.before, set()))
-        return self.raw
-
-    def step(self, token: str) -> None:
-        t = info(token)
-        kind = t.kind
-        if kind == "duration":
-            if not self.in_chord:
-                self.commit(t.value)
-            return
-        if not self.in_chord:
-            self.commit()
-        if kind in ("note", "rest") and not self.in_chord:
-            self.start_event()
-        elif kind == "chord_start":
-            self.start_event()
-            self.in_chord = True
-        elif kind == "chord_end":
-            self.in_chord = False
-        elif kind == "broken":
-            self.rhythm, extra, _ = self.rhythm.broken(*t.factors)
-            self.bar.duration += extra
-        elif kind == "tuplet":
-            self.rhythm = self.rhythm.tuplet(*t.tuplet)
-        elif kind in ("bar", "ending"):
-            self.close_bar(token)
-        elif kind == "meter":
-            self.rhythm = self.rhythm.with_meter(t.meter)
-            if not self.bar.events:
-                self.bar.length = t.value
-        elif kind == "unit":
-            self.rhythm = self.rhythm.with_unit(t.value)
-
-    def start_event(self) -> None:
-        self.rhythm = self.rhythm.start()
-        if not self.bar.events:
-            meter = self.rhythm.meter
-            self.bar.length = Fraction(*meter) if meter else None
-        self.bar.events += 1
-
-    def commit(self, multiplier: Fraction = _ONE) -> None:
-        """The pending element's length joins the bar once nothing more can change it."""
-        if self.rhythm.pending:
-            self.rhythm, done = self.rhythm.commit(multiplier)
-            self.bar.duration += done.length
-
-    def close_bar(self, token: str) -> None:
-        self.rhythm = self.rhythm.bar()
-        if self.bar.events:
-            boundary: set[str] = set()
-            self.raw.append((self.bar.duration, self.bar.length, self.bar.before, boundary))
-            self.bar = _BarBuilder(before=boundary)
-        self.bar.before.add(token)
-
-
-def bar_report(tokens: Sequence[str]) -> BarReport:
-    """Split a tune into bars and judge each one against its meter.
-
-    A full bar is valid and an over-full bar never is. A short bar is valid when it is the
-    first (anacrusis) or last bar; when it and a neighbour across a repeat or section sign or
-    an ending add up to one bar (a bar split across ``:| |:``); when it closes a section whose
-    opening pickup completes it, or is such a pickup; or when it touches an ending (``[1``,
-    ``[2``), whose bars real tunes write short. Bars without notes (``|: :|`` alone) are
-    skipped, and their bar lines join the neighbours' boundaries.
-    """
-    raw = _BarWalker().walk(tokens)
-    bars = [Bar(d, length, frozenset(b), frozenset(a)) for d, length, b, a in raw]
-    return BarReport(tuple(_with_status(bars, i) for i in range(len(bars))))
-
-
-def _with_status(bars: list[Bar], i: int) -> Bar:
-    return replace(bars[i], status=_status(bars, i))
-
-
-def _status(bars: list[Bar], i: int) -> str:
-    bar = bars[i]
-    if bar.length is None:
-        return "unmetered"
-    if bar.duration == bar.length:
-        return "full"
-    if bar.duration > bar.length:
-        return "over"
-    if i == 0:
-        return "anacrusis"
-    if i == len(bars) - 1:
-        return "final"
-    if _split(bars, i):
-        return "split"
-    if _completes_pickup(bars, i):
-        return "pickup"
-    if _has_ending(bar.before) or _has_ending(bar.after):
-        return "ending"
-    return "short"
-
-
-def _has_ending(marks: frozenset[str]) -> bool:
-    return any(m.startswith("[") for m in marks)  # marks are bar tokens and endings (``[1``)
-
-
-def _split_boundary(marks: frozenset[str]) -> bool:
-    return bool(marks & SPLIT_SIGNS) or _has_ending(marks)
-
-
-def _split(bars: list[Bar], i: int) -> bool:
-    """The bar and a neighbour across a repeat/section sign or ending make one bar."""
-    bar = bars[i]
-    if i > 0 and _split_boundary(bar.before) and bars[i - 1].length == bar.length:
-        if bars[i - 1].duration + bar.duration == bar.length:
-            return True
-    if i + 1 < len(bars) and _split_boundary(bar.after) and bars[i + 1].length == bar.length:
-        if bars[i + 1].duration + bar.duration == bar.length:
-            return True
-    return False
-
-
-def _completes_pickup(bars: list[Bar], i: int) -> bool:
-    """A section's closing bar plus its opening pickup (played again on the repeat) = one bar.
-
-    Checked both ways: from the closing bar (ends at ``:|``, ``||`` or ``|]``) back to the
-    section's first bar, and from a short bar that opens a section forward to its close.
-    """
-    bar = bars[i]
-    if bar.after & SECTION_END:
-        start = i
-        while start > 0 and not (bars[start].before & SECTION_START):
-            start -= 1
-        if start != i and bars[start].duration + bar.duration == bar.length:
-            return True
-    if bar.before & SECTION_START:
-        end = i
-        while end < len(bars) - 1 and not (bars[end].after & SECTION_END):
-            end += 1
-        if end != i and bars[end].duration + bar.duration == bar.length:
-            return True
-    return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Features of one tune
-
-NOTE_LENGTH_BINS: tuple[Fraction, ...] = tuple(
-    Fraction(x) for x in ("1/16", "1/8", "3/16", "1/4", "3/8", "1/2", "3/4", "1")
+from genseq.music.bars import BarReport, bar_report
+from genseq.music.features import (
+    HISTOGRAM_LABELS,
+    TuneFeatures,
+    compare_counts,
+    histogram_distances,
+    histograms,
+    pitch_summary,
+    tune_features,
 )
-NOTE_LENGTH_LABELS = [str(b) for b in NOTE_LENGTH_BINS] + ["other"]
-INTERVAL_LABELS = [str(i) for i in range(-12, 13)]
-PITCH_CLASS_LABELS = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-MAX_RANGE = 36  # pitch spans above three octaves share the last bin
-PITCH_RANGE_LABELS = [str(i) for i in range(MAX_RANGE)] + [f"{MAX_RANGE}+"]
-HISTOGRAMS = ("pitch_class", "interval", "note_length", "pitch_range")
-
-
-@dataclass(frozen=True)
-class TuneFeatures:
-    """Per-tune counts that the set statistics add up (histograms are raw counts)."""
-
-    low: int
-    high: int
-    pitch_class: np.ndarray  # (12,)
-    interval: np.ndarray  # (25,) steps -12..12 between successive melody notes
-    note_length: np.ndarray  # (9,) melody note durations, NOTE_LENGTH_BINS then other
-
-    @property
-    def span(self) -> int:
-        return self.high - self.low
-
-
-def melody(notes: Sequence[Any]) -> list[Any]:
-    """The top line: at each onset the highest note (a chord counts as its top note)."""
-    top: dict[Fraction, Any] = {}
-    for n in notes:
-        if n.start not in top or n.pitch > top[n.start].pitch:
-            top[n.start] = n
-    return [top[s] for s in sorted(top)]
-
-
-def note_length_bin(duration: Fraction) -> int:
-    try:
-        return NOTE_LENGTH_BINS.index(duration)
-    except ValueError:
-        return len(NOTE_LENGTH_BINS)
-
-
-def tune_features(notes: Sequence[Any]) -> TuneFeatures | None:
-    """Features of a tune's notes (objects with ``pitch``, ``start``, ``duration``)."""
-    if not notes:
-        return None
-    pitches = np.array([n.pitch for n in notes], dtype=np.int64)
-    line = melody(notes)
-    steps = np.diff(np.array([n.pitch for n in line], dtype=np.int64))
-    lengths = [note_length_bin(Fraction(n.duration)) for n in line]
-    return TuneFeatures(
-        low=int(pitches.min()),
-        high=int(pitches.max()),
-        pitch_class=np.bincount(pitches % 12, minlength=12),
-        interval=np.bincount(np.clip(steps, -12, 12) + 12, minlength=25),
-        note_length=np.bincount(np.array(lengths, dtype=np.int64), minlength=9),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Set-level distances
-
-
-def normalise(counts: Sequence[float] | np.ndarray) -> np.ndarray | None:
-    """Counts -> probabilities; None for an empty histogram (nothing to compare)."""
-    p = np.asarray(counts, dtype=np.float64)
-    total = p.sum()
-    return p / total if total > 0 else None
-
-
-def overlap_area(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """Overlapping area of two normalised histograms: 1 for identical, 0 for disjoint."""
-    pn, qn = normalise(p), normalise(q)
-    if pn is None or qn is None:
-        return math.nan
-    return float(np.minimum(pn, qn).sum())
-
-
-def kl_divergence(
-    p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray, eps: float = 1e-6
-) -> float:
-    """KL(p || q) in nats of two histograms, each smoothed with ``eps`` per bin so that a bin
-    empty in the reference gives a large but finite value."""
-    pn, qn = normalise(p), normalise(q)
-    if pn is None or qn is None:
-        return math.nan
-    ps = (pn + eps) / (1 + eps * len(pn))
-    qs = (qn + eps) / (1 + eps * len(qn))
-    return float(np.sum(ps * np.log(ps / qs)))
-
-
-def compare_counts(ours: dict[str, int], theirs: dict[str, int]) -> dict[str, float]:
-    """OA and KL of two categorical distributions (meters, keys) over the union of labels."""
-    labels = sorted(set(ours) | set(theirs))
-    p = [ours.get(k, 0) for k in labels]
-    q = [theirs.get(k, 0) for k in labels]
-    return {"overlap": overlap_area(p, q), "kl": kl_divergence(p, q)}
-
-
-# ---------------------------------------------------------------------------------------------
-# Memorisation: longest shared run of tokens
-
-_BASE = 0x9E3779B97F4A7C15  # odd, so it has an inverse modulo 2**64
-_BASE_INV = pow(_BASE, -1, 1 << 64)
-
-
-@dataclass(frozen=True)
-class RunMatch:
-    """The longest run of consecutive tokens a query shares with the reference (0: none)."""
-
-    length: int
-    reference: int | None = None  # index of the reference sequence it was found in
-    query_start: int | None = None
-    reference_start: int | None = None
-
-
-class _Hashed:
-    """Sequences laid end to end, with what a window hash needs: h(i, n) for any i and n.
-
-    h(i, n) = sum_k x[i+k] B^k (mod 2^64) = (S[i+n] - S[i]) * B^-i with S the prefix sums of
-    x[j] B^j; uint64 arithmetic wraps modulo 2^64, and B is odd so B^-1 exists.
-    """
-
-    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
-        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        total = int(self.offsets[-1])
-        self.tokens = (
-            np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
-            if total
-            else np.zeros(0, dtype=np.int64)
-        )
-        self.seq = np.repeat(np.arange(len(sequences)), lengths)  # which sequence, per position
-        self.end = np.repeat(self.offsets[1:], lengths)  # where that sequence ends
-        with np.errstate(over="ignore"):
-            powers = _powers(_BASE, total)
-            self.inverse = _powers(_BASE_INV, total)
-            values = (self.tokens + 1).astype(np.uint64) * powers
-            self.prefix = np.concatenate(
-                [np.zeros(1, np.uint64), np.cumsum(values, dtype=np.uint64)]
-            )
-
-    def windows(self, positions: np.ndarray, n: int) -> np.ndarray:
-        """Positions (from ``positions``) whose length-n window stays inside its sequence."""
-        return positions[self.end[positions] - positions >= n]
-
-    def hashes(self, positions: np.ndarray, n: int) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return (self.prefix[positions + n] - self.prefix[positions]) * self.inverse[positions]
-
-
-def _powers(base: int, n: int) -> np.ndarray:
-    out = np.full(n, base, dtype=np.uint64)
-    if n:
-        out[0] = 1
-    with np.errstate(over="ignore"):
-        return np.cumprod(out, dtype=np.uint64)
-
-
-def longest_shared_runs(
-    queries: Sequence[Sequence[int]], references: Sequence[Sequence[int]]
-) -> list[RunMatch]:
-    """For each query, the longest run of consecutive ids it shares with any reference.
-
-    A binary search over the run length n, done for all queries at once: a query has a run of
-    length n when one of its length-n window hashes is among the reference's (``np.isin`` and
-    a sorted search) and the tokens are then compared exactly, so a hash collision can never
-    give a false match. Having a run of n implies runs of every shorter length, which makes
-    the search valid; it also means the reference positions that matched at n are the only
-    ones that can match at a larger n, so each step searches fewer positions. About
-    O(N log L) for a reference of N tokens: a second or two for a million.
-    """
-    results = [RunMatch(0) for _ in queries]
-    if not queries or not references:
-        return results
-    q, r = _Hashed(queries), _Hashed(references)
-    longest = min(max(len(s) for s in queries), max(len(s) for s in references))
-    if longest == 0:
-        return results
-    search = _RunSearch(q, r, results)
-    search.run(np.arange(len(queries)), 0, longest + 1, np.arange(len(r.tokens)))
-    return results
-
-
-class _RunSearch:
-    """The recursive binary search of ``longest_shared_runs``, with its shared state."""
-
-    def __init__(self, q: _Hashed, r: _Hashed, results: list[RunMatch]) -> None:
-        self.q, self.r, self.results = q, r, results
-
-    def run(self, tunes: np.ndarray, lo: int, hi: int, candidates: np.ndarray) -> None:
-        """Each of ``tunes`` shares a run of ``lo`` and none of ``hi``; ``candidates`` holds
-        every reference position where a shared run of length > lo can start."""
-        while len(tunes) and hi - lo > 1:
-            mid = (lo + hi) // 2
-            found, hits = self.test(tunes, mid, candidates)
-            ok = np.isin(tunes, found)
-            self.run(tunes[ok], mid, hi, hits)
-            tunes, hi = tunes[~ok], mid
-
-    def test(self, tunes: np.ndarray, n: int, candidates: np.ndarray):
-        """Which of ``tunes`` share a run of exactly n tokens (verified), and the reference
-        positions whose length-n hash any of their windows has (a superset of true matches)."""
-        q, r = self.q, self.r
-        starts = [np.arange(q.offsets[t], q.offsets[t + 1] - n + 1) for t in tunes]
-        qpos = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-        rpos = r.windows(candidates, n)
-        if len(qpos) == 0 or len(rpos) == 0:
-            return np.zeros(0, np.int64), rpos[:0]
-        qh, rh = q.hashes(qpos, n), r.hashes(rpos, n)
-        shared = np.isin(rh, qh)
-        rpos, rh = rpos[shared], rh[shared]
-        order = np.argsort(rh, kind="stable")
-        rpos, rh = rpos[order], rh[order]
-        left = np.searchsorted(rh, qh, "left")
-        right = np.searchsorted(rh, qh, "right")
-        hit = right > left
-        bounds = np.cumsum([0] + [len(s) for s in starts])  # tune k's windows: its slice of qpos
-        found = []
-        for k, t in enumerate(tunes):
-            mine = bounds[k] + np.flatnonzero(hit[bounds[k] : bounds[k + 1]])
-            match = self.verify(t, qpos, left, right, rpos, n, mine)
-            if match is not None:
-                found.append(t)
-                self.results[t] = match
-        return np.array(found, dtype=np.int64), rpos
-
-    def verify(self, t, qpos, left, right, rpos, n, mine: np.ndarray) -> RunMatch | None:
-        """The first exact match among tune t's hash hits (collisions are skipped)."""
-        q, r = self.q, self.r
-        for k in mine:
-            window = q.tokens[qpos[k] : qpos[k] + n]
-            for j in range(left[k], right[k]):
-                start = int(rpos[j])
-                if np.array_equal(window, r.tokens[start : start + n]):
-                    ref = int(r.seq[start])
-                    return RunMatch(
-                        n, ref, int(qpos[k] - q.offsets[t]), start - int(r.offsets[ref])
-                    )
-        return None
-
-
-def token_ids(*token_lists: Iterable[Sequence[str]]) -> list[list[list[int]]]:
-    """Map token strings to shared integer ids, for ``longest_shared_runs``."""
-    vocab: dict[str, int] = {}
-    return [
-        [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in group]
-        for group in token_lists
-    ]
-
+from genseq.music.form import form_summary, tune_form
+from genseq.music.notes import tune_notes
+from genseq.shared_runs import RunMatch, longest_shared_runs, token_ids
 
 # ---------------------------------------------------------------------------------------------
 # Reading tunes
@@ -568,8 +94,6 @@ def read_tunes(
 ) -> TuneSet:
     """Tokenize every tune, check its bars (a reference set skips this) and compute its
     features; never raises for a bad tune: ``AbcError`` reasons are counted instead."""
-    from genseq.music.notes import tune_notes
-
     read: list[ReadTune] = []
     unreadable: Counter[str] = Counter()
     notes_unreadable: Counter[str] = Counter()
@@ -688,7 +212,7 @@ class MusicStats:
             "bars": self.bars,
             "pitch": self.pitch,
             "histograms": {
-                name: {"bins": _LABELS[name], "counts": counts}
+                name: {"bins": HISTOGRAM_LABELS[name], "counts": counts}
                 for name, counts in self.histograms.items()
             },
             "meters": self.meters,
@@ -698,31 +222,6 @@ class MusicStats:
             "memorisation": self.memorisation,
             "per_tune": self.per_tune,
         }
-
-
-_LABELS = {
-    "pitch_class": PITCH_CLASS_LABELS,
-    "interval": INTERVAL_LABELS,
-    "note_length": NOTE_LENGTH_LABELS,
-    "pitch_range": PITCH_RANGE_LABELS,
-}
-
-
-def histograms(read: Sequence[ReadTune]) -> dict[str, np.ndarray]:
-    """Set histograms: note counts pooled over all tunes; pitch range counts tunes by span."""
-    feats = [r.features for r in read if r.features is not None]
-    out = {
-        "pitch_class": np.zeros(12, np.int64),
-        "interval": np.zeros(25, np.int64),
-        "note_length": np.zeros(9, np.int64),
-        "pitch_range": np.zeros(MAX_RANGE + 1, np.int64),
-    }
-    for f in feats:
-        out["pitch_class"] += f.pitch_class
-        out["interval"] += f.interval
-        out["note_length"] += f.note_length
-        out["pitch_range"][min(f.span, MAX_RANGE)] += 1
-    return out
 
 
 def bar_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
@@ -749,34 +248,9 @@ def bar_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
     }
 
 
-def pitch_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
-    feats = [r.features for r in read if r.features is not None]
-    if not feats:
-        return {"tunes": 0, "min": None, "max": None, "mean_low": None, "mean_high": None}
-    return {
-        "tunes": len(feats),
-        "min": min(f.low for f in feats),
-        "max": max(f.high for f in feats),
-        "mean_low": float(np.mean([f.low for f in feats])),
-        "mean_high": float(np.mean([f.high for f in feats])),
-        "mean_span": float(np.mean([f.span for f in feats])),
-    }
-
-
 def distances(ours: TuneSet, theirs: TuneSet) -> dict[str, dict[str, float]]:
-    """OA and KL(ours || reference) per histogram feature, and for meters and keys.
-
-    Histogram overlapping area and KL divergence in the spirit of MGEval (Yang & Lerch 2018),
-    computed on pooled, normalised histograms; not MGEval's intra-/inter-set distance KDEs.
-    """
-    mine, ref = histograms(ours.read), histograms(theirs.read)
-    out = {
-        name: {
-            "overlap": overlap_area(mine[name], ref[name]),
-            "kl": kl_divergence(mine[name], ref[name]),
-        }
-        for name in HISTOGRAMS
-    }
+    """OA and KL(ours || reference) per histogram feature, and for meters and keys."""
+    out = histogram_distances(histograms(ours.read), histograms(theirs.read))
     out["meter"] = compare_counts(_counts(ours.read, "meter"), _counts(theirs.read, "meter"))
     out["key"] = compare_counts(_counts(ours.read, "key"), _counts(theirs.read, "key"))
     return out
@@ -838,7 +312,6 @@ def compute_stats(
         say(f"parsing up to {parse_limit:,} tunes with music21")
         parse = music21_parse_rate([t.raw.text for t in tunes], parse_limit)
     hist = histograms(ours.read)
-    per_tune = [_tune_row(r) for r in ours.read]
     result = MusicStats(
         tunes=len(tunes),
         readable=len(ours.read),
@@ -850,30 +323,33 @@ def compute_stats(
         histograms={k: [int(x) for x in v] for k, v in hist.items()},
         meters=_counts(ours.read, "meter"),
         keys=_counts(ours.read, "key"),
-        per_tune=per_tune,
+        per_tune=[_tune_row(r) for r in ours.read],
         form=_form(ours),
     )
     if reference is not None:
         say(f"reading {len(reference):,} reference tunes")
         theirs = read_tunes(reference, options, check_bars=False)
         say("comparing with the reference")
-        summary, runs = memorisation(ours, theirs)
-        for r, row, run in zip(ours.read, per_tune, runs, strict=True):
-            row["memorised"] = _run_row(r, run, theirs)
-        result.reference = {
-            "tunes": len(reference),
-            "readable": len(theirs.read),
-            "unreadable": sum(theirs.unreadable.values()),
-            "distances": distances(ours, theirs),
-            "form": _form(theirs),
-        }
-        result.memorisation = summary
+        _add_reference(result, ours, theirs)
     return result
 
 
-def _form(tunes: TuneSet) -> dict[str, Any]:
-    from genseq.music.form import form_summary, tune_form  # form reads bars with this module
+def _add_reference(result: MusicStats, ours: TuneSet, theirs: TuneSet) -> None:
+    """The reference's section of the report, and each tune's longest run copied from it."""
+    summary, runs = memorisation(ours, theirs)
+    for r, row, run in zip(ours.read, result.per_tune, runs, strict=True):
+        row["memorised"] = _run_row(r, run, theirs)
+    result.reference = {
+        "tunes": len(theirs.tunes),
+        "readable": len(theirs.read),
+        "unreadable": sum(theirs.unreadable.values()),
+        "distances": distances(ours, theirs),
+        "form": _form(theirs),
+    }
+    result.memorisation = summary
 
+
+def _form(tunes: TuneSet) -> dict[str, Any]:
     return form_summary([tune_form(r.tokens) for r in tunes.read])
 
 
