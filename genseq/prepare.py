@@ -25,11 +25,11 @@ import numpy as np
 
 from genseq import __version__
 from genseq.background import Background
-from genseq.corpus import Corpus, Document, SourceHashes, iter_chunks
+from genseq.corpus import Corpus, Document, SourceHashes
 from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
+from genseq.documents import iter_units
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
-from genseq.music.abc_lexer import iter_tunes
 from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, Tokenizer, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
@@ -39,32 +39,6 @@ MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 # are those of the whole corpus. Every byte is still encoded and hashed. 0: fit on it all.
 DEFAULT_FIT_SAMPLE_MB = 64.0
 COPY_BLOCK = 1 << 22
-TRIM_EVERY_CHUNKS = 32
-
-
-def _heap_trimmer():
-    """A function that hands freed heap memory back to the system (glibc), else a no-op.
-
-    Each chunk allocates megabyte-sized temporaries of varying sizes; glibc's adaptive mmap
-    threshold then serves them from a heap that fragments, and peak memory crept up with corpus
-    size (547 MB for 1 GB; BENCHMARKS.md). ``malloc_trim`` every few chunks keeps it flat
-    without changing the allocator's behaviour for the rest of the process (training).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0)
-
-
-def _trimmed(chunks: Iterator, trim) -> Iterator:
-    for n, chunk in enumerate(chunks, 1):
-        if n % TRIM_EVERY_CHUNKS == 0:
-            trim()
-        yield chunk
 
 
 @dataclass
@@ -244,31 +218,9 @@ def _units(
     midi: bool = False,
     hashes: SourceHashes | None = None,
 ) -> Iterator[tuple[str, bool, Iterator[str | bytes]]]:
-    """``(name, whole, chunks)`` of every document: a file, each tune of a tunebook, or a
-    MIDI file's bytes (``midi``: the tokenizer reads MIDI). ``hashes`` is fed every byte read."""
-    trim = _heap_trimmer()
-    for doc in docs:
-        feed = hashes.feeder(doc.path) if hashes is not None else None
-        if doc.midi:
-            if not midi:
-                raise GenseqError(
-                    f"{doc.name} is a MIDI file: read it with --level midi-melody or "
-                    "midi-performance"
-                )
-            try:
-                data = doc.path.read_bytes()
-            except OSError as exc:
-                raise GenseqError(f"{doc.name}: cannot read ({exc.strerror})") from None
-            if feed is not None:
-                feed(data)
-            yield doc.name, True, iter([data])
-            continue
-        chunks = _trimmed(iter_chunks(doc, errors, on_block=feed), trim)
-        if tunes_everywhere or doc.tunebook:
-            for tune in iter_tunes(chunks):
-                yield f"{doc.name}:{tune.line} X:{tune.number or '?'}", True, iter([tune.text])
-        else:
-            yield doc.name, False, chunks
+    """``(name, whole, chunks)`` of every document, as ``genseq.documents`` reads them."""
+    for unit in iter_units(docs, errors, tunes=tunes_everywhere, midi=midi, hashes=hashes):
+        yield unit.name, unit.whole, unit.chunks
 
 
 def _tagged_chunks(
