@@ -251,18 +251,15 @@ def _encode_item(
 _worker_tokenizer = None
 
 
-def _init_worker(level: str, tokenizer_json: str, options: dict) -> None:
+def _init_worker(level: str, tokenizer_json: str, settings: dict) -> None:
+    """Rebuild the parent's tokenizer: its vocabulary file and ``Tokenizer.settings()``."""
     import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one thread per worker process
     global _worker_tokenizer
-    from genseq.tokenization import LEVELS
-
-    _worker_tokenizer = LEVELS[level].from_json(tokenizer_json)
-    for name, value in options.items():  # the abc level's lexer options
-        setattr(_worker_tokenizer, name, value)
+    _worker_tokenizer = LEVELS[level].from_json(tokenizer_json, **settings)
 
 
 def _encode_in_worker(item: tuple[int, str, bool, bool]) -> tuple[int, list[np.ndarray] | str]:
@@ -301,8 +298,8 @@ def encode_chunks(
             yield item
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded tokenizer
-    options = {k: v for k, v in vars(tokenizer).items() if k in ("options", "augment_keys")}
-    pool = context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json(), options))
+    rebuild = (tokenizer.level, tokenizer.to_json(), tokenizer.settings())
+    pool = context.Pool(workers, _init_worker, rebuild)
     try:
         for result in pool.imap(_encode_in_worker, bounded()):
             slots.release()
@@ -355,7 +352,7 @@ def _tokenize(
     # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
     tokenizer = new_tokenizer(level, **options.tokenizer_options(level))
     tunes_everywhere = tokenizer.splits_tunes
-    midi = getattr(tokenizer, "reads_midi", False)
+    midi = tokenizer.reads_midi
     share = options.fit_share(tokenizer, sum(doc.path.stat().st_size for doc in docs))
     sample = "" if share == 1 else f" ({share:.1%} of the text, evenly spread: --fit-sample)"
     say(f"fitting the {level} tokenizer on {len(docs):,} file(s){sample}")
