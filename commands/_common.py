@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from genseq.errors import GenseqError, UsageError
+from genseq.jsonable import jsonable
 
 
 def _process_start() -> float:
@@ -117,17 +118,6 @@ def quiet_broken_pipe() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-
-
-def jsonable(value):
-    """NaN and infinities become null: strict JSON for every parser (jq, JavaScript)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def stdout():

@@ -73,22 +73,23 @@ def stats(
     read, pitch range, and the pitch-class, interval, note-length and pitch-range histograms
     (compared with the reference's, which may be ABC).
     """
+    from genseq.documents import holds_midi
     from genseq.errors import GenseqError, UsageError
     from genseq.music.abc_lexer import LexOptions
     from genseq.music.stats import compute_stats
 
     if transpose is not None and not re.fullmatch(r"[A-Ga-g][#b]?", transpose):
         raise UsageError(f"--transpose {transpose!r}: expected a tonic such as C, F# or Bb")
-    if _has_midi(files) or _has_midi(reference or []):
+    if holds_midi(files) or holds_midi(reference or []):
         if transpose is not None:
             raise UsageError("--transpose is for ABC tunes; MIDI files are read as they are")
         _note_stats(files, reference, encoding_errors, json_out)
         return
     options = LexOptions(transpose=transpose)
-    tunes = _read_tunes(files, encoding_errors)
+    tunes = _source_tunes(files, encoding_errors)
     if not tunes:
         raise GenseqError(f"no tunes (X: lines) found in {', '.join(files)}")
-    ref_tunes = _read_tunes(reference, encoding_errors) if reference else None
+    ref_tunes = _source_tunes(reference, encoding_errors) if reference else None
     if reference and not ref_tunes:
         raise GenseqError(f"no tunes (X: lines) found in the reference {', '.join(reference)}")
     console = err_console()
@@ -102,52 +103,26 @@ def stats(
         _print_report(report)
 
 
-def _has_midi(sources: list[str]) -> bool:
-    """A MIDI file among the sources, or in a directory among them."""
-    from pathlib import Path
+def _source_tunes(sources: list[str], encoding_errors: str) -> list:
+    from genseq.documents import read_tunes
+    from genseq.music.stats import SourceTune
 
-    from genseq.corpus import is_midi
-
-    for source in sources:
-        path = Path(source)
-        if path.is_file() and is_midi(path):
-            return True
-        if path.is_dir() and any(is_midi(p) for p in path.rglob("*") if p.is_file()):
-            return True
-    return False
-
-
-def _read_documents(sources: list[str], encoding_errors: str) -> list[tuple[str, bytes | str]]:
-    """MIDI files as bytes and ABC tunes as text, named; other files are left out."""
-    from genseq.corpus import is_midi, iter_chunks, resolve_sources
-    from genseq.music.abc_lexer import split_tunebook
-
-    corpus = resolve_sources(sources, encoding_errors=encoding_errors)
-    out: list[tuple[str, bytes | str]] = []
-    try:
-        for doc in corpus.documents:
-            if is_midi(doc.path):
-                out.append((doc.name, doc.path.read_bytes()))
-            elif doc.tunebook or doc.name == "<stdin>" or doc.name in sources:
-                text = "".join(iter_chunks(doc, encoding_errors))
-                out += [(f"{doc.name}:{t.line}", t.text) for t in split_tunebook(text)]
-    finally:
-        corpus.close()
-    return out
+    return [SourceTune(raw, name) for name, raw in read_tunes(sources, encoding_errors)]
 
 
 def _note_stats(
     files: list[str], reference: list[str] | None, encoding_errors: str, json_out: bool
 ) -> None:
+    from genseq.documents import read_music
     from genseq.errors import GenseqError
     from genseq.music.midi_stats import note_stats, read_documents
 
-    ours = _read_documents(files, encoding_errors)
+    ours = read_music(files, encoding_errors)
     if not ours:
         raise GenseqError(f"no MIDI files or tunes found in {', '.join(files)}")
     theirs = None
     if reference:
-        ref_docs = _read_documents(reference, encoding_errors)
+        ref_docs = read_music(reference, encoding_errors)
         if not ref_docs:
             raise GenseqError(f"no MIDI files or tunes in the reference {', '.join(reference)}")
         theirs = read_documents(ref_docs)
@@ -189,19 +164,6 @@ def _note_stats(
                 f"overlap {number(d['overlap'], '.3f')}, KL {number(d['kl'], '.4f')}",
             )
     out_console().print(table)
-
-
-def _read_tunes(sources: list[str], encoding_errors: str) -> list:
-    """Every tune of every source, named by its document (stdin and registry names work)."""
-    from genseq.corpus import iter_chunks, resolve_sources
-    from genseq.music.stats import split_sources
-
-    corpus = resolve_sources(sources, glob="*.abc", encoding_errors=encoding_errors)
-    try:
-        texts = [("".join(iter_chunks(doc, encoding_errors)), doc.name) for doc in corpus.documents]
-    finally:
-        corpus.close()
-    return split_sources((name, text) for text, name in texts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import torch
 from genseq import __version__
 from genseq.errors import GenseqError
 from genseq.fileio import atomic_write_text, replace_dir, resolve_dir, staging_dir
+from genseq.jsonable import jsonable
 from genseq.model import ModelConfig, RecurrentLM
 from genseq.tokenization import Tokenizer, load_tokenizer
 
@@ -78,7 +79,7 @@ def save_checkpoint(
             "train": train_config,
             "summary": summary,
         }
-        atomic_write_text(staging / "config.json", json.dumps(_strict(config), indent=2))
+        atomic_write_text(staging / "config.json", json.dumps(jsonable(config), indent=2))
         tokenizer.save(staging / "tokenizer.json")
         if train_state is not None:
             torch.save(train_state, staging / "train_state.pt")
@@ -88,22 +89,11 @@ def save_checkpoint(
         raise
 
 
-def _strict(value):
-    """NaN and infinities as null, so config.json is strict JSON."""
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def update_summary(ckpt_dir: Path, **fields) -> None:
     """Replace fields of a checkpoint's training summary (config.json, written atomically)."""
     config = read_config(ckpt_dir)
     config["summary"] = {**config.get("summary", {}), **fields}
-    atomic_write_text(ckpt_dir / "config.json", json.dumps(_strict(config), indent=2))
+    atomic_write_text(ckpt_dir / "config.json", json.dumps(jsonable(config), indent=2))
 
 
 def find_checkpoint(path: Path) -> Path:

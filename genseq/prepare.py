@@ -25,11 +25,11 @@ import numpy as np
 
 from genseq import __version__
 from genseq.background import Background
-from genseq.corpus import Corpus, Document, SourceHashes, iter_chunks
+from genseq.corpus import Corpus, Document, SourceHashes
 from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_vocab, is_data_dir
+from genseq.documents import iter_units
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
-from genseq.music.abc_lexer import iter_tunes
 from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, Tokenizer, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
@@ -39,32 +39,6 @@ MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
 # are those of the whole corpus. Every byte is still encoded and hashed. 0: fit on it all.
 DEFAULT_FIT_SAMPLE_MB = 64.0
 COPY_BLOCK = 1 << 22
-TRIM_EVERY_CHUNKS = 32
-
-
-def _heap_trimmer():
-    """A function that hands freed heap memory back to the system (glibc), else a no-op.
-
-    Each chunk allocates megabyte-sized temporaries of varying sizes; glibc's adaptive mmap
-    threshold then serves them from a heap that fragments, and peak memory crept up with corpus
-    size (547 MB for 1 GB; BENCHMARKS.md). ``malloc_trim`` every few chunks keeps it flat
-    without changing the allocator's behaviour for the rest of the process (training).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0)
-
-
-def _trimmed(chunks: Iterator, trim) -> Iterator:
-    for n, chunk in enumerate(chunks, 1):
-        if n % TRIM_EVERY_CHUNKS == 0:
-            trim()
-        yield chunk
 
 
 @dataclass
@@ -244,31 +218,9 @@ def _units(
     midi: bool = False,
     hashes: SourceHashes | None = None,
 ) -> Iterator[tuple[str, bool, Iterator[str | bytes]]]:
-    """``(name, whole, chunks)`` of every document: a file, each tune of a tunebook, or a
-    MIDI file's bytes (``midi``: the tokenizer reads MIDI). ``hashes`` is fed every byte read."""
-    trim = _heap_trimmer()
-    for doc in docs:
-        feed = hashes.feeder(doc.path) if hashes is not None else None
-        if doc.midi:
-            if not midi:
-                raise GenseqError(
-                    f"{doc.name} is a MIDI file: read it with --level midi-melody or "
-                    "midi-performance"
-                )
-            try:
-                data = doc.path.read_bytes()
-            except OSError as exc:
-                raise GenseqError(f"{doc.name}: cannot read ({exc.strerror})") from None
-            if feed is not None:
-                feed(data)
-            yield doc.name, True, iter([data])
-            continue
-        chunks = _trimmed(iter_chunks(doc, errors, on_block=feed), trim)
-        if tunes_everywhere or doc.tunebook:
-            for tune in iter_tunes(chunks):
-                yield f"{doc.name}:{tune.line} X:{tune.number or '?'}", True, iter([tune.text])
-        else:
-            yield doc.name, False, chunks
+    """``(name, whole, chunks)`` of every document, as ``genseq.documents`` reads them."""
+    for unit in iter_units(docs, errors, tunes=tunes_everywhere, midi=midi, hashes=hashes):
+        yield unit.name, unit.whole, unit.chunks
 
 
 def _tagged_chunks(
@@ -299,18 +251,15 @@ def _encode_item(
 _worker_tokenizer = None
 
 
-def _init_worker(level: str, tokenizer_json: str, options: dict) -> None:
+def _init_worker(level: str, tokenizer_json: str, settings: dict) -> None:
+    """Rebuild the parent's tokenizer: its vocabulary file and ``Tokenizer.settings()``."""
     import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one thread per worker process
     global _worker_tokenizer
-    from genseq.tokenization import LEVELS
-
-    _worker_tokenizer = LEVELS[level].from_json(tokenizer_json)
-    for name, value in options.items():  # the abc level's lexer options
-        setattr(_worker_tokenizer, name, value)
+    _worker_tokenizer = LEVELS[level].from_json(tokenizer_json, **settings)
 
 
 def _encode_in_worker(item: tuple[int, str, bool, bool]) -> tuple[int, list[np.ndarray] | str]:
@@ -349,8 +298,8 @@ def encode_chunks(
             yield item
 
     context = multiprocessing.get_context("spawn")  # no fork of a threaded tokenizer
-    options = {k: v for k, v in vars(tokenizer).items() if k in ("options", "augment_keys")}
-    pool = context.Pool(workers, _init_worker, (tokenizer.level, tokenizer.to_json(), options))
+    rebuild = (tokenizer.level, tokenizer.to_json(), tokenizer.settings())
+    pool = context.Pool(workers, _init_worker, rebuild)
     try:
         for result in pool.imap(_encode_in_worker, bounded()):
             slots.release()
@@ -403,7 +352,7 @@ def _tokenize(
     # Pass 1: fit the tokenizer, count characters and documents (files or tunes).
     tokenizer = new_tokenizer(level, **options.tokenizer_options(level))
     tunes_everywhere = tokenizer.splits_tunes
-    midi = getattr(tokenizer, "reads_midi", False)
+    midi = tokenizer.reads_midi
     share = options.fit_share(tokenizer, sum(doc.path.stat().st_size for doc in docs))
     sample = "" if share == 1 else f" ({share:.1%} of the text, evenly spread: --fit-sample)"
     say(f"fitting the {level} tokenizer on {len(docs):,} file(s){sample}")

@@ -227,3 +227,31 @@ def test_worker_processes_write_the_same_token_files(tmp_path):
         tokenize_corpus(resolve_sources([str(corpus)]), out, options)
         files.append([(out / name).read_bytes() for name in ("train.bin", "val.bin")])
     assert files[0] == files[1]
+
+
+def test_worker_processes_read_tunes_with_the_parents_options(tmp_path):
+    """Workers rebuild the tokenizer from its file and ``settings()``: the lexer options and
+    the transposed copies (which the file does not hold) must be those of one process."""
+    book = tmp_path / "book.abc"
+    keys = "GDAEC"
+    book.write_text(
+        "\n".join(
+            f'X:{i}\nT:T{i}\nM:4/4\nL:1/8\nK:{keys[i % 5]}\n"G"GABc d2B2 | "C"c2A2 G4 |]\n'
+            for i in range(12)
+        ),
+        encoding="utf-8",
+    )
+    files = []
+    for workers, augment in ((1, 1), (2, 1), (1, 0)):
+        out = tmp_path / f"data{workers}-{augment}"
+        options = TokenizeOptions(
+            level="abc", abc_chords=True, augment_keys=augment, workers=workers
+        )
+        tokenize_corpus(resolve_sources([str(book)]), out, options)
+        files.append([(out / name).read_bytes() for name in ("train.bin", "val.bin")])
+    assert files[0] == files[1]
+    assert len(files[0][0]) > len(files[2][0])  # the transposed copies are there
+    tok = load_tokenizer(tmp_path / "data1-1" / "tokenizer.json", "abc")
+    chords = [i for t, i in tok.ids.items() if t.startswith('"')]
+    train = np.frombuffer(files[1][0], dtype=np.uint16)
+    assert chords and np.isin(train, chords).any()  # and the chord symbols

@@ -364,3 +364,59 @@ def test_bpe_copes_with_one_enormous_word():
     tok = new_tokenizer("bpe", vocab_size=300)
     tok.fit(iter([text]))
     assert tok.decode(tok.encode_chunk(text)) == text
+
+
+REBUILD_TUNES = [
+    "X:1\nT:One\nM:4/4\nL:1/8\nK:G\nGABc d2B2 | c2A2 G4 |]\n",
+    "X:2\nT:Two\nM:3/4\nL:1/8\nK:D\nd2 f2 a2 | g4 f2 |]\n",
+]
+
+
+def _fitted(level: str, options: dict):
+    tok = new_tokenizer(level, **options)
+    if level in TEXT_LEVELS:
+        tok.fit(iter(["Hello there, friend.\nHow are you?\n"] * 5))
+    else:
+        tok.fit(iter(REBUILD_TUNES))  # the MIDI levels read ABC tunes too
+    return tok
+
+
+@pytest.mark.parametrize(
+    ("level", "options"),
+    [
+        ("char", {"lowercase": True}),
+        ("word", {}),
+        ("bpe", {"vocab_size": 300}),
+        ("abc", {"chords": True, "grace": True, "augment_keys": 2}),
+        ("midi-melody", {"steps_per_quarter": 2, "track": "Tune", "augment_keys": 1}),
+        ("midi-performance", {"program": 0, "augment_keys": 1}),
+    ],
+)
+def test_a_tokenizer_is_rebuilt_from_its_json_and_settings(level, options):
+    """Encoding worker processes rebuild the parent's tokenizer this way; the options that
+    the vocabulary file does not hold (the lexer's, augmentation, the MIDI track) come back."""
+    tok = _fitted(level, options)
+    again = LEVELS[level].from_json(tok.to_json(), **tok.settings())
+    assert again.settings() == tok.settings()
+    assert again.reads_midi == tok.reads_midi
+    if level in ("char", "word", "bpe"):
+        text = "Hello Friend.\nHow are you?\n"
+        assert np.array_equal(again.encode_chunk(text), tok.encode_chunk(text))
+        return
+    copies = tok.encode_training_document(REBUILD_TUNES[0])
+    assert len(copies) == 1 + options["augment_keys"]
+    for mine, theirs in zip(copies, again.encode_training_document(REBUILD_TUNES[0]), strict=True):
+        assert np.array_equal(mine, theirs)
+    # The file alone does not hold them: a test that the settings are what brings them back.
+    assert LEVELS[level].from_json(tok.to_json()).settings() != tok.settings()
+
+
+def test_every_level_declares_whether_it_reads_midi():
+    assert {level: cls.reads_midi for level, cls in LEVELS.items()} == {
+        "char": False,
+        "word": False,
+        "bpe": False,
+        "abc": False,
+        "midi-melody": True,
+        "midi-performance": True,
+    }

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
@@ -122,10 +124,15 @@ class AbcTokenizer(SymbolTokenizer):
         tonics = {info(t).tonic for t in self.ids if info(t).kind == "key"}
         return next(iter(tonics)) if len(tonics) == 1 else None
 
+    def settings(self) -> dict[str, Any]:
+        return {**asdict(self.options), "augment_keys": self.augment_keys}
+
     @classmethod
-    def from_json(cls, text: str) -> AbcTokenizer:
-        tokenizer = super().from_json(text)
-        tokenizer.options = tokenizer.prompt_options()
+    def from_json(cls, text: str, **settings: Any) -> AbcTokenizer:
+        """Without ``settings``, the lexer options are those the vocabulary implies."""
+        tokenizer = super().from_json(text, **settings)
+        if not settings:
+            tokenizer.options = tokenizer.prompt_options()
         return tokenizer
 
     def prompt_options(self):

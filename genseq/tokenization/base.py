@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class Tokenizer(ABC):
     lossless: bool = True  # decode(encode(x)) == x for text made of known symbols
 
     splits_tunes: bool = False  # every source is a tunebook: one document per tune
+    reads_midi: bool = False  # MIDI files are documents (read whole, as bytes)
     # Set by a fit that already counted the ids of the text it read (the char level), so
     # that tokenizing that same text need not count them again; None: not known.
     fit_id_counts: np.ndarray | None = None
@@ -143,16 +145,24 @@ class Tokenizer(ABC):
     def to_json(self) -> str:
         return self.hf.to_str(pretty=True)
 
+    def settings(self) -> dict[str, Any]:
+        """How this tokenizer reads documents beyond what its vocabulary file says (lexer
+        options, augmentation), as ``from_json`` takes them back: an encoding worker process
+        rebuilds the same tokenizer from ``to_json()`` and these."""
+        return {}
+
     def save(self, path: Path) -> None:
         from genseq.fileio import atomic_write_text
 
         atomic_write_text(Path(path), self.to_json())
 
     @classmethod
-    def from_json(cls, text: str) -> Tokenizer:
+    def from_json(cls, text: str, **settings: Any) -> Tokenizer:
+        """A tokenizer from its vocabulary file; ``settings`` (from ``settings()``) restore
+        what the file does not hold, else the level's defaults or what the vocabulary implies."""
         from tokenizers import Tokenizer as HFTokenizer
 
-        return cls(HFTokenizer.from_str(text))
+        return cls(HFTokenizer.from_str(text), **settings)
 
     @classmethod
     def load(cls, path: Path) -> Tokenizer:

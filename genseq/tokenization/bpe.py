@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,7 @@ class BpeTokenizer(Tokenizer):
             store.extend(self.hf.encode_batch_fast(batch, add_special_tokens=False))
 
     @classmethod
-    def from_json(cls, text: str) -> BpeTokenizer:
-        tokenizer = super().from_json(text)
+    def from_json(cls, text: str, **settings: Any) -> BpeTokenizer:
+        tokenizer = super().from_json(text, **settings)
         tokenizer.hf.encode_special_tokens = True  # a runtime flag: not kept in the file
         return tokenizer

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,9 @@ class MidiTokenizer(SymbolTokenizer):
         self.options = MidiOptions(steps_per_quarter, bounds, track, program)
         self.augment_keys = augment_keys
         self._note_on_ids: np.ndarray | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {**asdict(self.options), "augment_keys": self.augment_keys}
 
     # -- to be provided by each level ----------------------------------------------------------
     def vocabulary(self) -> list[str]:
@@ -195,14 +199,16 @@ class MelodyTokenizer(MidiTokenizer):
         return variants
 
     @classmethod
-    def from_json(cls, text: str) -> MelodyTokenizer:
-        tokenizer = super().from_json(text)
+    def from_json(cls, text: str, **settings: Any) -> MelodyTokenizer:
+        """Without ``settings``, the grid and pitch range are those the vocabulary holds."""
+        tokenizer = super().from_json(text, **settings)
         vocab = tokenizer.ids
         pitches = [int(t[len("NOTE_ON_") :]) for t in vocab if t.startswith("NOTE_ON_")]
         spq = [int(m.group(1)) for t in vocab if (m := SPQ_MARKER.fullmatch(t))]
         if not pitches or len(spq) != 1:
             raise ValueError("not a midi-melody vocabulary (no NOTE_ON or grid marker)")
-        tokenizer.options = MidiOptions(spq[0], (min(pitches), max(pitches)))
+        if not settings:
+            tokenizer.options = MidiOptions(spq[0], (min(pitches), max(pitches)))
         return tokenizer
 
     def describe(self) -> str:
