@@ -134,10 +134,29 @@ FitSampleOpt = Annotated[
 ]
 
 
+ValOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--val",
+        help="Validate on these files, directories or corpus names (repeat --val for more): "
+        "all of them and nothing else is the validation split (no --val-fraction or --split); "
+        "the vocabulary is learnt from the training SOURCES only.",
+        show_default=False,
+    ),
+]
+
+
 def run_tokenize(
-    sources: list[str], output: Path, options, glob: str, cache_dir: Path | None, quiet: bool
+    sources: list[str],
+    output: Path,
+    options,
+    glob: str,
+    cache_dir: Path | None,
+    quiet: bool,
+    val: list[str] | None = None,
 ):
-    """Tokenize SOURCES into OUTPUT and show the summary; shared with `genseq train SOURCE`."""
+    """Tokenize SOURCES into OUTPUT and show the summary; shared with `genseq train SOURCE`.
+    ``val`` (--val): sources that are the whole validation split."""
     from genseq.corpus import resolve_sources
     from genseq.errors import UsageError
     from genseq.prepare import tokenize_corpus
@@ -147,12 +166,19 @@ def run_tokenize(
         raise UsageError(f"--level must be auto or one of {', '.join(LEVELS)}")
     options.validate()
     console = err_console()
+    if val and "-" in val and "-" in sources:
+        raise UsageError("standard input (-) can be the training or the --val source, not both")
     corpus = resolve_sources(sources, glob, cache_dir, options.encoding_errors)
+    val_corpus = None
     try:
+        if val:
+            val_corpus = resolve_sources(val, glob, cache_dir, options.encoding_errors)
         say = None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]"))
-        summary = tokenize_corpus(corpus, output, options, progress=say)
+        summary = tokenize_corpus(corpus, output, options, progress=say, val_corpus=val_corpus)
     finally:
         corpus.close()
+        if val_corpus is not None:
+            val_corpus.close()
     if not quiet:
         show_summary(console, summary, output)
     return summary
@@ -183,6 +209,13 @@ def show_summary(console, summary, output: Path) -> None:
         f"{summary.tokens:,} ({summary.train_tokens:,} train, "
         f"{summary.val_tokens:,} validation, split by {summary.split})",
     )
+    if summary.val_sources:
+        table.add_row("validation from", ", ".join(summary.val_sources))
+        table.add_row(
+            "unknown in validation",
+            f"{summary.val_unknown_tokens:,} ({summary.val_unknown_rate:.2%}; the vocabulary "
+            "comes from the training sources only)",
+        )
     table.add_row("vocabulary", f"{summary.vocab_size:,} ({summary.level} level)")
     if summary.fit_share < 1:
         table.add_row("vocabulary from", f"{summary.fit_share:.1%} of the text (--fit-sample)")
@@ -207,6 +240,7 @@ def tokenize(
     min_frequency: MinFreqOpt = None,
     lowercase: LowercaseOpt = False,
     val_fraction: ValFractionOpt = 0.1,
+    val: ValOpt = None,
     split: SplitOpt = "auto",
     glob: GlobOpt = "*",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the document split.")] = 42,
@@ -264,7 +298,7 @@ def tokenize(
         midi_track=midi_track,
         midi_program=midi_program,
     )
-    summary = run_tokenize(sources, output, options, glob, cache_dir, quiet)
+    summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val)
     if json_out:
         print_json(
             {

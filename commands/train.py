@@ -149,6 +149,7 @@ def train(
     min_frequency: tk.MinFreqOpt = None,
     lowercase: tk.LowercaseOpt = False,
     val_fraction: tk.ValFractionOpt = 0.1,
+    val: tk.ValOpt = None,
     glob: tk.GlobOpt = "*",
     abc_chords: tk.ChordsOpt = False,
     abc_decorations: tk.DecorationsOpt = False,
@@ -221,7 +222,7 @@ def train(
     from genseq.plan import check_precision
 
     check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
-    check_sources(sources, run_dir if overwrite else None)
+    check_sources(sources + (val or []), run_dir if overwrite else None)
     if resume:
         run_dirs.last_checkpoint(run_dir)
     if overwrite:
@@ -233,6 +234,10 @@ def train(
     launch = nproc is not None and nproc > 1 and not ctx.enabled
     if len(sources) == 1 and is_data_dir(Path(sources[0])):
         data_dir = Path(sources[0])
+        if val:
+            raise UsageError(
+                f"--val needs raw sources: {data_dir} holds its validation split already"
+            )
     else:
         data_dir = run_dir / "data"
         if ctx.enabled and not is_data_dir(data_dir):
@@ -262,7 +267,7 @@ def train(
                 midi_track=midi_track,
                 midi_program=midi_program,
             )
-            tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet)
+            tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet, val)
     data = open_data(data_dir)
     if launch and batch_size is not None and batch_size % (nproc or 1):
         raise UsageError(

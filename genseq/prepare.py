@@ -205,10 +205,16 @@ class TokenizeSummary:
     fit_share: float = 1.0  # the share of the characters the vocabulary was learned from
     top_tokens: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+    val_sources: list[str] = field(default_factory=list)  # --val files: the validation split
+    val_unknown_tokens: int = 0  # validation tokens outside the vocabulary (--val files)
 
     @property
     def unknown_rate(self) -> float:
         return self.unknown_tokens / max(self.tokens, 1)
+
+    @property
+    def val_unknown_rate(self) -> float:
+        return self.val_unknown_tokens / max(self.val_tokens, 1)
 
 
 def _units(
@@ -316,11 +322,20 @@ def tokenize_corpus(
     options: TokenizeOptions,
     overwrite: bool = True,
     progress: Callable[[str], None] | None = None,
+    val_corpus: Corpus | None = None,
 ) -> TokenizeSummary:
-    """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary."""
+    """Tokenize ``corpus`` into the data directory ``out_dir`` and return its summary.
+
+    ``val_corpus`` (``--val FILE``) is the validation split, whole: ``corpus`` is all training
+    and the vocabulary is learnt from ``corpus`` alone, so validation text outside it counts
+    as unknown tokens, as it would for any text the model meets later.
+    """
+    if val_corpus is not None and options.split != "auto":
+        raise UsageError(f"--val gives the validation split; drop --split {options.split}")
     background = Background()  # hashes the sources as pass 1 reads them
+    hashes = SourceHashes(background)
     try:
-        return _tokenize(corpus, out_dir, options, overwrite, progress, SourceHashes(background))
+        return _tokenize(corpus, out_dir, options, overwrite, progress, hashes, val_corpus)
     finally:
         background.close()
 
@@ -332,6 +347,7 @@ def _tokenize(
     overwrite: bool,
     progress: Callable[[str], None] | None,
     hashes: SourceHashes,
+    val_corpus: Corpus | None = None,
 ) -> TokenizeSummary:
     options.validate()
     out_dir = Path(out_dir)
@@ -385,12 +401,20 @@ def _tokenize(
     vocab_size = tokenizer.vocab_size
     dtype = dtype_for_vocab(vocab_size, options.dtype)
 
+    n_train_units, train_characters = len(names), characters
+    val_documents = [] if val_corpus is None else val_corpus.documents
+    if val_documents:
+        for name, _whole, chunks in _units(val_documents, errors, tunes_everywhere, midi):
+            names.append(name)
+            characters += sum(len(chunk) for chunk in chunks)
+        if characters == train_characters:
+            raise GenseqError("--val: no text or tunes in " + ", ".join(val_corpus.sources))
     n_units = len(names)
-    split = options.split
+    split = "files" if val_documents else options.split
     if split == "auto":
         many = n_units >= MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT and not corpus.single_stream
         split = "document" if many else "position"
-    val_docs: set[int] = set()
+    val_docs = set(range(n_train_units, n_units))  # --val files: every one of their units
     if split == "document" and options.val_fraction > 0:
         if n_units < 2:
             raise UsageError("--split document needs at least two documents")
@@ -410,11 +434,12 @@ def _tokenize(
             counts += known_counts
         eos = np.array([tokenizer.eos_id], dtype=np.int64)
         sources = []
-        units = _units(docs, errors, tunes_everywhere, midi)
+        units = _units(docs + val_documents, errors, tunes_everywhere, midi)
         encoded = encode_chunks(tokenizer, _tagged_chunks(units, val_docs), options.workers)
         current = -1
         skipped: dict[str, list] = {}
         rounds: list[TokenFileWriter] = []  # round k: copy k of every training document
+        val_unknown = 0
         for i, parts in encoded:
             if isinstance(parts, str):  # a tune that cannot be read: counted, not fatal
                 entry = skipped.setdefault(parts, [0, names[i]])
@@ -434,17 +459,20 @@ def _tokenize(
                 writer = val if i in val_docs else train
                 if writer.count == 0:
                     writer.write(eos)
-            if known_counts is None:
+            if known_counts is None or i >= n_train_units:  # the fit never saw --val files
                 counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+            if i in val_docs:
+                val_unknown += int((ids == tokenizer.unk_id).sum())
             writer.write(ids)
         if current >= 0:
             (val if current in val_docs else train).write(eos)
-        for doc in docs:
+        for doc in docs + val_documents:
             sources.append(
                 {
                     "name": doc.name,
                     "sha256": hashes.sha256(doc.path),
                     "bytes": doc.path.stat().st_size,
+                    "split": "val" if doc in val_documents else "train",
                 }
             )
         train.close()
@@ -486,7 +514,9 @@ def _tokenize(
                 ((r, n, example) for r, (n, example) in skipped.items()), key=lambda x: -x[1]
             ),
             top_tokens=top,
-            fit_share=fitted / characters,
+            fit_share=fitted / train_characters,
+            val_sources=[doc.name for doc in val_documents],
+            val_unknown_tokens=val_unknown,
         )
         meta = {
             "format": DATA_FORMAT,

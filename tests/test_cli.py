@@ -498,3 +498,26 @@ def test_the_weight_average_and_the_fit_sample_are_flags_that_say_what_they_did(
     result = cli("tokenize", songs, "-o", tmp_path / "d", *sample)
     assert result.exit_code == 0, result.stderr
     assert "25.0% of the text" in result.stderr and "vocabulary from" in result.stderr
+
+
+def test_train_and_tokenize_validate_on_the_files_given_with_val(cli, tmp_path, words_file):
+    held_out = tmp_path / "held-out.txt"
+    held_out.write_text("a held-out verse\n" * 30, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    args = ["train", words_file, "--val", held_out, "-o", run_dir, "--max-steps", "4"]
+    result = cli(*args, "--json", *TINY)
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((run_dir / "data" / "meta.json").read_text())
+    assert meta["split"] == "files"
+    assert [s["split"] for s in meta["sources"]] == ["train", "val"]
+    assert meta["splits"]["val"]["tokens"] == len("a held-out verse\n" * 30) + 2  # <eos> both ends
+    assert "validation from" in result.stderr  # the tokenize summary shows the split
+    again = cli("train", run_dir / "data", "--val", held_out, "-o", tmp_path / "r2")
+    assert again.exit_code == 2 and "--val needs raw sources" in one_error_line(again.stderr)
+    split = cli(
+        "tokenize", words_file, "--val", held_out, "--split", "document", "-o", tmp_path / "d"
+    )
+    assert split.exit_code == 2 and "drop --split document" in one_error_line(split.stderr)
+    missing = cli("tokenize", words_file, "--val", tmp_path / "nowhere.txt", "-o", tmp_path / "d")
+    assert missing.exit_code == 1 and "nowhere.txt" in one_error_line(missing.stderr)
+    assert not (tmp_path / "d").exists()

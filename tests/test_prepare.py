@@ -255,3 +255,50 @@ def test_worker_processes_read_tunes_with_the_parents_options(tmp_path):
     chords = [i for t, i in tok.ids.items() if t.startswith('"')]
     train = np.frombuffer(files[1][0], dtype=np.uint16)
     assert chords and np.isin(train, chords).any()  # and the chord symbols
+
+
+def test_val_files_are_the_whole_validation_split_and_never_shape_the_vocabulary(tmp_path):
+    train_file, val_file = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train_file.write_text("abc abc cab\n" * 50, encoding="utf-8")
+    val_file.write_text("cab xyz\n", encoding="utf-8")  # x, y and z are not in training
+    out = tmp_path / "data"
+    summary = tokenize_corpus(
+        resolve_sources([str(train_file)]),
+        out,
+        TokenizeOptions(val_fraction=0.3),  # --val decides the split, not the fraction
+        val_corpus=resolve_sources([str(val_file)]),
+    )
+    data = open_data(out)
+    tok = data.tokenizer()
+    assert summary.split == "files" and summary.val_sources == [str(val_file)]
+    assert tok.decode(data.train[1:-1].astype(np.int64)) == train_file.read_text()
+    val_ids = data.val.astype(np.int64)
+    assert val_ids[0] == tok.eos_id and val_ids[-1] == tok.eos_id
+    assert list(val_ids[1:5]) == list(tok.encode("cab "))
+    assert list(val_ids[5:8]) == [tok.unk_id] * 3  # outside the training vocabulary
+    assert summary.val_unknown_tokens == 3 and summary.unknown_tokens == 3
+    meta = json.loads((out / "meta.json").read_text())
+    assert [(s["name"], s["split"]) for s in meta["sources"]] == [
+        (str(train_file), "train"),
+        (str(val_file), "val"),
+    ]
+
+
+def test_val_files_refuse_another_split_and_empty_files(tmp_path, words_file):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(UsageError, match="--val gives the validation split"):
+        tokenize_corpus(
+            resolve_sources([str(words_file)]),
+            tmp_path / "a",
+            TokenizeOptions(split="document"),
+            val_corpus=resolve_sources([str(words_file)]),
+        )
+    with pytest.raises(GenseqError, match="--val: no text"):
+        tokenize_corpus(
+            resolve_sources([str(words_file)]),
+            tmp_path / "b",
+            TokenizeOptions(),
+            val_corpus=resolve_sources([str(empty)]),
+        )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -63,7 +63,7 @@ class FinalChoice:
 
     @property
     def best_loss(self) -> float:
-        return min(self.final_loss, self.candidate_loss)
+        return self.final_loss if self.final_is_best else self.candidate_loss
 
 
 def best_summary(state: TrainState, whole_split_loss: float, whole: int) -> dict:

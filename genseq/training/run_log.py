@@ -11,6 +11,7 @@ import torch
 from genseq import distributed
 from genseq.distributed import DistContext
 from genseq.fileio import atomic_file, atomic_write_text
+from genseq.jsonable import jsonable
 
 
 class LogFile:
@@ -21,7 +22,7 @@ class LogFile:
 
     def write(self, record: dict) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(json.dumps(jsonable(record)) + "\n")  # NaN as null: strict JSON
             self._file.flush()
 
     def close(self) -> None:
@@ -47,11 +48,17 @@ def truncate_log(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+def _measured(points: list[tuple]) -> list[tuple]:
+    """Points with a loss (a non-finite loss is logged as null)."""
+    return [(x, y) for x, y in points if y is not None]
+
+
 def plot_losses(log_path: Path, png_path: Path) -> None:
     """Training and validation loss against tokens seen, as a PNG."""
     records = read_records(log_path)
     train = [(r["tokens"], r["loss"]) for r in records if r.get("kind") == "train"]
     val = [(r["tokens"], r["val_loss"]) for r in records if r.get("kind") == "eval"]
+    train, val = _measured(train), _measured(val)
     if not train and not val:
         return
     import matplotlib
