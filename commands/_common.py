@@ -138,3 +138,13 @@ def number(value, spec: str = ".4f") -> str:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return format(value, spec)
     return "-"
+
+
+def options_for(cls: type, values: dict[str, Any], **replaced: Any) -> Any:
+    """``cls`` built from a command's parameters: each Typer parameter is named after the
+    dataclass field it sets, so an option is declared once, as a parameter, and never listed
+    again. ``replaced`` gives the fields whose value the command converts first."""
+    from dataclasses import fields
+
+    given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+    return cls(**{**given, **replaced})

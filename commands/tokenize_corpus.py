@@ -15,6 +15,7 @@ from genseq.commands._common import (
     JsonOpt,
     QuietOpt,
     err_console,
+    options_for,
     print_json,
 )
 
@@ -275,29 +276,7 @@ def tokenize(
 
     from genseq.prepare import TokenizeOptions
 
-    options = TokenizeOptions(
-        level=level,
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        lowercase=lowercase,
-        val_fraction=val_fraction,
-        split=split,
-        seed=seed,
-        dtype=dtype,
-        encoding_errors=encoding_errors,
-        workers=workers,
-        fit_sample_mb=fit_sample,
-        abc_chords=abc_chords,
-        abc_decorations=abc_decorations,
-        abc_grace=abc_grace,
-        abc_keep_unit=abc_keep_unit,
-        transpose=transpose,
-        augment_keys=augment_keys,
-        steps_per_quarter=steps_per_quarter,
-        pitch_range=pitch_range,
-        midi_track=midi_track,
-        midi_program=midi_program,
-    )
+    options = options_for(TokenizeOptions, locals(), fit_sample_mb=fit_sample)
     summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val)
     if json_out:
         print_json(

@@ -17,6 +17,7 @@ from genseq.commands._common import (
     JsonOpt,
     QuietOpt,
     number,
+    options_for,
     print_json,
 )
 
@@ -42,7 +43,7 @@ def train(
         ),
     ] = None,
     cell: Annotated[str | None, Opt(help="lstm | gru | rnn-tanh | rnn-relu.")] = None,
-    layers: Annotated[int | None, Opt("--layers", help="Recurrent layers.")] = None,
+    num_layers: Annotated[int | None, Opt("--layers", help="Recurrent layers.")] = None,
     hidden_size: Annotated[int | None, Opt(help="Units per recurrent layer.")] = None,
     embed_size: Annotated[int | None, Opt(help="Embedding width.")] = None,
     dropout: Annotated[
@@ -180,37 +181,12 @@ def train(
     from genseq.training import run_dir as run_dirs
 
     run_dir = output or run_dirs.default_run_dir(sources[0])
-    config = TrainConfig(
-        cell=cell,
-        num_layers=layers,
-        hidden_size=hidden_size,
-        embed_size=embed_size,
-        dropout=dropout,
-        weight_drop=weight_drop,
-        tie_weights=tie_weights,
+    config = options_for(
+        TrainConfig,
+        locals(),
         adaptive_cutoffs=None if adaptive_softmax is None else parse_cutoffs(adaptive_softmax),
-        seq_len=seq_len,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        warmup_steps=warmup_steps,
-        clip_norm=clip_norm,
-        clip_value=clip_value,
-        max_steps=max_steps,
-        epochs=epochs,
-        time_budget=time_budget,
-        patience=patience,
-        save_every=save_every,
-        on_nan=on_nan,
-        eval_every=eval_every,
-        eval_tokens=eval_tokens,
-        sample_tokens=sample_tokens,
         seed=seed if seed is not None else 1337,
-        device=device,
         precision=None if precision == "auto" else precision,
-        ema=ema,
     )
     config.validate()
     if resume and overwrite:
@@ -250,23 +226,8 @@ def train(
                 run_dirs.check_fresh(run_dir)
             from genseq.prepare import TokenizeOptions
 
-            options = TokenizeOptions(
-                level=level,
-                vocab_size=vocab_size,
-                min_frequency=min_frequency,
-                lowercase=lowercase,
-                val_fraction=val_fraction,
-                encoding_errors=encoding_errors,
-                abc_chords=abc_chords,
-                abc_decorations=abc_decorations,
-                abc_grace=abc_grace,
-                transpose=transpose,
-                augment_keys=augment_keys,
-                steps_per_quarter=steps_per_quarter,
-                pitch_range=pitch_range,
-                midi_track=midi_track,
-                midi_program=midi_program,
-            )
+            # The tokenize options `genseq train` shares (its own --seed is the training's).
+            options = options_for(TokenizeOptions, locals(), seed=TokenizeOptions.seed)
             tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet, val)
     data = open_data(data_dir)
     if launch and batch_size is not None and batch_size % (nproc or 1):
