@@ -254,8 +254,7 @@ def train(
     if ctx.enabled:
         # A torchrun worker leaves here, everything saved and printed: gloo's threads can
         # abort the interpreter's shutdown after a run that ended well ("terminate called
-        # without an active exception", one of this session's CI runs), which torchrun would
-        # report as a failed worker.
+        # without an active exception"), which torchrun would report as a failed worker.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

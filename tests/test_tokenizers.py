@@ -355,7 +355,7 @@ def load_tokenizer_from_text(tokenizer):
 
 
 def test_bpe_copes_with_one_enormous_word():
-    """A 300,000-character line without spaces (DNA, base64) used to make BPE training
+    """A 300,000-character line without spaces (DNA, base64) would make BPE training
     quadratic; it is cut into 64-character runs and still round-trips."""
     import random
 
