@@ -72,20 +72,13 @@ def tiny_data(tmp_path_factory, words_file) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_data) -> Path:
     """A run directory trained for a few steps (through the library, as the CLI does)."""
+    from testkit import small
+
     from genseq.data import open_data
-    from genseq.plan import TrainConfig
     from genseq.train import Trainer
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = TrainConfig(
-        hidden_size=16,
-        embed_size=8,
-        seq_len=16,
-        batch_size=4,
-        max_steps=30,
-        eval_every=10,
-        device="cpu",
-    )
+    cfg = small(max_steps=30, eval_every=10)
     Trainer(cfg, open_data(tiny_data), out).run()
     return out
 

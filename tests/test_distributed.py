@@ -4,19 +4,17 @@ global batch, resume exactly, and resume across a change in the number of proces
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from testkit import GENSEQ, genseq_env
 
 from genseq.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-GENSEQ = str(Path(sys.executable).parent / "genseq")
 # Constant learning rate, no dropout, fp32 (bf16 rounds a split batch's sums differently):
 # runs of different lengths and process counts are comparable step for step.
 SETTINGS = [  # pinned: a longer --max-steps on resume would start the weight average later
@@ -48,7 +46,7 @@ SETTINGS = [  # pinned: a longer --max-steps on resume would start the weight av
 
 
 def train(data: Path, run: Path, *extra) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = genseq_env()
     # Run outside the source tree: `-m genseq` there would import the uninstalled package.
     done = subprocess.run(
         [GENSEQ, "train", str(data), "-o", str(run), *SETTINGS, *extra],
@@ -118,7 +116,7 @@ def test_resume_with_another_number_of_processes(tmp_path, tiny_data):
 
 
 def test_the_global_batch_must_divide_among_processes(tmp_path, tiny_data):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = genseq_env()
     done = subprocess.run(
         [
             GENSEQ,

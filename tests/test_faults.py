@@ -8,12 +8,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from testkit import TINY as TINY_FLAGS
+from testkit import small
+from testkit import start as start_genseq
 
 from genseq.checkpoint import load_checkpoint
 from genseq.data import open_data
@@ -21,33 +23,11 @@ from genseq.errors import GenseqError
 from genseq.plan import TrainConfig, parse_save_every
 from genseq.train import Trainer
 
-GENSEQ = str(Path(sys.executable).parent / "genseq")
-TINY = [
-    "--hidden-size",
-    "16",
-    "--embed-size",
-    "8",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "4",
-    "--dropout",
-    "0.1",
-    "--device",
-    "cpu",
-]
-
-
-def small(**overrides) -> TrainConfig:
-    base = {"hidden_size": 16, "embed_size": 8, "seq_len": 16, "batch_size": 4, "device": "cpu"}
-    return TrainConfig(**{**base, **overrides})
+TINY = [*TINY_FLAGS, "--dropout", "0.1"]
 
 
 def start(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [GENSEQ, "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+    return start_genseq("train", *args)
 
 
 def all_params(run: Path) -> dict[str, torch.Tensor]:

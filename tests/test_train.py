@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 from safetensors import safe_open
+from testkit import small
 
 from genseq.checkpoint import find_checkpoint, load_checkpoint, load_train_state, read_config
 from genseq.corpus import resolve_sources
@@ -21,12 +22,6 @@ from genseq.sample import SamplingSettings
 from genseq.train import Trainer
 
 PATTERN = "0123456789\n"
-
-
-def small(**overrides) -> TrainConfig:
-    base = {"hidden_size": 16, "embed_size": 8, "seq_len": 16, "batch_size": 4, "device": "cpu"}
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 @pytest.fixture(scope="module")

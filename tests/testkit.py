@@ -1,0 +1,59 @@
+"""What many test files share: the installed console script and a way to run it, the tiny
+model every training test uses (as a config and as flags), and the one-error-line contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from genseq.plan import TrainConfig
+
+GENSEQ = str(Path(sys.executable).with_name("genseq"))  # the script installed beside python
+TINY_MODEL = {"hidden_size": 16, "embed_size": 8, "seq_len": 16, "batch_size": 4, "device": "cpu"}
+
+
+def flags(settings: dict) -> list[str]:
+    """``{"hidden_size": 16}`` as command-line flags, ``["--hidden-size", "16"]``."""
+    pairs = (("--" + name.replace("_", "-"), str(value)) for name, value in settings.items())
+    return [item for pair in pairs for item in pair]
+
+
+TINY = flags(TINY_MODEL)  # the tiny model for `genseq train`
+
+
+def small(**overrides) -> TrainConfig:
+    """The tiny model's training config, with ``overrides``."""
+    return TrainConfig(**{**TINY_MODEL, **overrides})
+
+
+def genseq_env() -> dict[str, str]:
+    """One thread per process: tests run several processes on a 2-core machine."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(*args, input: bytes | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """`genseq ARGS...` as a user runs it, in its own process."""
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run(
+        [GENSEQ, *map(str, args)], input=input, capture_output=True, env=genseq_env(), **kwargs
+    )
+
+
+def start(*args) -> subprocess.Popen:
+    """`genseq ARGS...` started in the background (to be signalled or killed)."""
+    return subprocess.Popen(
+        [GENSEQ, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=genseq_env(),
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    """The single `error: ...` line (progress lines before it are fine); no traceback."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    return errors[0]
