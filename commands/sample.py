@@ -401,10 +401,10 @@ def sample(
         ckpt,
         text,
         settings,
-        max_new_tokens,
-        num_samples,
-        stop or (),
-        seed,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        stop=stop or (),
+        seed=seed,
         on_text=on_text if stream else None,
     )
     for s in samples:

@@ -31,8 +31,8 @@ def sample_midi_command(
     from genseq.music import render
     from genseq.music.midi_sampling import primer_events, sample_midi, steps_for
 
-    steps = steps_for(ckpt, num_steps, seconds, tempo)
-    primer = primer_events(ckpt, primer_midi, primer_abc, tempo)
+    steps = steps_for(ckpt, num_steps=num_steps, seconds=seconds, tempo=tempo)
+    primer = primer_events(ckpt, primer_midi=primer_midi, primer_abc=primer_abc, tempo=tempo)
     if seed is None:  # drawn once the request is known to be good, and shown to repeat it
         import random
 
@@ -45,7 +45,15 @@ def sample_midi_command(
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
-    samples = sample_midi(ckpt, primer, settings, num_samples, steps, seed, constrain)
+    samples = sample_midi(
+        ckpt,
+        primer,
+        settings,
+        num_samples=num_samples,
+        steps=steps,
+        seed=seed,
+        constrain=constrain,
+    )
     melody = ckpt.level == "midi-melody"
     # A melody's steps last as --tempo says; a performance's times are seconds already.
     qpm = tempo if melody else 120.0

@@ -36,13 +36,13 @@ def sample_tunes_command(
     from genseq.music.notes import tune_notes
     from genseq.music.tune_sampling import build_prompt, sample_tunes
 
-    prompt = build_prompt(ckpt, text, meter, key, mode)
+    prompt = build_prompt(ckpt, text, meter=meter, key=key, mode=mode)
     tunes = sample_tunes(
         ckpt,
         prompt,
         settings,
-        num_samples,
-        max_new_tokens,
+        num_samples=num_samples,
+        max_new_tokens=max_new_tokens,
         seed=seed,
         constrain=constrain,
         form=form,

@@ -666,11 +666,10 @@ def test_top_k_one_and_tiny_top_p_equal_greedy_under_the_grammar(meter):
     from genseq.sample import SamplingSettings
 
     ckpt = load_checkpoint(SHIPPED)
-    prompt = build_prompt(ckpt, "", meter, "D")
+    prompt = build_prompt(ckpt, meter=meter, key="D")
+    options = {"num_samples": 3, "max_new_tokens": 300}
     tunes = {
-        name: [
-            t.tokens for t in sample_tunes(ckpt, prompt, settings, 3, max_new_tokens=300, seed=seed)
-        ]
+        name: [t.tokens for t in sample_tunes(ckpt, prompt, settings, seed=seed, **options)]
         for name, settings, seed in [
             ("greedy", SamplingSettings(temperature=0), 1),
             ("top-k 1", SamplingSettings(top_k=1, temperature=1.3), 2),

@@ -226,7 +226,7 @@ def test_top_k_one_equals_greedy_under_the_midi_constraint(fixture, request):
 
     ckpt = load_checkpoint(request.getfixturevalue(fixture) / "best")
     events = [
-        [s.events for s in sample_midi(ckpt, [], settings, 3, 48, seed=seed)]
+        [s.events for s in sample_midi(ckpt, [], settings, num_samples=3, steps=48, seed=seed)]
         for settings, seed in [
             (SamplingSettings(temperature=0), 1),
             (SamplingSettings(top_k=1, temperature=1.5), 2),

@@ -65,7 +65,9 @@ def is_melody(ckpt: Checkpoint) -> bool:
     return ckpt.level == "midi-melody"
 
 
-def steps_for(ckpt: Checkpoint, num_steps: int | None, seconds: float | None, tempo: float) -> int:
+def steps_for(
+    ckpt: Checkpoint, *, num_steps: int | None = None, seconds: float | None = None, tempo: float
+) -> int:
     """The length asked for, in the model's steps."""
     if num_steps is not None and seconds is not None:
         raise UsageError("give --num-steps or --seconds, not both")
@@ -84,7 +86,11 @@ def steps_for(ckpt: Checkpoint, num_steps: int | None, seconds: float | None, te
 
 
 def primer_events(
-    ckpt: Checkpoint, primer_midi: Path | None, primer_abc: Path | None, tempo: float
+    ckpt: Checkpoint,
+    *,
+    primer_midi: Path | None = None,
+    primer_abc: Path | None = None,
+    tempo: float,
 ) -> list[str]:
     """The events of the primer file (none without one), read as in training."""
     from genseq.music.abc_lexer import AbcError, split_tunebook
@@ -120,7 +126,8 @@ def sample_midi(
     ckpt: Checkpoint,
     primer: list[str],
     settings: SamplingSettings,
-    num_samples: int,
+    *,
+    num_samples: int = 1,
     steps: int,
     seed: int | None = None,
     constrain: bool = True,
