@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +141,17 @@ def test_melody_model_samples_valid_midi_from_a_midi_primer(melody_run, corpus, 
     twice = run("sample", melody_run, "--num-steps", "16", "--seed", "7")
     assert again.returncode == 0 and again.stdout == twice.stdout
     assert len(again.stdout.split()) == 16
+
+
+def test_the_shown_seed_repeats_the_midi_samples(melody_run, cli):
+    args = ["sample", str(melody_run), "--num-steps", "16", "--num-samples", "2"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    (line,) = first.stderr.splitlines()
+    seed = int(re.fullmatch(r"seed: (\d+)", line).group(1))
+    again = cli(*args, "--seed", str(seed))
+    assert again.exit_code == 0 and again.stderr == ""
+    assert again.stdout == first.stdout and len(first.stdout.splitlines()) == 2
 
 
 def test_performance_model_samples_valid_midi_from_an_abc_primer(performance_run, tmp_path):
