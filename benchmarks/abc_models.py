@@ -87,7 +87,7 @@ def sample_validity(run: Path, n: int, constrain: bool) -> dict:
     ckpt = load_checkpoint(run)
     start = time.perf_counter()
     tunes = sample_tunes(
-        ckpt, build_prompt(ckpt), SamplingSettings(), n, 1000, seed=0, constrain=constrain
+        ckpt, build_prompt(ckpt), SamplingSettings(), num_samples=n, seed=0, constrain=constrain
     )
     seconds = time.perf_counter() - start
     parsed = readable = clean = ended = 0

@@ -145,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k, s in enumerate(settings):
             try:
-                prompt = build_prompt(ckpt, s.prompt, s.meter, s.key)
+                prompt = build_prompt(ckpt, s.prompt, meter=s.meter, key=s.key)
             except UsageError as exc:
                 print(f"{s.name}: skipped ({exc})", file=sys.stderr)
                 continue
@@ -153,7 +153,13 @@ def main() -> None:
             sampling = SamplingSettings(**s.sampling)
             form = PartForm() if args.form == "folk" else None
             tunes = sample_tunes(
-                ckpt, prompt, sampling, per, 1000, args.seed + k, not args.no_constrain, form
+                ckpt,
+                prompt,
+                sampling,
+                num_samples=per,
+                seed=args.seed + k,
+                constrain=not args.no_constrain,
+                form=form,
             )
             judge(tunes, tally, Path(tmp), args.save, s.name)
             rows.append((s.name, tally.tunes, tally.abc2midi, tally.abcm2ps, tally.layout))
@@ -194,9 +200,8 @@ def form_table(ckpt, args: argparse.Namespace) -> str:
                 ckpt,
                 build_prompt(ckpt),
                 SamplingSettings(),
-                args.default_tunes,
-                1000,
-                seed,
+                num_samples=args.default_tunes,
+                seed=seed,
                 form=form,
             )
             text = "\n".join(t.abc for t in tunes)

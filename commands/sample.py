@@ -3,90 +3,32 @@
 An ABC checkpoint samples whole tunes: header conditioning (--meter, --key, --mode), the
 grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
 and piano-roll files on request. A MIDI checkpoint (midi-melody, midi-performance) samples
-pieces of a given length from an optional MIDI or ABC primer, written as .mid files
-(``sample_midi``).
+pieces of a given length from an optional MIDI or ABC primer, written as .mid files.
+
+The options become one ``SampleRequest``; the checkpoint's kind picks the job (``sample_text``,
+``sample_tunes``, ``sample_midi``) that refuses what it cannot use and reads its prompt, and
+only then is the seed drawn.
 """
 
 from __future__ import annotations
 
-import sys
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from genseq.commands._common import (
-    DeviceOpt,
-    EncodingErrorsOpt,
-    JsonOpt,
-    QuietOpt,
-    print_json,
-    stdout,
-)
+from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt
+from genseq.commands.sample_request import SampleRequest, TuneForm
+
+if TYPE_CHECKING:
+    from genseq.commands.sample_midi import MidiJob
+    from genseq.commands.sample_text import TextJob
+    from genseq.commands.sample_tunes import TuneJob
+
+    from genseq.checkpoint import Checkpoint
 
 Opt = typer.Option
 
-
-class TuneForm(StrEnum):
-    folk = "folk"
-    free = "free"
-
-
-def _refuse(flags: dict, why: str) -> None:
-    """One usage error naming every flag of ``flags`` that was given."""
-    from genseq.errors import UsageError
-
-    given = [name for name, value in flags.items() if value is not None]
-    if given:
-        raise UsageError(f"{', '.join(given)}: {why}")
-
-
-def _part_form(form: TuneForm, bars_per_part: int | None, parts: int | None):
-    """The form tunes are sampled with (None: free)."""
-    from genseq.music.abc_constraint import PartForm
-
-    if form == TuneForm.free:
-        _refuse(
-            {"--bars-per-part": bars_per_part, "--parts": parts},
-            "only with --form folk (free leaves the form to the model)",
-        )
-        return None
-    return PartForm(bars_per_part, 2 if parts is None else parts)
-
-
-def _read_prompt(prompt: str | None, prompt_file: str | None, encoding_errors: str) -> str:
-    from genseq.errors import GenseqError, UsageError
-
-    if prompt is not None and prompt_file is not None:
-        raise UsageError("give --prompt or --prompt-file, not both")
-    if prompt_file is None:
-        try:  # argv holds undecodable bytes as surrogates: decode them as asked
-            raw = (prompt or "").encode("utf-8", "surrogateescape")
-            return raw.decode("utf-8", errors=encoding_errors)
-        except UnicodeDecodeError:
-            raise GenseqError(
-                "--prompt is not valid UTF-8; pass --encoding-errors replace to use it anyway"
-            ) from None
-    if prompt_file == "-":
-        if sys.stdin is None:
-            raise UsageError("--prompt-file -: standard input is closed")
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-        name = "<stdin>"
-    else:
-        try:
-            data = Path(prompt_file).read_bytes()
-        except OSError as exc:
-            raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
-        name = prompt_file
-    if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8", errors=encoding_errors)
-    except UnicodeDecodeError as exc:
-        raise GenseqError(
-            f"{name}: not valid UTF-8 (byte {data[exc.start]:#04x} at offset "
-            f"{exc.start}); pass --encoding-errors replace"
-        ) from None
+MIDI_OPTIONS = ("primer_midi", "primer_abc", "num_steps", "seconds")  # SampleRequest fields
 
 
 def sample(
@@ -271,12 +213,12 @@ def sample(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate text, tunes or MIDI from a trained model."""
-    import math
-    import random
+    from dataclasses import replace
+
+    from genseq.commands.sample_request import read_prompt, seed_for
 
     from genseq.checkpoint import load_checkpoint
     from genseq.device import resolve_device
-    from genseq.generate import encode_prompt, generate
     from genseq.sample import SamplingSettings
 
     settings = SamplingSettings(
@@ -287,149 +229,54 @@ def sample(
         repetition_penalty=repetition_penalty,
         greedy=greedy,
     )
-    settings.validate()
-    from genseq.errors import UsageError
-
-    if max_new_tokens is not None and max_new_tokens < 1:
-        raise UsageError("--max-new-tokens must be at least 1")
-    if num_samples < 1:
-        raise UsageError("--num-samples must be at least 1")
-    if not (math.isfinite(tempo) and tempo > 0):
-        raise UsageError("--tempo must be a positive number")
-    if program is not None and not 0 <= program <= 127:
-        raise UsageError("--program must be a General MIDI program, 0-127")
-    text = _read_prompt(prompt, prompt_file, encoding_errors)
+    request = SampleRequest(
+        settings=settings,
+        num_samples=num_samples,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        stop=tuple(stop or ()),
+        echo=echo,
+        constrain=constrain,
+        tempo=tempo,
+        meter=meter,
+        key=key,
+        mode=mode,
+        form=form,
+        bars_per_part=bars_per_part,
+        parts=parts,
+        program=program,
+        primer_midi=primer_midi,
+        primer_abc=primer_abc,
+        num_steps=num_steps,
+        seconds=seconds,
+        output=output,
+        midi=midi,
+        wav=wav,
+        png=png,
+        json=json_out,
+        quiet=quiet,
+    )
+    # The prompt is read once every option is known to be good.
+    request = replace(request, prompt=read_prompt(prompt, prompt_file, encoding_errors))
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
-    music = {"--meter": meter, "--key": key, "--mode": mode, "--output": output}
-    music |= {"--midi": midi, "--wav": wav, "--png": png}
-    music |= {"--bars-per-part": bars_per_part, "--parts": parts, "--program": program}
-    midi_only = {"--primer-midi": primer_midi, "--primer-abc": primer_abc}
-    midi_only |= {"--num-steps": num_steps, "--seconds": seconds}
+    job = prepare_job(ckpt, request)
+    job.run(seed_for(request))
+
+
+def prepare_job(ckpt: Checkpoint, request: SampleRequest) -> TextJob | TuneJob | MidiJob:
+    """The job for the checkpoint's kind, ready to run: the options it cannot use are refused
+    and its prompt or primer is read, so that a bad request fails before a seed is drawn."""
     from genseq.tokenization import MIDI_LEVELS
 
     if ckpt.level in MIDI_LEVELS:
-        refused = {"--prompt/--prompt-file": text or None, "--stop": stop or None}
-        refused |= {"--max-new-tokens": max_new_tokens, "--meter": meter, "--key": key}
-        refused |= {"--mode": mode, "--bars-per-part": bars_per_part, "--parts": parts}
-        refused |= {"--program": program}
-        _refuse(
-            refused,
-            f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
-            "and --num-steps/--seconds",
-        )
-        if output is not None and midi is not None and output != midi:
-            raise UsageError("give -o or --midi (the same folder of .mid files), not both")
-        from genseq.commands.sample_midi import sample_midi_command
+        from genseq.commands.sample_midi import MidiJob
 
-        sample_midi_command(
-            ckpt,
-            settings,
-            num_samples,
-            seed,
-            constrain,
-            primer_midi,
-            primer_abc,
-            num_steps,
-            seconds,
-            tempo,
-            output or midi,
-            wav,
-            png,
-            json_out,
-            quiet,
-        )
-        return
-    _refuse(midi_only, f"only for MIDI models ({ckpt.level} level here)")
+        return MidiJob.prepare(ckpt, request)
+    request.refuse(MIDI_OPTIONS, f"only for MIDI models ({ckpt.level} level here)")
     if ckpt.level == "abc":
-        if stop:
-            raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
-            if not quiet:
-                print(f"seed: {seed}", file=sys.stderr)
-        from genseq.commands.sample_tunes import sample_tunes_command
+        from genseq.commands.sample_tunes import TuneJob
 
-        from genseq.music.render import FIDDLE
+        return TuneJob.prepare(ckpt, request)
+    from genseq.commands.sample_text import TextJob
 
-        sample_tunes_command(
-            ckpt,
-            text,
-            settings,
-            num_samples,
-            max_new_tokens or 1000,
-            seed,
-            constrain,
-            _part_form(form, bars_per_part, parts),
-            meter,
-            key,
-            mode,
-            output,
-            midi,
-            wav,
-            png,
-            tempo,
-            FIDDLE if program is None else program,
-            json_out,
-            quiet,
-        )
-        return
-    _refuse(music, f"only for ABC models ({ckpt.level} level here)")
-    max_new_tokens = max_new_tokens or 500
-    info = encode_prompt(ckpt.tokenizer, text)
-    if info.unknown and not quiet:
-        print(
-            f"note: the prompt has pieces the model never saw, read as <unk>: "
-            f"{', '.join(map(repr, info.unknown))}",
-            file=sys.stderr,
-        )
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-        if not quiet:
-            print(f"seed: {seed}", file=sys.stderr)
-
-    out = stdout()
-    stream = num_samples == 1 and not json_out
-
-    def on_text(_index: int, piece: str) -> None:
-        out.write(piece)
-        out.flush()
-
-    if stream and echo and text:
-        out.write(text)
-        out.flush()
-    samples = generate(
-        ckpt,
-        text,
-        settings,
-        max_new_tokens,
-        num_samples,
-        stop or (),
-        seed,
-        on_text=on_text if stream else None,
-    )
-    for s in samples:
-        full = (text if echo else "") + s.text
-        if json_out:
-            print_json(
-                {
-                    "schema": 1,
-                    "index": s.index,
-                    "prompt": text,
-                    "text": s.text,
-                    "tokens": s.tokens,
-                    "finish_reason": s.finish_reason,
-                    "seed": seed,
-                    "temperature": temperature,
-                    "top_k": top_k,
-                    "top_p": top_p,
-                    "checkpoint": str(ckpt.path),
-                }
-            )
-        elif stream:
-            if not full.endswith("\n"):
-                out.write("\n")
-        else:
-            out.write(full if full.endswith("\n") else full + "\n")
-            if s.index < num_samples - 1:
-                out.write("\n")
-    out.flush()
+    return TextJob.prepare(ckpt, request)

@@ -2,100 +2,127 @@
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genseq.commands._common import print_json, stdout
+from genseq.commands.sample_request import SampleRequest, make_folders, report_written
+
+from genseq.errors import UsageError
+
+if TYPE_CHECKING:
+    from genseq.checkpoint import Checkpoint
+    from genseq.music.midi_sampling import MidiSample
+
+# SampleRequest fields, in the order a refusal names them
+NOT_FOR_MIDI = (
+    "prompt",
+    "stop",
+    "max_new_tokens",
+    "meter",
+    "key",
+    "mode",
+    "bars_per_part",
+    "parts",
+    "program",
+)
 
 
-def sample_midi_command(
-    ckpt,
-    settings,
-    num_samples: int,
-    seed: int | None,
-    constrain: bool,
-    primer_midi: Path | None,
-    primer_abc: Path | None,
-    num_steps: int | None,
-    seconds: float | None,
-    tempo: float,
-    output: Path | None,
-    wav: Path | None,
-    png: Path | None,
-    json_out: bool,
-    quiet: bool,
-) -> None:
-    """Sample pieces and write them where asked; without -o, --wav or --png the events of
-    each sample are printed, one line each."""
-    from genseq.errors import GenseqError
-    from genseq.music import render
-    from genseq.music.midi_sampling import primer_events, sample_midi, steps_for
+@dataclass(frozen=True)
+class MidiJob:
+    ckpt: Checkpoint
+    request: SampleRequest
+    steps: int  # the length asked for, after the primer, in the model's steps
+    primer: list[str]
 
-    steps = steps_for(ckpt, num_steps, seconds, tempo)
-    primer = primer_events(ckpt, primer_midi, primer_abc, tempo)
-    if seed is None:  # drawn once the request is known to be good, and shown to repeat it
-        import random
+    @classmethod
+    def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> MidiJob:
+        """Refuse the text and tune options; read the length and the primer file."""
+        from genseq.music.midi_sampling import primer_events, steps_for
 
-        seed = random.SystemRandom().randrange(2**31)
-        if not quiet:
-            print(f"seed: {seed}", file=sys.stderr)
-    for folder in (output, wav, png):
-        if folder is not None:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
-    samples = sample_midi(ckpt, primer, settings, num_samples, steps, seed, constrain)
-    melody = ckpt.level == "midi-melody"
-    # A melody's steps last as --tempo says; a performance's times are seconds already.
-    qpm = tempo if melody else 120.0
-    written: list[str] = []
-    for s in samples:
-        name = f"sample_{s.index + 1:03d}"
-        files = []
-        if s.finish_reason != "eos" and not quiet:
-            print(
-                f"note: sample {s.index + 1} ran out of events before its length "
-                f"({s.new_events:,} events)",
-                file=sys.stderr,
-            )
-        if s.note_count == 0 and not quiet:
-            print(f"note: sample {s.index + 1} has no notes", file=sys.stderr)
-        tune = s.tune_notes()
-        if output is not None:
-            path = output / f"{name}.mid"
-            if melody:
-                files.append(render.write_midi(tune, path, tempo_qpm=qpm))
-            else:
-                files.append(render.write_performance_midi(s.performance or [], path))
-        if wav is not None:
-            files.append(render.write_wav(tune, wav / f"{name}.wav", tempo_qpm=qpm))
-        if png is not None:
-            title = f"genseq sample {s.index + 1} (seed {seed})"
-            files.append(render.write_piano_roll(tune, png / f"{name}.png", qpm, title))
-        written += map(str, files)
-        if json_out:
-            print_json(
-                {
-                    "schema": 1,
-                    "index": s.index,
-                    "events": len(s.events),
-                    "new_events": s.new_events,
-                    "primer_events": len(primer),
-                    "notes": s.note_count,
-                    "finish_reason": s.finish_reason,
-                    "seed": seed,
-                    "constrained": constrain,
-                    "files": list(map(str, files)),
-                    "checkpoint": str(ckpt.path),
-                }
-            )
-        elif output is None and wav is None and png is None:
-            out = stdout()
-            out.write(" ".join(s.events) + "\n")
-            out.flush()
-    if written and not quiet:
-        shown = ", ".join(written[:3]) + (
-            f" and {len(written) - 3} more" if len(written) > 3 else ""
+        r = request
+        r.refuse(
+            NOT_FOR_MIDI,
+            f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
+            "and --num-steps/--seconds",
         )
-        print(f"wrote {shown}", file=sys.stderr)
+        if r.output is not None and r.midi is not None and r.output != r.midi:
+            raise UsageError("give -o or --midi (the same folder of .mid files), not both")
+        steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.tempo)
+        primer = primer_events(
+            ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.tempo
+        )
+        return cls(ckpt, request, steps, primer)
+
+    @property
+    def folder(self) -> Path | None:
+        """Where the .mid files go: -o, or --midi as its other name."""
+        return self.request.output or self.request.midi
+
+    def run(self, seed: int) -> None:
+        """Sample the pieces and write them where asked; without -o, --wav or --png the events
+        of each sample are printed, one line each."""
+        from genseq.music.midi_sampling import sample_midi
+
+        r = self.request
+        make_folders(self.folder, r.wav, r.png)
+        samples = sample_midi(
+            self.ckpt,
+            self.primer,
+            r.settings,
+            num_samples=r.num_samples,
+            steps=self.steps,
+            seed=seed,
+            constrain=r.constrain,
+        )
+        written: list[str] = []
+        for s in samples:
+            files = self._write_files(s, seed)
+            written += files
+            if r.json:
+                print_json(self._row(s, seed, files))
+            elif self.folder is None and r.wav is None and r.png is None:
+                out = stdout()
+                out.write(" ".join(s.events) + "\n")
+                out.flush()
+        report_written(r, written)
+
+    def _write_files(self, s: MidiSample, seed: int) -> list[str]:
+        """Note a sample cut short or silent; write its MIDI, WAV and piano roll where asked."""
+        from genseq.music import render
+
+        r = self.request
+        if s.finish_reason != "eos":
+            r.note(
+                f"note: sample {s.index + 1} ran out of events before its length "
+                f"({s.new_events:,} events)"
+            )
+        if s.note_count == 0:
+            r.note(f"note: sample {s.index + 1} has no notes")
+        name = f"sample_{s.index + 1:03d}"
+        notes, qpm = s.tune_notes(), s.playback_qpm(r.tempo)
+        files = []
+        if self.folder is not None:
+            files.append(s.write_midi(self.folder / f"{name}.mid", r.tempo))
+        if r.wav is not None:
+            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=qpm))
+        if r.png is not None:
+            title = f"genseq sample {s.index + 1} (seed {seed})"
+            files.append(render.write_piano_roll(notes, r.png / f"{name}.png", qpm, title))
+        return [str(f) for f in files]
+
+    def _row(self, s: MidiSample, seed: int, files: list[str]) -> dict:
+        return {
+            "schema": 1,
+            "index": s.index,
+            "events": len(s.events),
+            "new_events": s.new_events,
+            "primer_events": len(self.primer),
+            "notes": s.note_count,
+            "finish_reason": s.finish_reason,
+            "seed": seed,
+            "constrained": self.request.constrain,
+            "files": files,
+            "checkpoint": str(self.ckpt.path),
+        }

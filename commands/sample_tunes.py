@@ -2,115 +2,144 @@
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genseq.commands._common import print_json, stdout
+from genseq.commands.sample_request import (
+    SampleRequest,
+    TuneForm,
+    make_folders,
+    report_written,
+)
+
+from genseq.errors import GenseqError, UsageError
+
+if TYPE_CHECKING:
+    from genseq.checkpoint import Checkpoint
+    from genseq.music.abc_constraint import PartForm
+    from genseq.music.tune_sampling import Tune, TunePrompt
 
 
-def sample_tunes_command(
-    ckpt,
-    text: str,
-    settings,
-    num_samples: int,
-    max_new_tokens: int,
-    seed: int,
-    constrain: bool,
-    form,
-    meter: str | None,
-    key: str | None,
-    mode: str | None,
-    output: Path | None,
-    midi: Path | None,
-    wav: Path | None,
-    png: Path | None,
-    tempo: float,
-    program: int,
-    json_out: bool,
-    quiet: bool,
-) -> None:
-    """Sample tunes and write them where asked; a tune that cannot be played is reported."""
-    from genseq.errors import GenseqError
-    from genseq.fileio import atomic_write_text
-    from genseq.music.abc_lexer import AbcError
-    from genseq.music.notes import tune_notes
-    from genseq.music.tune_sampling import build_prompt, sample_tunes
+@dataclass(frozen=True)
+class TuneJob:
+    ckpt: Checkpoint
+    request: SampleRequest
+    prompt: TunePrompt
+    form: PartForm | None  # None: free
 
-    prompt = build_prompt(ckpt, text, meter, key, mode)
-    tunes = sample_tunes(
-        ckpt,
-        prompt,
-        settings,
-        num_samples,
-        max_new_tokens,
-        seed=seed,
-        constrain=constrain,
-        form=form,
-        tempo=tempo,
-    )
-    # Folders only now: a prompt the header, the grammar or the form refuses leaves none.
-    for folder in (midi, wav, png):
-        if folder is not None:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
-    book = "\n".join(t.abc for t in tunes)
-    written: list[str] = []
-    for t in tunes:
-        name = f"tune_{t.index + 1:03d}"
-        if t.finish_reason != "eos" and not quiet:
-            print(
-                f"note: tune {t.index + 1} did not end within --max-new-tokens {max_new_tokens}",
-                file=sys.stderr,
-            )
-        if not (midi or wav or png):
-            continue
+    @classmethod
+    def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TuneJob:
+        """Refuse what a tune cannot take; build the prompt, which checks header and bars."""
+        from genseq.music.tune_sampling import build_prompt
+
+        if request.stop:
+            raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
+        form = _part_form(request)
+        prompt = build_prompt(
+            ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
+        )
+        return cls(ckpt, request, prompt, form)
+
+    @property
+    def max_new_tokens(self) -> int:
+        from genseq.music.tune_sampling import TUNE_TOKENS
+
+        return self.request.max_new_tokens or TUNE_TOKENS
+
+    def run(self, seed: int) -> None:
+        """Sample the tunes and write them where asked; a tune that cannot be played is
+        reported, not fatal."""
+        from genseq.music.tune_sampling import sample_tunes
+
+        r = self.request
+        tunes = sample_tunes(
+            self.ckpt,
+            self.prompt,
+            r.settings,
+            num_samples=r.num_samples,
+            max_new_tokens=self.max_new_tokens,
+            seed=seed,
+            constrain=r.constrain,
+            form=self.form,
+            tempo=r.tempo,
+        )
+        make_folders(r.midi, r.wav, r.png)  # only now: a refused prompt leaves no folder
+        written = [path for t in tunes for path in self._write_files(t)]
+        book = "\n".join(t.abc for t in tunes)
+        if r.output is not None:
+            _write_book(r.output, book)
+            written.insert(0, str(r.output))
+        if r.json:
+            for t in tunes:
+                print_json(self._row(t, seed))
+        elif r.output is None:
+            out = stdout()
+            out.write(book)
+            out.flush()
+        report_written(r, written)
+
+    def _write_files(self, t: Tune) -> list[str]:
+        """Note a tune cut short; write its MIDI, WAV and piano roll where asked."""
+        from genseq.music import render
+        from genseq.music.abc_lexer import AbcError
+        from genseq.music.notes import tune_notes
+
+        r = self.request
+        if t.finish_reason != "eos":
+            limit = self.max_new_tokens
+            r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
+        if not (r.midi or r.wav or r.png):
+            return []
         try:
             notes = tune_notes(t.tokens)
         except AbcError as exc:
-            if not quiet:
-                print(f"note: tune {t.index + 1} cannot be played ({exc})", file=sys.stderr)
-            continue
-        from genseq.music import render
+            r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
+            return []
+        name = f"tune_{t.index + 1:03d}"
+        program = render.FIDDLE if r.program is None else r.program
+        files = []
+        if r.midi is not None:
+            path = r.midi / f"{name}.mid"
+            files.append(render.write_midi(notes, path, r.tempo, program, t.title))
+        if r.wav is not None:
+            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=r.tempo))
+        if r.png is not None:
+            path = r.png / f"{name}.png"
+            files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
+        return [str(f) for f in files]
 
-        if midi is not None:
-            path = render.write_midi(notes, midi / f"{name}.mid", tempo, program, t.title)
-            written.append(str(path))
-        if wav is not None:
-            written.append(str(render.write_wav(notes, wav / f"{name}.wav", tempo_qpm=tempo)))
-        if png is not None:
-            path = render.write_piano_roll(
-                notes, png / f"{name}.png", tempo_qpm=tempo, title=t.title
-            )
-            written.append(str(path))
-    if output is not None:
-        try:
-            atomic_write_text(output, book)
-        except OSError as exc:
-            raise GenseqError(f"{output}: cannot write ({exc.strerror})") from None
-        written.insert(0, str(output))
-    if json_out:
-        for t in tunes:
-            print_json(
-                {
-                    "schema": 1,
-                    "index": t.index,
-                    "abc": t.abc,
-                    "tokens": len(t.tokens),
-                    "finish_reason": t.finish_reason,
-                    "seed": seed,
-                    "constrained": constrain,
-                    "form": None if form is None or not constrain else vars(form),
-                    "checkpoint": str(ckpt.path),
-                }
-            )
-    elif output is None:
-        out = stdout()
-        out.write(book)
-        out.flush()
-    if written and not quiet:
-        shown = ", ".join(written[:3]) + (
-            f" and {len(written) - 3} more" if len(written) > 3 else ""
-        )
-        print(f"wrote {shown}", file=sys.stderr)
+    def _row(self, t: Tune, seed: int) -> dict:
+        constrained = self.request.constrain
+        return {
+            "schema": 1,
+            "index": t.index,
+            "abc": t.abc,
+            "tokens": len(t.tokens),
+            "finish_reason": t.finish_reason,
+            "seed": seed,
+            "constrained": constrained,
+            "form": None if self.form is None or not constrained else vars(self.form),
+            "checkpoint": str(self.ckpt.path),
+        }
+
+
+def _part_form(request: SampleRequest) -> PartForm | None:
+    """The form tunes are sampled with (None: free)."""
+    from genseq.music.abc_constraint import PartForm
+
+    if request.form == TuneForm.free:
+        why = "only with --form folk (free leaves the form to the model)"
+        request.refuse(("bars_per_part", "parts"), why)
+        return None
+    return PartForm(request.bars_per_part, 2 if request.parts is None else request.parts)
+
+
+def _write_book(path: Path, book: str) -> None:
+    from genseq.fileio import atomic_write_text
+
+    try:
+        atomic_write_text(path, book)
+    except OSError as exc:
+        raise GenseqError(f"{path}: cannot write ({exc.strerror})") from None

@@ -19,6 +19,7 @@ from genseq.sample import BatchSampler, LogitConstraint, SamplingSettings
 from genseq.tokenization import Tokenizer
 
 BLOCK_TOKENS = 64  # most tokens drawn between two reads on the host
+MAX_NEW_TOKENS = 500  # a sample's length when none is asked for
 
 
 @dataclass
@@ -80,7 +81,8 @@ def generate(
     ckpt: Checkpoint,
     prompt: str = "",
     settings: SamplingSettings | None = None,
-    max_new_tokens: int = 500,
+    *,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     num_samples: int = 1,
     stop: Sequence[str] = (),
     seed: int | None = None,

@@ -26,7 +26,7 @@ NOISE_BLOCK_STEPS = 64  # steps of sampling noise drawn at once
 NOISE_BLOCK_ELEMENTS = 1 << 20  # ... but at most this many floats (4 MB)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplingSettings:
     temperature: float = 1.0  # 0 means greedy
     top_k: int | None = None  # keep the k most likely tokens

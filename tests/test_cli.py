@@ -88,7 +88,11 @@ def test_sample_stdout_is_only_the_text(cli, tiny_run):
     result = cli("sample", tiny_run, "-p", "the ", "-n", "40", "-s", "5", "--temperature", "0.7")
     assert result.exit_code == 0, result.stderr
     expected = generate(
-        load_checkpoint(tiny_run), "the ", SamplingSettings(temperature=0.7), 40, seed=5
+        load_checkpoint(tiny_run),
+        "the ",
+        SamplingSettings(temperature=0.7),
+        max_new_tokens=40,
+        seed=5,
     )[0].text
     text = "the " + expected
     assert result.stdout == (text if text.endswith("\n") else text + "\n")

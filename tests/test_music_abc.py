@@ -4,6 +4,7 @@ grammar constraint, sampling tunes from the CLI, MIDI output and per-tune evalua
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -431,6 +432,18 @@ def test_sampling_is_reproducible_and_unconstrained_is_optional(abc_run, cli):
     assert loose.exit_code == 0 and loose.stdout.startswith("X:1")
 
 
+def test_the_shown_seed_titles_and_repeats_the_tunes(abc_run, cli):
+    args = ["sample", str(abc_run), "-n", "150", "--num-samples", "2"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    (line,) = [line for line in first.stderr.splitlines() if line.startswith("seed")]
+    seed = int(re.fullmatch(r"seed: (\d+)", line).group(1))
+    assert first.stdout.count(f" (seed {seed})\n") == 2  # in each tune's title
+    again = cli(*args, "--seed", str(seed))
+    assert again.exit_code == 0 and "seed:" not in again.stderr
+    assert again.stdout == first.stdout
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -444,7 +457,8 @@ def test_sampling_is_reproducible_and_unconstrained_is_optional(abc_run, cli):
 def test_sampling_options_are_checked(abc_run, cli, extra, message, tmp_path):
     result = cli("sample", str(abc_run), *extra, "--midi", str(tmp_path / "midi"))
     assert result.exit_code == 2, result.stdout
-    assert message in result.stderr
+    (line,) = result.stderr.splitlines()  # refused before a seed is drawn and shown
+    assert line.startswith("error: ") and message in line
     assert not (tmp_path / "midi").exists()  # a refused prompt leaves no empty folder behind
 
 
@@ -666,11 +680,10 @@ def test_top_k_one_and_tiny_top_p_equal_greedy_under_the_grammar(meter):
     from genseq.sample import SamplingSettings
 
     ckpt = load_checkpoint(SHIPPED)
-    prompt = build_prompt(ckpt, "", meter, "D")
+    prompt = build_prompt(ckpt, meter=meter, key="D")
+    options = {"num_samples": 3, "max_new_tokens": 300}
     tunes = {
-        name: [
-            t.tokens for t in sample_tunes(ckpt, prompt, settings, 3, max_new_tokens=300, seed=seed)
-        ]
+        name: [t.tokens for t in sample_tunes(ckpt, prompt, settings, seed=seed, **options)]
         for name, settings, seed in [
             ("greedy", SamplingSettings(temperature=0), 1),
             ("top-k 1", SamplingSettings(top_k=1, temperature=1.3), 2),

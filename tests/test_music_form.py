@@ -151,8 +151,10 @@ def test_the_shipped_model_ends_on_the_tonic_as_music21_reads_it():
 
     ckpt = load_checkpoint(SHIPPED)
     for meter, key in (("6/8", "D"), ("4/4", "G"), ("3/4", "Ador")):
-        prompt = build_prompt(ckpt, "", meter, key)
-        tunes = sample_tunes(ckpt, prompt, SamplingSettings(), 4, seed=7, form=PartForm())
+        prompt = build_prompt(ckpt, meter=meter, key=key)
+        tunes = sample_tunes(
+            ckpt, prompt, SamplingSettings(), num_samples=4, seed=7, form=PartForm()
+        )
         for t in tunes:
             score = music21.converter.parse(t.abc, format="abc")
             last = list(score.flatten().notes)[-1]

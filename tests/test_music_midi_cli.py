@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,17 @@ def test_melody_model_samples_valid_midi_from_a_midi_primer(melody_run, corpus, 
     assert len(again.stdout.split()) == 16
 
 
+def test_the_shown_seed_repeats_the_midi_samples(melody_run, cli):
+    args = ["sample", str(melody_run), "--num-steps", "16", "--num-samples", "2"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    (line,) = first.stderr.splitlines()
+    seed = int(re.fullmatch(r"seed: (\d+)", line).group(1))
+    again = cli(*args, "--seed", str(seed))
+    assert again.exit_code == 0 and again.stderr == ""
+    assert again.stdout == first.stdout and len(first.stdout.splitlines()) == 2
+
+
 def test_performance_model_samples_valid_midi_from_an_abc_primer(performance_run, tmp_path):
     primer = tmp_path / "primer.abc"
     primer.write_text(TUNE)
@@ -226,7 +238,7 @@ def test_top_k_one_equals_greedy_under_the_midi_constraint(fixture, request):
 
     ckpt = load_checkpoint(request.getfixturevalue(fixture) / "best")
     events = [
-        [s.events for s in sample_midi(ckpt, [], settings, 3, 48, seed=seed)]
+        [s.events for s in sample_midi(ckpt, [], settings, num_samples=3, steps=48, seed=seed)]
         for settings, seed in [
             (SamplingSettings(temperature=0), 1),
             (SamplingSettings(top_k=1, temperature=1.5), 2),

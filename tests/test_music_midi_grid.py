@@ -113,8 +113,11 @@ def test_sampled_tunes_keep_every_downbeat_on_the_grid():
     ckpt = load_checkpoint(SHIPPED)
     checked = 0
     for meter in ("6/8", "2/4", "3/4"):
-        prompt = build_prompt(ckpt, "", meter, "D")
-        for t in sample_tunes(ckpt, prompt, SamplingSettings(), 3, seed=11, form=PartForm()):
+        prompt = build_prompt(ckpt, meter=meter, key="D")
+        tunes = sample_tunes(
+            ckpt, prompt, SamplingSettings(), num_samples=3, seed=11, form=PartForm()
+        )
+        for t in tunes:
             grid = on_bar_grid(tune_notes(t.tokens))
             bar = Fraction(*grid.meter)
             downbeats = {bar * k for k in range(1, int(grid.length / bar))}

@@ -30,6 +30,7 @@ from genseq.sample import SamplingSettings
 
 DEFAULT_BARS = 8  # of 4/4, when neither --num-steps nor --seconds is given (Magenta: 128 steps)
 PERFORMANCE_EVENTS_PER_STEP = 4  # the token budget of a performance: 4 events per 10 ms
+PERFORMANCE_QPM = 120.0  # plays a performance's ``tune_notes`` (2 s a whole) in its own seconds
 
 
 @dataclass
@@ -46,7 +47,8 @@ class MidiSample:
         return len(self.melody.notes) if self.melody is not None else len(self.performance or [])
 
     def tune_notes(self) -> TuneNotes:
-        """The notes as ``TuneNotes`` for ``render`` (a performance at 120 qpm: 2 s a whole)."""
+        """The notes as ``TuneNotes`` for ``render`` (a performance at ``PERFORMANCE_QPM``: 2 s
+        a whole)."""
         if self.melody is not None:
             return self.melody
         notes = [
@@ -60,12 +62,27 @@ class MidiSample:
         length = max((n.start + n.duration for n in notes), default=Fraction(0))
         return TuneNotes(notes, None, None, length)
 
+    def playback_qpm(self, tempo: float) -> float:
+        """The tempo that plays ``tune_notes`` as sampled: a melody's steps last as ``tempo``
+        says; a performance's times are seconds already."""
+        return tempo if self.melody is not None else PERFORMANCE_QPM
+
+    def write_midi(self, path: Path, tempo: float) -> Path:
+        """A melody at ``tempo``; a performance with its own timing and velocities."""
+        from genseq.music import render
+
+        if self.melody is not None:
+            return render.write_midi(self.melody, path, tempo_qpm=tempo)
+        return render.write_performance_midi(self.performance or [], path)
+
 
 def is_melody(ckpt: Checkpoint) -> bool:
     return ckpt.level == "midi-melody"
 
 
-def steps_for(ckpt: Checkpoint, num_steps: int | None, seconds: float | None, tempo: float) -> int:
+def steps_for(
+    ckpt: Checkpoint, *, num_steps: int | None = None, seconds: float | None = None, tempo: float
+) -> int:
     """The length asked for, in the model's steps."""
     if num_steps is not None and seconds is not None:
         raise UsageError("give --num-steps or --seconds, not both")
@@ -84,7 +101,11 @@ def steps_for(ckpt: Checkpoint, num_steps: int | None, seconds: float | None, te
 
 
 def primer_events(
-    ckpt: Checkpoint, primer_midi: Path | None, primer_abc: Path | None, tempo: float
+    ckpt: Checkpoint,
+    *,
+    primer_midi: Path | None = None,
+    primer_abc: Path | None = None,
+    tempo: float,
 ) -> list[str]:
     """The events of the primer file (none without one), read as in training."""
     from genseq.music.abc_lexer import AbcError, split_tunebook
@@ -120,7 +141,8 @@ def sample_midi(
     ckpt: Checkpoint,
     primer: list[str],
     settings: SamplingSettings,
-    num_samples: int,
+    *,
+    num_samples: int = 1,
     steps: int,
     seed: int | None = None,
     constrain: bool = True,

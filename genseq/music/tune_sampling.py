@@ -32,6 +32,8 @@ from genseq.music.abc_vocab import info
 from genseq.music.abc_writer import tune_text
 from genseq.sample import SamplingSettings
 
+TUNE_TOKENS = 1000  # a tune's length limit when none is asked for
+
 
 @dataclass
 class Tune:
@@ -51,6 +53,7 @@ class TunePrompt:
 def build_prompt(
     ckpt: Checkpoint,
     text: str = "",
+    *,
     meter: str | None = None,
     key: str | None = None,
     mode: str | None = None,
@@ -123,8 +126,9 @@ def sample_tunes(
     ckpt: Checkpoint,
     prompt: TunePrompt,
     settings: SamplingSettings,
+    *,
     num_samples: int = 1,
-    max_new_tokens: int = 1000,
+    max_new_tokens: int = TUNE_TOKENS,
     seed: int | None = None,
     constrain: bool = True,
     form: PartForm | None = None,

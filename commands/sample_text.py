@@ -1,0 +1,110 @@
+"""`genseq sample` for text checkpoints: samples on stdout, one streamed as it is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+from genseq.commands._common import print_json, stdout
+
+if TYPE_CHECKING:
+    from genseq.commands.sample_request import SampleRequest
+
+    from genseq.checkpoint import Checkpoint
+    from genseq.generate import Sample
+
+# SampleRequest fields, in the order a refusal names them
+TUNE_OPTIONS = (
+    "meter",
+    "key",
+    "mode",
+    "output",
+    "midi",
+    "wav",
+    "png",
+    "bars_per_part",
+    "parts",
+    "program",
+)
+
+
+@dataclass(frozen=True)
+class TextJob:
+    ckpt: Checkpoint
+    request: SampleRequest
+
+    @classmethod
+    def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TextJob:
+        """Refuse the tune options; name the prompt's pieces that the model never saw."""
+        from genseq.generate import encode_prompt
+
+        request.refuse(TUNE_OPTIONS, f"only for ABC models ({ckpt.level} level here)")
+        unknown = encode_prompt(ckpt.tokenizer, request.prompt).unknown
+        if unknown:
+            request.note(
+                "note: the prompt has pieces the model never saw, read as <unk>: "
+                + ", ".join(map(repr, unknown))
+            )
+        return cls(ckpt, request)
+
+    def run(self, seed: int) -> None:
+        """A single sample streams as it is drawn; several, or JSON, come when all are done."""
+        from genseq.generate import MAX_NEW_TOKENS, generate
+
+        r = self.request
+        out = stdout()
+        stream = r.num_samples == 1 and not r.json
+        if stream and r.echo and r.prompt:
+            out.write(r.prompt)
+            out.flush()
+        samples = generate(
+            self.ckpt,
+            r.prompt,
+            r.settings,
+            max_new_tokens=r.max_new_tokens or MAX_NEW_TOKENS,
+            num_samples=r.num_samples,
+            stop=r.stop,
+            seed=seed,
+            on_text=_writer(out) if stream else None,
+        )
+        for s in samples:
+            if r.json:
+                print_json(self._row(s, seed))
+            else:
+                self._finish(out, s, streamed=stream)
+        out.flush()
+
+    def _finish(self, out: TextIO, s: Sample, streamed: bool) -> None:
+        """The sample (unless it was streamed), ended by a newline; a blank line between two."""
+        full = (self.request.prompt if self.request.echo else "") + s.text
+        if not streamed:
+            out.write(full)
+        if not full.endswith("\n"):
+            out.write("\n")
+        if s.index < self.request.num_samples - 1:
+            out.write("\n")
+
+    def _row(self, s: Sample, seed: int) -> dict:
+        r = self.request
+        return {
+            "schema": 1,
+            "index": s.index,
+            "prompt": r.prompt,
+            "text": s.text,
+            "tokens": s.tokens,
+            "finish_reason": s.finish_reason,
+            "seed": seed,
+            "temperature": r.settings.temperature,
+            "top_k": r.settings.top_k,
+            "top_p": r.settings.top_p,
+            "checkpoint": str(self.ckpt.path),
+        }
+
+
+def _writer(out: TextIO) -> Callable[[int, str], None]:
+    def on_text(_index: int, piece: str) -> None:
+        out.write(piece)
+        out.flush()
+
+    return on_text
