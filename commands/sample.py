@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt
+from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, options_for
 from genseq.commands.sample_request import SampleRequest, TuneForm
 
 if TYPE_CHECKING:
@@ -221,40 +221,9 @@ def sample(
     from genseq.device import resolve_device
     from genseq.sample import SamplingSettings
 
-    settings = SamplingSettings(
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        greedy=greedy,
-    )
-    request = SampleRequest(
-        settings=settings,
-        num_samples=num_samples,
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        stop=tuple(stop or ()),
-        echo=echo,
-        constrain=constrain,
-        tempo=tempo,
-        meter=meter,
-        key=key,
-        mode=mode,
-        form=form,
-        bars_per_part=bars_per_part,
-        parts=parts,
-        program=program,
-        primer_midi=primer_midi,
-        primer_abc=primer_abc,
-        num_steps=num_steps,
-        seconds=seconds,
-        output=output,
-        midi=midi,
-        wav=wav,
-        png=png,
-        json=json_out,
-        quiet=quiet,
+    settings = options_for(SamplingSettings, locals())
+    request = options_for(
+        SampleRequest, locals(), settings=settings, stop=tuple(stop or ()), json=json_out, prompt=""
     )
     # The prompt is read once every option is known to be good.
     request = replace(request, prompt=read_prompt(prompt, prompt_file, encoding_errors))
