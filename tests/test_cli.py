@@ -7,42 +7,12 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from testkit import GENSEQ, TINY, one_error_line, run
 
 from genseq.checkpoint import load_checkpoint
-
-GENSEQ = str(Path(sys.executable).parent / "genseq")
-TINY = [
-    "--hidden-size",
-    "16",
-    "--embed-size",
-    "8",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "4",
-    "--device",
-    "cpu",
-]
-
-
-def run(*args, input: bytes | None = None, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [GENSEQ, *map(str, args)], input=input, capture_output=True, env=env, timeout=120, **kwargs
-    )
-
-
-def one_error_line(stderr: str) -> str:
-    """The single `error: ...` line (progress lines before it are fine); no traceback."""
-    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, stderr
-    assert "Traceback" not in stderr
-    return errors[0]
 
 
 def test_help_lists_exactly_the_registered_commands(cli):

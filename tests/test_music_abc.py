@@ -7,7 +7,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from testkit import GENSEQ, small
 
 from genseq.music.abc_lexer import (
     AbcError,
@@ -29,8 +29,6 @@ from genseq.music.abc_writer import tune_text
 from genseq.music.bars import bar_report
 from genseq.music.notes import tune_notes
 
-# The console script: `python -m genseq` from a source checkout would import the source tree.
-GENSEQ = [str(Path(sys.executable).with_name("genseq"))]
 NOTTINGHAM = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "nottingham"
 
 TUNEBOOK = """% a tunebook header that is not a tune
@@ -372,11 +370,10 @@ def test_constraint_rejects_an_overfull_prompt(abc_data):
 @pytest.fixture(scope="module")
 def abc_run(tmp_path_factory, abc_data):
     from genseq.data import open_data
-    from genseq.plan import TrainConfig
     from genseq.train import Trainer
 
     out = tmp_path_factory.mktemp("abc-runs") / "tiny"
-    cfg = TrainConfig(
+    cfg = small(
         hidden_size=48,
         num_layers=1,
         embed_size=16,
@@ -385,7 +382,6 @@ def abc_run(tmp_path_factory, abc_data):
         max_steps=30,
         eval_every=15,
         seed=3,
-        device="cpu",
     )
     Trainer(cfg, open_data(abc_data), out).run()
     return out
@@ -492,12 +488,12 @@ def test_eval_reports_nats_per_tune(abc_run, cli, tmp_path):
 def test_genseq_music_stats_runs_on_samples(abc_run, tmp_path):
     book = tmp_path / "tunes.abc"
     subprocess.run(
-        [*GENSEQ, "sample", str(abc_run), "--num-samples", "2", "-n", "150", "-o", str(book)],
+        [GENSEQ, "sample", str(abc_run), "--num-samples", "2", "-n", "150", "-o", str(book)],
         check=True,
         capture_output=True,
     )
     result = subprocess.run(
-        [*GENSEQ, "music", "stats", str(book), "--json", "--parse-limit", "2"],
+        [GENSEQ, "music", "stats", str(book), "--json", "--parse-limit", "2"],
         capture_output=True,
         text=True,
     )

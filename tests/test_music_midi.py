@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testkit import write_midi
 
 from genseq.music.midi_encoding import (
     StepNote,
@@ -29,23 +30,6 @@ from genseq.music.midi_encoding import (
 from genseq.music.midi_io import MidiError, read_midi, select_notes
 
 NOTTINGHAM_MIDI = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "nottingham" / "MIDI"
-
-
-def write_midi(path: Path, parts: list[dict], tempo: float = 120.0) -> Path:
-    """A MIDI file from ``parts``: dicts of name, program, drums and notes (pitch, start, end
-    in seconds)."""
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    for part in parts:
-        inst = pretty_midi.Instrument(
-            program=part.get("program", 0), is_drum=part.get("drums", False), name=part["name"]
-        )
-        for pitch, start, end in part["notes"]:
-            inst.notes.append(pretty_midi.Note(90, pitch, start, end))
-        midi.instruments.append(inst)
-    midi.write(str(path))
-    return path
 
 
 def two_track_file(path: Path) -> Path:

@@ -8,26 +8,14 @@ import json
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testkit import run as run_genseq
+from testkit import small, write_midi
 
 pytestmark = pytest.mark.slow  # subprocesses and tiny training runs: about a minute
-GENSEQ = [str(Path(sys.executable).with_name("genseq"))]
 TUNE = "X:1\nT:Primer\nM:4/4\nL:1/8\nK:D\nDEFG A2d2 | f2e2 d4 |]\n"
-
-
-def write_midi(path: Path, parts: list[tuple[str, list[tuple[int, float, float]]]]) -> Path:
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
-    for name, notes in parts:
-        inst = pretty_midi.Instrument(program=0, name=name)
-        inst.notes += [pretty_midi.Note(80, p, s, e) for p, s, e in notes]
-        midi.instruments.append(inst)
-    midi.write(str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +30,21 @@ def corpus(tmp_path_factory) -> Path:
             tune.append((rng.choice(scale) + 12, now, now + length))
             now += length
         chords = [(p, 1.0 * i, 1.0 * i + 1.0) for i in range(int(now)) for p in (50, 54, 57)]
-        write_midi(folder / f"t{k:02d}.mid", [("Tune", tune), ("Chords", chords)])
+        parts = [{"name": "Tune", "notes": tune}, {"name": "Chords", "notes": chords}]
+        write_midi(folder / f"t{k:02d}.mid", parts, velocity=80)
     (folder / "broken.mid").write_bytes(b"not midi at all")
     return folder
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*GENSEQ, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
+    return run_genseq(*args, text=True, timeout=300)
 
 
 def tiny_train(data: Path, out: Path) -> Path:
     from genseq.data import open_data
-    from genseq.plan import TrainConfig
     from genseq.train import Trainer
 
-    cfg = TrainConfig(
+    cfg = small(
         hidden_size=32,
         num_layers=1,
         embed_size=16,
@@ -67,7 +53,6 @@ def tiny_train(data: Path, out: Path) -> Path:
         max_steps=25,
         eval_every=25,
         seed=3,
-        device="cpu",
     )
     Trainer(cfg, open_data(data), out).run()
     return out

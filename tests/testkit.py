@@ -57,3 +57,20 @@ def one_error_line(stderr: str) -> str:
     assert len(errors) == 1, stderr
     assert "Traceback" not in stderr
     return errors[0]
+
+
+def write_midi(path: Path, parts: list[dict], tempo: float = 120.0, velocity: int = 90) -> Path:
+    """A MIDI file from ``parts``: dicts of name, program, drums and notes (pitch, start, end
+    in seconds)."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    for part in parts:
+        inst = pretty_midi.Instrument(
+            program=part.get("program", 0), is_drum=part.get("drums", False), name=part["name"]
+        )
+        for pitch, start, end in part["notes"]:
+            inst.notes.append(pretty_midi.Note(velocity, pitch, start, end))
+        midi.instruments.append(inst)
+    midi.write(str(path))
+    return path
