@@ -452,3 +452,34 @@ def test_best_is_never_worse_than_last_on_the_whole_split(tmp_path, tiny_data):
     last_loss = evaluate_tokens(last, data.val, "cpu", 32, 256).loss
     assert best_loss <= last_loss + 1e-6
     assert summary["best_val_loss"] == pytest.approx(best_loss, abs=1e-5)
+
+
+def test_the_shipped_schema_1_checkpoint_loads_as_schema_2():
+    """Schema 2 writes every training setting; a schema 1 config (the shipped model's) gets
+    the values its missing settings meant then, in one migration."""
+    from pathlib import Path
+
+    from genseq.checkpoint import CHECKPOINT_SCHEMA, SCHEMA_1_DEFAULTS
+
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
+    raw = json.loads((shipped / "config.json").read_text())
+    assert raw["schema"] == 1 and not set(SCHEMA_1_DEFAULTS) & set(raw["train"])
+    ckpt = load_checkpoint(shipped)
+    assert ckpt.config["schema"] == CHECKPOINT_SCHEMA == 2
+    assert {k: ckpt.config["train"][k] for k in SCHEMA_1_DEFAULTS} == SCHEMA_1_DEFAULTS
+    assert read_config(shipped)["train"]["precision"] == "fp32"
+
+
+def test_a_new_checkpoint_writes_every_training_setting(tiny_run):
+    config = json.loads((tiny_run / "last" / "config.json").read_text())
+    assert config["schema"] == 2
+    assert all(config["train"][name] is not None for name in ("ema", "weight_drop", "precision"))
+
+
+def test_a_checkpoint_from_a_newer_genseq_is_refused(tmp_path, tiny_run):
+    newer = tmp_path / "newer"
+    shutil.copytree(tiny_run / "last", newer)
+    config = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**config, "schema": 3}))
+    with pytest.raises(GenseqError, match="newer genseq"):
+        load_checkpoint(newer)
