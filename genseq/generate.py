@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -159,6 +160,17 @@ def generate(
         if on_text is not None and len(samples[i].text) > emitted[i]:
             on_text(i, samples[i].text[emitted[i] :])
     return samples
+
+
+def preview(model: torch.nn.Module, tokenizer: Tokenizer, tokens: int) -> str:
+    """A sample of a model in training (seed 0), its training mode left as it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        ckpt = Checkpoint(Path("."), {}, model, tokenizer)  # type: ignore[arg-type]
+        return generate(ckpt, "", max_new_tokens=tokens, seed=0)[0].text
+    finally:
+        model.train(was_training)
 
 
 def _extend_with_stops(

@@ -30,11 +30,12 @@ from torch import nn
 
 from genseq import distributed
 from genseq.averaging import WeightAverage
-from genseq.checkpoint import Checkpoint, load_train_state, save_checkpoint, update_summary
+from genseq.checkpoint import load_train_state, save_checkpoint, update_summary
 from genseq.data import StreamBatches, TokenData
 from genseq.device import configure_device, native_bf16, resolve_device
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import remove_stale_staging
+from genseq.generate import preview
 from genseq.model import RecurrentLM, detach_state
 from genseq.plan import TrainConfig, plan
 from genseq.progress import Reporter, SilentReporter
@@ -351,7 +352,8 @@ class Trainer:
         if better:
             self._save("best", self.val_loss)
         if self.cfg.sample_tokens and self.is_main:
-            self._print_sample(self._scored_model())
+            text = preview(self._scored_model(), self.tokenizer, self.cfg.sample_tokens)
+            self.reporter.message("sample: " + text)
         if self.cfg.patience and s.bad_evals >= self.cfg.patience and self.stop_reason is None:
             self.stop_reason = "patience"
 
@@ -456,14 +458,3 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "replicas_in_sync": self.replicas_in_sync,
         }
-
-    # -- reporting ---------------------------------------------------------------------------------
-    def _print_sample(self, model: RecurrentLM) -> None:
-        from genseq.generate import generate
-
-        was_training = model.training
-        model.eval()
-        ckpt = Checkpoint(self.out_dir, {}, model, self.tokenizer)
-        samples = generate(ckpt, "", max_new_tokens=self.cfg.sample_tokens, seed=0)
-        model.train(was_training)
-        self.reporter.message("sample: " + samples[0].text)

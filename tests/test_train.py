@@ -483,3 +483,21 @@ def test_a_checkpoint_from_a_newer_genseq_is_refused(tmp_path, tiny_run):
     (newer / "config.json").write_text(json.dumps({**config, "schema": 3}))
     with pytest.raises(GenseqError, match="newer genseq"):
         load_checkpoint(newer)
+
+
+def test_sample_tokens_prints_a_sample_at_each_periodic_evaluation(tmp_path, pattern_data):
+    from genseq.progress import SilentReporter
+
+    class Recorder(SilentReporter):
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        def message(self, text: str) -> None:
+            self.messages.append(text)
+
+    reporter = Recorder()
+    cfg = small(max_steps=10, eval_every=5, sample_tokens=12, lr=1e-2)
+    Trainer(cfg, open_data(pattern_data), tmp_path / "r", reporter).run()
+    samples = [m for m in reporter.messages if m.startswith("sample: ")]
+    assert len(samples) == 2  # steps 5 and 10; not at the end's whole-split evaluation
+    assert all(0 < len(m) - len("sample: ") <= 12 for m in samples)  # 12 characters at most
