@@ -198,7 +198,7 @@ def train(
     from genseq.plan import check_precision
 
     check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
-    check_sources(sources + (val or []), run_dir if overwrite else None)
+    run_dirs.check_sources(sources + (val or []), run_dir if overwrite else None)
     if resume:
         run_dirs.last_checkpoint(run_dir)
     if overwrite:
@@ -288,31 +288,6 @@ def _best_phrase(s: dict, run_dir: Path) -> str:
 
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # 128 + SIGINT, 128 + SIGTERM
-
-
-def check_sources(sources: list[str], deleting: Path | None) -> None:
-    """Fail early, and before ``--overwrite`` deletes ``deleting``, on sources that cannot
-    work: missing paths, run directories given as data, data inside the run to delete."""
-    from genseq.corpus import load_registry
-    from genseq.errors import GenseqError, UsageError
-
-    registry = load_registry()
-    for source in sources:
-        path = Path(source)
-        if source == "-" or source in registry and not path.exists():
-            continue
-        if not path.exists():
-            raise GenseqError(
-                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
-            )
-        if path.is_dir() and ((path / "last").is_dir() or (path / "best").is_dir()):
-            hint = f" (its data: {path / 'data'})" if (path / "data" / "meta.json").exists() else ""
-            raise UsageError(
-                f"{source} is a training run, not a corpus or data directory{hint}; "
-                "to continue it, use --resume -o " + source
-            )
-        if deleting is not None and deleting.resolve() in (path.resolve(), *path.resolve().parents):
-            raise UsageError(f"{source} is inside {deleting}, which --overwrite would delete")
 
 
 def launch_torchrun(nproc: int) -> int:

@@ -295,3 +295,16 @@ def test_the_loss_meter_averages_since_its_last_reading():
     assert mean == pytest.approx(2.0) and rate > 0
     meter.add(torch.tensor(5.0))
     assert meter.read(ONE_PROCESS, tokens_seen=400)[0] == pytest.approx(5.0)
+
+
+def test_sources_that_cannot_work_fail_before_anything_is_deleted(tmp_path, tiny_run, words_file):
+    run_dir.check_sources([str(words_file), "-"], deleting=None)
+    with pytest.raises(GenseqError, match="no such file"):
+        run_dir.check_sources([str(tmp_path / "nowhere.txt")], deleting=None)
+    with pytest.raises(UsageError, match="is a training run"):
+        run_dir.check_sources([str(tiny_run)], deleting=None)
+    inside = tmp_path / "run" / "corpus.txt"
+    inside.parent.mkdir()
+    inside.write_text("text")
+    with pytest.raises(UsageError, match="which --overwrite would delete"):
+        run_dir.check_sources([str(inside)], deleting=tmp_path / "run")

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from genseq.checkpoint import find_checkpoint
-from genseq.errors import GenseqError
+from genseq.errors import GenseqError, UsageError
 
 
 def default_run_dir(source: str) -> Path:
@@ -59,3 +59,27 @@ def clear_for_overwrite(run_dir: Path) -> None:
         shutil.rmtree(run_dir)
     elif run_dir.exists():
         check_fresh(run_dir)
+
+
+def check_sources(sources: list[str], deleting: Path | None) -> None:
+    """Fail early, and before ``--overwrite`` deletes ``deleting``, on sources that cannot
+    work: missing paths, run directories given as data, data inside the run to delete."""
+    from genseq.corpus import load_registry
+
+    registry = load_registry()
+    for source in sources:
+        path = Path(source)
+        if source == "-" or source in registry and not path.exists():
+            continue
+        if not path.exists():
+            raise GenseqError(
+                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
+            )
+        if path.is_dir() and ((path / "last").is_dir() or (path / "best").is_dir()):
+            hint = f" (its data: {path / 'data'})" if (path / "data" / "meta.json").exists() else ""
+            raise UsageError(
+                f"{source} is a training run, not a corpus or data directory{hint}; "
+                "to continue it, use --resume -o " + source
+            )
+        if deleting is not None and deleting.resolve() in (path.resolve(), *path.resolve().parents):
+            raise UsageError(f"{source} is inside {deleting}, which --overwrite would delete")
