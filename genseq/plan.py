@@ -322,7 +322,7 @@ def plan(
     _size_by_corpus(c, facts)  # 4
     sized = c.hidden_size
     _grow_by_budget(c, cfg, facts)  # 5
-    grown_wide = WIDE_HIDDEN < c.hidden_size != sized
+    grown_wide = c.hidden_size != sized and c.hidden_size > WIDE_HIDDEN  # rule 5 went wide
     _choose_dropout(c, facts, grown_wide)  # 6
     _choose_batch_shape(c, cfg, facts)  # 7
     _choose_rate(c, facts)  # 8
