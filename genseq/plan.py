@@ -1,10 +1,36 @@
-"""Training settings, and the defaults chosen for a corpus and a device.
+"""Training settings, and the rules that choose them for a corpus, a budget and a device.
 
 Every option of ``genseq train`` is a field of ``TrainConfig``; ``None`` means "choose for me".
-``plan`` fills each unset field from the size of the training split, the tokenizer level and
-the device, so that ``genseq train DATA`` with no flag trains a model sized to the data for a
-few minutes, and ``--time-budget`` runs stay within their budget. The resolved config is saved
-in every checkpoint and printed at the start of training.
+``plan`` fills each unset field, so that ``genseq train DATA`` with no flag trains a model sized
+to the data for a few minutes and a ``--time-budget`` run uses its time well. A field the user
+set is never changed (cutoffs past the vocabulary are dropped). The resolved config is saved in
+every checkpoint and printed at the start of training.
+
+The rules, in the order ``plan`` applies them (a later rule reads what an earlier one chose):
+
+ 1. Cell: an LSTM.
+ 2. Precision: bf16 autocast where it was measured to lose nothing and to train faster (the
+    character level, an LSTM, a CPU that multiplies bf16 in hardware); fp32 elsewhere.
+ 3. Output layer: an adaptive softmax for small word corpora on a CPU, where the full softmax
+    is most of the arithmetic; a full softmax elsewhere.
+ 4. Size by corpus: width and depth grow with the training split (twice as wide on a GPU);
+    word-like levels tie their embedding to the output layer.
+ 5. Grow by budget (the character level on a CPU, when the run's length is a time): widen the
+    layer while the run would read the corpus many times and the wider model still reads it
+    a few times, with few enough weights per training token to learn rather than memorise.
+ 6. Dropout: the more often the run reads its corpus, the more dropout; measured per level.
+ 7. Batch shape: a window and a batch per level and device, shrunk until a small corpus still
+    makes a few batches per epoch, and a multiple of the number of processes.
+ 8. Rate: AdamW at a rate that falls with the width (measured per width for characters).
+ 9. Weight decay: more where it was measured to pay (small word corpora, tunes, wide models).
+10. Schedule and clipping: cosine, gradients clipped by norm.
+11. Length: with no stop flag, the whole epochs that fill ``DEFAULT_MINUTES``.
+12. Weight average: over a measured share of the planned steps, where it was measured.
+
+Warm-up, evaluation sizes, saving and patience are left to the trainer, which sees the batches.
+The rules run on a rate model, ``tokens_per_second``: a fixed cost per token plus its FLOPs at a
+sustained rate. The measurements behind every constant are in BENCHMARKS.md, in the section
+"Planner: the measurements behind its rules".
 """
 
 from __future__ import annotations
@@ -19,79 +45,87 @@ from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
-DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # planned training time, no stop flag
-# Training rate = 1 / (SECONDS_PER_TOKEN + FLOPs per token / SUSTAINED_FLOPS): the first is the
-# fixed cost per token (kernel launches, the fused optimizer, data). On a 2-core CPU with batch
-# 32 x 32, fp32: 1x128 151k, 1x256 67k, 1x384 37k, 1x512 24k tokens/s; bf16 autocast (a CPU
-# with AVX512-BF16): 196k, 101k, 59k, 38k, 1.3-1.6x fp32. Both fit within 5% (BENCHMARKS.md).
-# These are rates of the step alone: the training loop with its evaluations ran 20-25% slower
-# without dropout, and 40% slower with 0.3 before the cheaper masks (CheapDropout), so planned
-# epochs overstate the real ones; the dropout table below is keyed to planned epochs.
-LOOP_SHARE = 0.8  # the loop's rate over the step's, where a count of steps is wanted
-SUSTAINED_FLOPS = {"cpu": 1.85e11, "mps": 5e11, "cuda": 5e12}
-SUSTAINED_FLOPS_BF16 = {"cpu": 3.1e11}
-SECONDS_PER_TOKEN = {"cpu": 3.1e-6, "mps": 1e-6, "cuda": 2e-7}
-# Levels whose loss per token was measured the same in bf16 as in fp32 on a CPU (Tiny
-# Shakespeare, 1x384, 2.4M tokens: 1.4998 against 1.5015): there auto picks bf16.
-BF16_LEVELS = ("char",)
-# Model growth under a long budget (character level): a corpus that the planned run
-# would read more than GROW_ABOVE_EPOCHS times gets a wider layer, as long as the wider
-# model still reads it at least GROW_MIN_EPOCHS times, up to MAX_GROWN_HIDDEN.
-GROW_ABOVE_EPOCHS = 5
-GROW_MIN_EPOCHS = 3
-GROW_MAX_PARAMS_PER_TOKEN = 3  # ... and while it has at most this many weights per token
-MAX_GROWN_HIDDEN = {"cpu": 768, "mps": 1024, "cuda": 2048}
-# Wider than 512 only for a long run, and then with more dropout. Tiny Shakespeare, 600 s, bf16
-# (1x512: 17 epochs, its validation loss flat after the 11th): 1x512 with dropout 0.2 1.4314,
-# 1.4326 and 1.4433 (1.4337 at 300 s); 1x768 with 0.2 1.4311, with 0.3 1.4154 (BENCHMARKS.md).
-WIDE_HIDDEN = 512
-WIDE_MIN_EPOCHS = 10  # planned epochs (about 7 made at 600 s) a width above WIDE_HIDDEN needs
-WIDE_DROPOUT = 0.3  # ... and its least dropout
-# ... and AdamW weight decay 0.1: 7,000 steps of 1x768 with dropout 0.3 (what 600 s makes),
-# decay 0.01 1.4181, 0.1 1.3900, 0.3 1.4117. At 90 s (1x384, 3,287 steps) 0.1 did not help.
-WIDE_WEIGHT_DECAY = 0.1
-HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
-# Dropout by the number of times the planned run reads the training split (more reads,
-# more overfitting): (fewer than this many epochs, dropout). 600 s bf16 runs of 1x512 on Tiny
-# Shakespeare (22 planned epochs, 14-15 made): dropout 0.2 1.4314 and 1.4433, 0.3 1.4403; the
-# spread between seeds is about 0.01, so this is weak evidence, but 0.2 also trains faster.
-DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (30, 0.2), (40, 0.3))
-MOST_DROPOUT = 0.4
-# Word level on a CPU below 3M words (tuned on WikiText-2's stand-in split, BENCHMARKS.md).
+
+# The rate model: seconds per token = SECONDS_PER_TOKEN + FLOPs per token / SUSTAINED_FLOPS.
+SECONDS_PER_TOKEN = {"cpu": 3.1e-6, "mps": 1e-6, "cuda": 2e-7}  # launches, optimizer, data
+SUSTAINED_FLOPS = {"cpu": 1.85e11, "mps": 5e11, "cuda": 5e12}  # fp32; CPU figures fit within 5%
+SUSTAINED_FLOPS_BF16 = {"cpu": 3.1e11}  # an LSTM under bf16 autocast, where it is measured
+UNKNOWN_SECONDS_PER_TOKEN = 4e-6  # another device: a slow CPU's figures
+UNKNOWN_SUSTAINED_FLOPS = 8e10
+LOOP_SHARE = 0.8  # the training loop, with its evaluations, runs at this share of the step's rate
+
+# 1-3. Cell, precision and output layer.
+BF16_LEVELS = ("char",)  # levels whose loss per token is the same in bf16 as in fp32
+WORD_ADAPTIVE_BELOW = 3_000_000  # word corpora this small get the adaptive softmax on a CPU
 WORD_ADAPTIVE_CUTOFFS = (1000, 6000)  # shortlist, then two bands a quarter and a 16th as wide
-WORD_ADAPTIVE_DROPOUT = 0.65
-WORD_ADAPTIVE_LR = 6e-3
-# AdamW's decoupled weight decay for it: WikiText-2's valid.txt (202,595 words, 10% held out),
-# 4,700 steps: 0.01 6.190 nats, 0.1 5.999, 0.3 5.924, 1.0 6.043 (BENCHMARKS.md). At 0.01 the
-# validation loss was lowest after 470 steps; at 0.3 it still fell at the end.
-WORD_ADAPTIVE_WEIGHT_DECAY = 0.3
-# Tunes on a CPU (ABC and MIDI melodies, the corpus-sized 1x256 plan with dropout 0.1): AdamW
-# weight decay 0.1. Fixed-step runs, one thread, whole validation split (BENCHMARKS.md):
-# folk-abc 9,926 steps (31 epochs, the 5-minute default) 0.01 1.2821, 0.1 1.2452, 0.3 1.2496;
-# 2,724 steps (the README's 120 s) 0.01 1.3859, 0.1 1.3820, 0.3 1.4069, 1.0 1.5336. Nottingham's
-# MIDI files at the midi-melody level, 10,206 steps (14 epochs): 0.01 0.5390, 0.1 0.5258.
-# midi-performance was not measured and keeps 0.01.
-TUNE_WEIGHT_DECAY = 0.1
-TUNE_LEVELS = ("abc", "midi-melody")
-# ... and for ABC, dropout 0.2 (with that decay): folk-abc 9,926 steps, dropout 0.1 1.2452, 0.2
-# 1.2338, 0.3 1.2399; 2,724 steps 0.1 1.3820, 0.2 1.3827. MIDI melodies keep 0.1 (10,206
-# steps: 0.1 0.5258, 0.2 0.5288).
-ABC_DROPOUT = 0.2
 TAIL_SHARE = 0.2  # tokens outside an adaptive softmax's shortlist, for the rate model
-# Adam's rate for the character level on a CPU, by layer width (nearest is used). At 512, 2.5M
-# tokens of Tiny Shakespeare: 5e-3 1.471, 7e-3 1.458, 8.5e-3 1.465, 1e-2 1.464 (BENCHMARKS.md).
+
+# 4. Size by corpus: (below this many training tokens, width), then LARGEST_CORPUS_WIDTH.
+WIDTH_BY_CORPUS = ((300_000, 128), (3_000_000, 256), (30_000_000, 512))
+LARGEST_CORPUS_WIDTH = 1024  # also the widest a GPU's doubling goes
+TWO_LAYERS_FROM = 3_000_000  # training tokens from which a model has two layers (a GPU: all)
+CHAR_EMBED = 64  # the embedding of non-word levels: a small vocabulary needs no more
+WORD_ADAPTIVE_MIN_HIDDEN = 256  # the adaptive softmax frees the time for a wider layer
+WORD_ADAPTIVE_MAX_EMBED = 128  # ... with a narrower embedding than the tied default
+
+# 5. Grow by budget (character level, CPU).
+HIDDEN_LADDER = (128, 256, 384, 512, 768, 1024, 1536, 2048)
+GROW_ABOVE_EPOCHS = 5  # a run that reads its corpus more often than this can afford more width
+GROW_MIN_EPOCHS = 3  # ... as long as the wider model still reads it this often
+GROW_MAX_PARAMS_PER_TOKEN = 3  # ... and has at most this many weights per distinct token
+MAX_GROWN_HIDDEN = 768  # the widest a CPU run grows to
+WIDE_HIDDEN = 512  # growing wider than this needs a long run and more regularisation:
+WIDE_MIN_EPOCHS = 10  # ... this many planned epochs of the wider model
+WIDE_DROPOUT = 0.3  # ... at least this dropout
+WIDE_WEIGHT_DECAY = 0.1  # ... and this AdamW weight decay
+
+# 6. Dropout.
+DROPOUT_BY_EPOCHS = ((6, 0.0), (10, 0.1), (30, 0.2), (40, 0.3))  # (below planned epochs, p)
+MOST_DROPOUT = 0.4  # for 40 planned epochs or more
+NO_DROPOUT_FROM = 30_000_000  # training tokens from which a run reads too little to overfit
+WORD_DROPOUT = 0.3  # word and BPE levels, untuned
+OTHER_DROPOUT = 0.1  # other levels, untuned
+WORD_ADAPTIVE_DROPOUT = 0.65  # the wider adaptive-softmax word model overfits without it
+ABC_DROPOUT = 0.2  # ABC tunes on a CPU
+
+# 7. Batch shape.
+WORD_WINDOW = 35  # word level: the window of PyTorch's word language model
+CHAR_CPU_WINDOW = 32  # character level on a CPU: twice the updates of 64 at the same rate
+WINDOW = 64  # other levels: tunes lose with shorter windows
+BATCH = 32  # rows per batch
+GPU_BATCH = 64  # a GPU has the parallel work for more
+WINDOWS_PER_ROW = 4  # a small corpus shrinks the batch until each row holds this many windows
+
+# 8. Rate.
+ADAM_LR_BY_WIDTH = ((256, 4e-3), (512, 2e-3))  # (up to this width, rate), then WIDEST_ADAM_LR
+WIDEST_ADAM_LR = 1e-3
+# Characters on a CPU, by width (the nearest is used): short runs learn fastest at these.
 LR_BY_HIDDEN = {128: 1e-2, 256: 1e-2, 384: 8e-3, 512: 7e-3, 768: 5e-3, 1024: 2e-3}
-# The average of the weights (genseq.averaging), by level on a CPU: it spans this share of the
-# planned steps, up to this many steps (BENCHMARKS.md). Characters, Tiny Shakespeare, the best
-# of three horizons: 100 of 1,200 steps (of 50, 100, 200), 200 of 2,400 (of 100, 200, 500), 200
-# of 6,000 (of 200, 500, 1,000): the noise it averages out does not grow with the run. Words
-# (dropout 0.65, WikiText-2's valid.txt, 4,700 steps): the longer the better, 300 steps -0.003
-# nats, 1,000 -0.093, 5,000 -0.196. Started as a copy of the halfway weights, such a long
-# average keeps about 60% of its weight on them and spreads the rest over the second half: it
-# is partly a guard against the late overfitting of 20+ epochs. An even mean (averaged SGD)
-# was not measured. The character cap of 300 lies between the 200 and 500 measured. Other
-# levels and larger word corpora have not been measured: no average unless --ema is given.
+WORD_ADAPTIVE_LR = 6e-3  # the adaptive-softmax word model, up to
+WORD_ADAPTIVE_LR_UP_TO = 256  # ... the width it was measured at
+SGD_TEXT_LR = 20.0  # plain SGD at the word and BPE levels, as PyTorch's word language model
+SGD_LR = 1.0  # ... and at the other levels
+
+# 9. Weight decay (AdamW's, decoupled).
+WEIGHT_DECAY = 0.01
+WORD_ADAPTIVE_WEIGHT_DECAY = 0.3  # the adaptive-softmax word model: it still learns at the end
+TUNE_WEIGHT_DECAY = 0.1  # tunes on a CPU
+TUNE_LEVELS = ("abc", "midi-melody")  # midi-performance is unmeasured
+
+# 10. Clipping.
+CLIP_NORM = 1.0
+SGD_CLIP_NORM = 0.25  # plain SGD's large rate needs a tighter clip
+
+# 11. Length.
+DEFAULT_MINUTES = {"cpu": 5.0, "mps": 5.0, "cuda": 10.0}  # training time with no stop flag
+UNKNOWN_DEFAULT_MINUTES = 5.0
+MOST_DEFAULT_EPOCHS = 50
+
+# 12. Weight average: (share of the planned steps, most steps) by level, on a CPU.
 EMA_HORIZON = {"char": (1 / 12, 300), "word": (1.0, 100_000)}
+EMA_MIN_HORIZON = 10.0  # steps
+
+LOG_EVERY = 10  # steps between progress lines
 
 
 @dataclass
@@ -221,9 +255,268 @@ def parse_cutoffs(text: str) -> list[int]:
     return cutoffs
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What a plan is for: the corpus, the device and the time the run has."""
+
+    train_tokens: int
+    distinct_tokens: int  # without augmented copies: transposed tunes are not new music
+    vocab_size: int
+    level: str
+    kind: str  # the device type
+    world_size: int
+    bf16_native: bool  # a CPU that multiplies bf16 in hardware
+    seconds: float | None  # the time the run has; None when it stops after steps or epochs
+
+    @property
+    def cuda(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def words(self) -> bool:
+        return self.level in ("word", "bpe")
+
+    @property
+    def char_cpu(self) -> bool:
+        """The character level on a CPU, where the tuned rules were measured (Tiny Shakespeare)."""
+        return self.level == "char" and self.kind == "cpu"
+
+    @property
+    def small_words_cpu(self) -> bool:
+        """A word corpus small enough for the adaptive softmax's plan, on a CPU."""
+        small = self.train_tokens < WORD_ADAPTIVE_BELOW
+        return self.level == "word" and self.kind == "cpu" and small
+
+
+def plan(
+    cfg: TrainConfig,
+    train_tokens: int,
+    vocab_size: int,
+    level: str,
+    device: torch.device,
+    world_size: int = 1,
+    distinct_tokens: int | None = None,
+    bf16_native: bool = False,
+) -> TrainConfig:
+    """Resolve every unset field for this corpus and device by the rules of the module docstring.
+
+    ``world_size`` processes share the global batch, so a chosen batch is a multiple of it.
+    ``distinct_tokens`` (training tokens without augmented copies) sizes the model and its
+    dropout. ``bf16_native`` (``device.native_bf16``) lets the character level train in bf16.
+    """
+    cfg.validate()
+    facts = Facts(
+        train_tokens=train_tokens,
+        distinct_tokens=min(train_tokens, distinct_tokens or train_tokens),
+        vocab_size=vocab_size,
+        level=level,
+        kind=device.type,
+        world_size=world_size,
+        bf16_native=bf16_native,
+        seconds=planned_seconds(cfg, device.type),
+    )
+    c = replace(cfg)
+    _choose_cell(c)  # 1
+    _choose_precision(c, facts)  # 2
+    _choose_output_layer(c, facts, device)  # 3
+    _size_by_corpus(c, facts)  # 4
+    sized = c.hidden_size
+    _grow_by_budget(c, cfg, facts)  # 5
+    grown_wide = c.hidden_size != sized and c.hidden_size > WIDE_HIDDEN  # rule 5 went wide
+    _choose_dropout(c, facts, grown_wide)  # 6
+    _choose_batch_shape(c, cfg, facts)  # 7
+    _choose_rate(c, facts)  # 8
+    _choose_weight_decay(c, facts, grown_wide)  # 9
+    _choose_schedule_and_clipping(c)  # 10
+    _choose_length(c, facts)  # 11
+    _choose_average(c, facts)  # 12
+    if c.log_every is None:
+        c.log_every = LOG_EVERY
+    return c
+
+
+# -- the rules, in order; each fills only the fields still unset --------------------------------
+
+
+def _choose_cell(c: TrainConfig) -> None:
+    """1. An LSTM: every measurement behind the other rules used one."""
+    if c.cell is None:
+        c.cell = "lstm"
+
+
+def _choose_precision(c: TrainConfig, f: Facts) -> None:
+    """2. bf16 only where it loses nothing and runs faster; a GRU's recurrence stays fp32."""
+    if c.precision is None:
+        auto = f.level in BF16_LEVELS and c.cell == "lstm" and f.kind == "cpu" and f.bf16_native
+        c.precision = "bf16" if auto else "fp32"
+
+
+def _choose_output_layer(c: TrainConfig, f: Facts, device: torch.device) -> None:
+    """3. An adaptive softmax where the full one is most of the arithmetic. It has no single
+    output matrix to tie, and under bf16 its loss would be rounded (``check_precision``)."""
+    if c.adaptive_cutoffs is None:
+        wanted = f.small_words_cpu and not c.tie_weights and c.precision != "bf16"
+        wanted = wanted and f.vocab_size > 2 * WORD_ADAPTIVE_CUTOFFS[0]
+        c.adaptive_cutoffs = list(WORD_ADAPTIVE_CUTOFFS) if wanted else []
+    c.adaptive_cutoffs = [x for x in c.adaptive_cutoffs if x < f.vocab_size]
+    if c.adaptive_cutoffs and c.tie_weights:
+        raise UsageError("--adaptive-softmax cannot be used with --tie-weights")
+    check_precision(c.precision, device, c.adaptive_cutoffs)
+
+
+def _adaptive_words(c: TrainConfig, f: Facts) -> bool:
+    """The small-word-corpus plan (rule 3 took the adaptive softmax): its own tuned settings."""
+    return f.small_words_cpu and bool(c.adaptive_cutoffs)
+
+
+def _size_by_corpus(c: TrainConfig, f: Facts) -> None:
+    """4. More data feeds a bigger model; word-like levels tie their large embedding."""
+    adaptive = _adaptive_words(c, f)
+    if c.hidden_size is None:
+        widths = (width for below, width in WIDTH_BY_CORPUS if f.train_tokens < below)
+        width = next(widths, LARGEST_CORPUS_WIDTH)
+        c.hidden_size = min(2 * width, LARGEST_CORPUS_WIDTH) if f.cuda else width
+        if adaptive:
+            c.hidden_size = max(c.hidden_size, WORD_ADAPTIVE_MIN_HIDDEN)
+    if c.num_layers is None:
+        c.num_layers = 1 if f.train_tokens < TWO_LAYERS_FROM and not f.cuda else 2
+    if c.tie_weights is None:
+        c.tie_weights = f.words and not c.adaptive_cutoffs
+    if c.embed_size is None:
+        c.embed_size = c.hidden_size if f.words else min(CHAR_EMBED, c.hidden_size)
+        if adaptive:
+            c.embed_size = min(WORD_ADAPTIVE_MAX_EMBED, c.hidden_size)
+
+
+def _grow_by_budget(c: TrainConfig, given: TrainConfig, f: Facts) -> None:
+    """5. Spend a long budget on width: a wider layer read a few times beats a narrower one
+    read many times, until the wider model has too many weights for its data."""
+    if not (f.char_cpu and f.seconds is not None):
+        return
+    if given.hidden_size is not None or given.num_layers is not None:
+        return
+    while planned_epochs(c, f.distinct_tokens, f.vocab_size, f.kind) > GROW_ABOVE_EPOCHS:
+        wider = next((h for h in HIDDEN_LADDER if h > c.hidden_size), None)
+        if wider is None or wider > MAX_GROWN_HIDDEN:
+            return
+        grown = replace(c, hidden_size=wider)
+        if given.embed_size is None:
+            grown.embed_size = min(CHAR_EMBED, wider)
+        least = GROW_MIN_EPOCHS if wider <= WIDE_HIDDEN else WIDE_MIN_EPOCHS
+        most_weights = GROW_MAX_PARAMS_PER_TOKEN * f.distinct_tokens
+        too_big = parameter_count(grown, f.vocab_size) > most_weights
+        if too_big or planned_epochs(grown, f.distinct_tokens, f.vocab_size, f.kind) < least:
+            return
+        c.hidden_size, c.embed_size = grown.hidden_size, grown.embed_size
+
+
+def _choose_dropout(c: TrainConfig, f: Facts, grown_wide: bool) -> None:
+    """6. The more often a run reads its corpus, the more it overfits and the more dropout pays."""
+    if c.weight_drop is None:
+        c.weight_drop = 0.0  # DropConnect slowed learning more than it helped
+    if c.dropout is not None:
+        return
+    large = f.train_tokens >= NO_DROPOUT_FROM
+    if _adaptive_words(c, f):
+        c.dropout = WORD_ADAPTIVE_DROPOUT
+    elif f.char_cpu and f.seconds is not None and not large:
+        epochs = planned_epochs(c, f.distinct_tokens, f.vocab_size, f.kind)
+        c.dropout = dropout_for_epochs(epochs)
+        if grown_wide:
+            c.dropout = max(c.dropout, WIDE_DROPOUT)
+    elif f.level == "abc" and f.kind == "cpu" and not large:
+        c.dropout = ABC_DROPOUT
+    elif large:
+        c.dropout = 0.0
+    else:
+        c.dropout = WORD_DROPOUT if f.words else OTHER_DROPOUT
+
+
+def _choose_batch_shape(c: TrainConfig, given: TrainConfig, f: Facts) -> None:
+    """7. A window and batch per level and device, small enough that a small corpus still
+    makes a few batches an epoch, and shared equally by the processes."""
+    if c.seq_len is None:
+        c.seq_len = WORD_WINDOW if f.level == "word" else CHAR_CPU_WINDOW if f.char_cpu else WINDOW
+    if c.batch_size is None:
+        c.batch_size = GPU_BATCH if f.cuda else BATCH
+    rows = f.train_tokens - 1  # tokens that have a next token to predict
+    if given.batch_size is None:
+        while c.batch_size > 1 and rows // c.batch_size < WINDOWS_PER_ROW * (c.seq_len + 1):
+            c.batch_size //= 2
+        if c.batch_size % f.world_size:
+            c.batch_size = f.world_size * max(1, round(c.batch_size / f.world_size))
+    if rows // c.batch_size < c.seq_len + 1 and given.seq_len is None:
+        c.seq_len = max(1, rows // c.batch_size - 1)
+
+
+def _choose_rate(c: TrainConfig, f: Facts) -> None:
+    """8. AdamW, at a rate that falls as the layer widens (measured per width for characters)."""
+    if c.optimizer is None:
+        c.optimizer = "adamw"
+    if c.lr is not None:
+        return
+    if c.optimizer == "sgd":
+        c.lr = SGD_TEXT_LR if f.words else SGD_LR
+    elif f.char_cpu:
+        nearest = min(LR_BY_HIDDEN, key=lambda width: abs(width - c.hidden_size))
+        c.lr = LR_BY_HIDDEN[nearest]
+    elif _adaptive_words(c, f) and c.hidden_size <= WORD_ADAPTIVE_LR_UP_TO:
+        c.lr = WORD_ADAPTIVE_LR
+    else:
+        rates = (lr for up_to, lr in ADAM_LR_BY_WIDTH if c.hidden_size <= up_to)
+        c.lr = next(rates, WIDEST_ADAM_LR)
+
+
+def _choose_weight_decay(c: TrainConfig, f: Facts, grown_wide: bool) -> None:
+    """9. AdamW's decay, stronger where it was measured to pay; Adam and SGD get none, since
+    theirs is coupled to the gradient and was never measured."""
+    if c.weight_decay is not None:
+        return
+    if c.optimizer != "adamw":
+        c.weight_decay = 0.0
+    elif _adaptive_words(c, f):
+        c.weight_decay = WORD_ADAPTIVE_WEIGHT_DECAY
+    elif grown_wide:
+        c.weight_decay = WIDE_WEIGHT_DECAY
+    elif f.level in TUNE_LEVELS and f.kind == "cpu":
+        c.weight_decay = TUNE_WEIGHT_DECAY
+    else:
+        c.weight_decay = WEIGHT_DECAY
+
+
+def _choose_schedule_and_clipping(c: TrainConfig) -> None:
+    """10. A cosine schedule, and gradients clipped by their norm against exploding steps."""
+    if c.schedule is None:
+        c.schedule = "cosine"
+    if c.clip_norm is None:
+        c.clip_norm = SGD_CLIP_NORM if c.optimizer == "sgd" else CLIP_NORM
+    if c.clip_value is None:
+        c.clip_value = 0.0
+
+
+def _choose_length(c: TrainConfig, f: Facts) -> None:
+    """11. With no stop flag, the whole epochs that fill about ``DEFAULT_MINUTES``."""
+    if c.max_steps is None and c.epochs is None and c.time_budget is None:
+        seconds = DEFAULT_MINUTES.get(f.kind, UNKNOWN_DEFAULT_MINUTES) * 60
+        epochs = seconds * tokens_per_second(c, f.vocab_size, f.kind) / max(f.train_tokens, 1)
+        c.epochs = int(min(MOST_DEFAULT_EPOCHS, max(1, round(epochs))))
+
+
+def _choose_average(c: TrainConfig, f: Facts) -> None:
+    """12. Average the weights where it was measured to help: characters, and small word
+    corpora with an adaptive softmax, on a CPU, when the run's length is known."""
+    if c.ema is None:
+        steps = planned_steps(c, f.train_tokens, f.vocab_size, f.kind)
+        measured = f.kind == "cpu" and steps > 0 and (f.level == "char" or _adaptive_words(c, f))
+        c.ema = ema_decay(steps, f.level) if measured else 0.0
+
+
+# -- the estimates the rules use -----------------------------------------------------------------
+
+
 def _head_weights(cfg: TrainConfig, vocab_size: int, head_in: int) -> tuple[int, float]:
     """The output layer's weights, and those one token touches on average (an adaptive
-    softmax reads a tail band only for the tokens in it: about a fifth of a word corpus)."""
+    softmax reads a tail band only for the tokens in it)."""
     cutoffs = [c for c in (cfg.adaptive_cutoffs or []) if c < vocab_size]
     if not cutoffs:
         return head_in * vocab_size + vocab_size, head_in * vocab_size
@@ -257,12 +550,12 @@ def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
 
 
 def tokens_per_second(cfg: TrainConfig, vocab_size: int, kind: str) -> float:
-    """A rough training rate for planning (see ``SECONDS_PER_TOKEN``)."""
+    """The training step's rate by the rate model (``SECONDS_PER_TOKEN``, ``SUSTAINED_FLOPS``)."""
     flops = model_flops_per_token(cfg, vocab_size)
-    sustained = SUSTAINED_FLOPS.get(kind, 8e10)
+    sustained = SUSTAINED_FLOPS.get(kind, UNKNOWN_SUSTAINED_FLOPS)
     if cfg.precision == "bf16" and (cfg.cell or "lstm") == "lstm":
         sustained = SUSTAINED_FLOPS_BF16.get(kind, sustained)
-    seconds = SECONDS_PER_TOKEN.get(kind, 4e-6) + flops / sustained
+    seconds = SECONDS_PER_TOKEN.get(kind, UNKNOWN_SECONDS_PER_TOKEN) + flops / sustained
     return 1.0 / seconds
 
 
@@ -272,187 +565,17 @@ def planned_seconds(cfg: TrainConfig, kind: str) -> float | None:
     if cfg.time_budget:
         return cfg.time_budget
     if cfg.max_steps is None and cfg.epochs is None:
-        return DEFAULT_MINUTES.get(kind, 5.0) * 60
+        return DEFAULT_MINUTES.get(kind, UNKNOWN_DEFAULT_MINUTES) * 60
     return None
 
 
 def planned_epochs(cfg: TrainConfig, train_tokens: int, vocab_size: int, kind: str) -> float:
+    """How many times the planned time reads ``train_tokens`` at the step's rate; 0 if unknown.
+    The loop runs slower than the step, so the runs make fewer: the tables are keyed to these."""
     seconds = planned_seconds(cfg, kind)
     if seconds is None:
         return 0.0
     return seconds * tokens_per_second(cfg, vocab_size, kind) / max(train_tokens, 1)
-
-
-def dropout_for_epochs(epochs: float) -> float:
-    for below, dropout in DROPOUT_BY_EPOCHS:
-        if epochs < below:
-            return dropout
-    return MOST_DROPOUT
-
-
-def check_precision(
-    precision: str | None, device: torch.device, adaptive_cutoffs: list[int] | None = None
-) -> None:
-    """bf16 autocast is measured on CPUs only: on CUDA, cuDNN's LSTM autocasts to fp16, not
-    bf16, and nothing here has been run on a GPU, so a GPU trains in fp32. An adaptive
-    softmax computes its loss in bf16 under autocast (rounded to about 0.02 nats), so it
-    trains in fp32 too."""
-    if precision != "bf16":
-        return
-    if device.type != "cpu":
-        raise UsageError(f"--precision bf16 is for CPUs only; on {device.type} use fp32")
-    if adaptive_cutoffs:
-        raise UsageError("--precision bf16 cannot be used with --adaptive-softmax; use fp32")
-
-
-def plan(
-    cfg: TrainConfig,
-    train_tokens: int,
-    vocab_size: int,
-    level: str,
-    device: torch.device,
-    world_size: int = 1,
-    distinct_tokens: int | None = None,
-    bf16_native: bool = False,
-) -> TrainConfig:
-    """Resolve every unset field for this corpus and device (see the module docstring).
-
-    ``world_size`` processes share the global batch, so a chosen batch is a multiple of it.
-    ``distinct_tokens`` (training tokens without augmented copies) sizes the model and its
-    dropout: transposed copies of a tune do not let a wider model read more new music.
-    ``bf16_native`` (``device.native_bf16``) lets the character level train in bf16.
-    """
-    cfg.validate()
-    n = train_tokens
-    kind = device.type
-    big = kind == "cuda"
-    text_words = level in ("word", "bpe")
-    c = replace(cfg)
-    if c.cell is None:
-        c.cell = "lstm"
-    if c.precision is None:  # measured for LSTMs: under autocast a GRU's recurrence stays fp32
-        auto_bf16 = level in BF16_LEVELS and c.cell == "lstm" and kind == "cpu" and bf16_native
-        c.precision = "bf16" if auto_bf16 else "fp32"
-    # Word level on a CPU, corpora up to a few million words: the softmax over the vocabulary
-    # is most of the arithmetic, so an adaptive softmax buys several times the updates (5.6x
-    # on WikiText-2's stand-in split), which a wider, more regularised model then uses:
-    # perplexity 310 -> 264 in 260 s (BENCHMARKS.md).
-    word_cpu = level == "word" and kind == "cpu" and n < 3_000_000
-    if c.adaptive_cutoffs is None:
-        wanted = word_cpu and not c.tie_weights and vocab_size > 2 * WORD_ADAPTIVE_CUTOFFS[0]
-        wanted = wanted and c.precision != "bf16"  # its loss would be bf16 (check_precision)
-        c.adaptive_cutoffs = list(WORD_ADAPTIVE_CUTOFFS) if wanted else []
-    c.adaptive_cutoffs = [x for x in c.adaptive_cutoffs if x < vocab_size]
-    if c.adaptive_cutoffs and c.tie_weights:
-        raise UsageError("--adaptive-softmax cannot be used with --tie-weights")
-    check_precision(c.precision, device, c.adaptive_cutoffs)
-    adaptive_words = word_cpu and bool(c.adaptive_cutoffs)
-    if c.hidden_size is None:
-        size = 128 if n < 300_000 else 256 if n < 3_000_000 else 512 if n < 30_000_000 else 1024
-        c.hidden_size = size * 2 if big and size < 1024 else size
-        if adaptive_words:
-            c.hidden_size = max(c.hidden_size, 256)
-    if c.num_layers is None:
-        c.num_layers = 1 if n < 3_000_000 and not big else 2
-    if c.tie_weights is None:
-        c.tie_weights = text_words and not c.adaptive_cutoffs
-    if c.embed_size is None:
-        c.embed_size = c.hidden_size if text_words else min(64, c.hidden_size)
-        if adaptive_words:
-            c.embed_size = min(128, c.hidden_size)
-    # Character level on a CPU: the time the run has decides the width, the regularisation,
-    # the rate and the window (tuned on Tiny Shakespeare). On ABC tunes the same choices
-    # scored worse (273.6 against 269.3 nats per tune on Nottingham, BENCHMARKS.md), so the
-    # other levels keep the corpus-sized defaults until they have their own measurements.
-    tuned = level == "char" and kind == "cpu"
-    by_budget = tuned and planned_seconds(c, kind) is not None
-    distinct = min(n, distinct_tokens or n)
-    grown_wide = False  # grown past WIDE_HIDDEN here (not sized so by the corpus or the user)
-    if by_budget and cfg.hidden_size is None and cfg.num_layers is None:
-        while planned_epochs(c, distinct, vocab_size, kind) > GROW_ABOVE_EPOCHS:
-            wider = [h for h in HIDDEN_LADDER if h > c.hidden_size]
-            if not wider or wider[0] > MAX_GROWN_HIDDEN.get(kind, 512):
-                break
-            grown = replace(c, hidden_size=wider[0])
-            if cfg.embed_size is None:
-                grown.embed_size = min(64, wider[0])
-            too_big = parameter_count(grown, vocab_size) > GROW_MAX_PARAMS_PER_TOKEN * distinct
-            least = GROW_MIN_EPOCHS if wider[0] <= WIDE_HIDDEN else WIDE_MIN_EPOCHS
-            if too_big or planned_epochs(grown, distinct, vocab_size, kind) < least:
-                break
-            c = grown
-            grown_wide = c.hidden_size > WIDE_HIDDEN
-    if c.dropout is None:
-        if adaptive_words:
-            c.dropout = WORD_ADAPTIVE_DROPOUT
-        elif by_budget and n < 30_000_000:
-            c.dropout = dropout_for_epochs(planned_epochs(c, distinct, vocab_size, kind))
-            if grown_wide:
-                c.dropout = max(c.dropout, WIDE_DROPOUT)
-        elif level == "abc" and kind == "cpu" and n < 30_000_000:
-            c.dropout = ABC_DROPOUT
-        else:
-            c.dropout = (0.3 if text_words else 0.1) if n < 30_000_000 else 0.0
-    if c.weight_drop is None:
-        c.weight_drop = 0.0
-    if c.seq_len is None:
-        # Shorter windows on a CPU: at the same tokens per second, twice the updates (Tiny
-        # Shakespeare, 4.8M tokens: 1.535 with 32 x 64, 1.515 with 32 x 32; BENCHMARKS.md).
-        c.seq_len = 35 if level == "word" else 32 if tuned else 64
-    if c.batch_size is None:
-        c.batch_size = 64 if big else 32
-    # Small corpora: shrink the batch (then the window) until one epoch has a few batches.
-    while (
-        cfg.batch_size is None
-        and c.batch_size > 1
-        and (n - 1) // c.batch_size < 4 * (c.seq_len + 1)
-    ):
-        c.batch_size //= 2
-    if cfg.batch_size is None and c.batch_size % world_size:
-        c.batch_size = world_size * max(1, round(c.batch_size / world_size))
-    if (n - 1) // c.batch_size < c.seq_len + 1 and cfg.seq_len is None:
-        c.seq_len = max(1, (n - 1) // c.batch_size - 1)
-    if c.optimizer is None:
-        c.optimizer = "adamw"
-    if c.lr is None:
-        if c.optimizer == "sgd":
-            c.lr = 20.0 if text_words else 1.0
-        else:
-            c.lr = 4e-3 if c.hidden_size <= 256 else 2e-3 if c.hidden_size <= 512 else 1e-3
-            if tuned:  # short CPU runs: a higher rate (BENCHMARKS.md)
-                c.lr = LR_BY_HIDDEN[min(LR_BY_HIDDEN, key=lambda h: abs(h - c.hidden_size))]
-            if adaptive_words and c.hidden_size <= 256:
-                c.lr = WORD_ADAPTIVE_LR
-    if c.weight_decay is None:
-        if c.optimizer != "adamw":
-            c.weight_decay = 0.0
-        elif adaptive_words:
-            c.weight_decay = WORD_ADAPTIVE_WEIGHT_DECAY
-        elif grown_wide:
-            c.weight_decay = WIDE_WEIGHT_DECAY
-        elif level in TUNE_LEVELS and kind == "cpu":
-            c.weight_decay = TUNE_WEIGHT_DECAY
-        else:
-            c.weight_decay = 0.01
-    if c.schedule is None:
-        c.schedule = "cosine"
-    if c.clip_norm is None:
-        c.clip_norm = 0.25 if c.optimizer == "sgd" else 1.0
-    if c.clip_value is None:
-        c.clip_value = 0.0
-    if c.max_steps is None and c.epochs is None and c.time_budget is None:
-        # Train for about DEFAULT_MINUTES on this device, between 1 and 50 epochs.
-        seconds = DEFAULT_MINUTES.get(kind, 5.0) * 60
-        tokens = seconds * tokens_per_second(c, vocab_size, kind)
-        c.epochs = int(min(50, max(1, round(tokens / max(n, 1)))))
-    if c.ema is None:
-        steps = planned_steps(c, n, vocab_size, kind)
-        # Words: measured on small corpora, with an adaptive softmax and heavy dropout.
-        measured = kind == "cpu" and steps > 0 and (level == "char" or adaptive_words)
-        c.ema = ema_decay(steps, level) if measured else 0.0
-    if c.log_every is None:
-        c.log_every = 10
-    return c
 
 
 def planned_steps(cfg: TrainConfig, train_tokens: int, vocab_size: int, kind: str) -> float:
@@ -469,9 +592,31 @@ def planned_steps(cfg: TrainConfig, train_tokens: int, vocab_size: int, kind: st
     return min(steps, default=0.0)
 
 
+def dropout_for_epochs(epochs: float) -> float:
+    """Rule 6's table: the dropout for a run that reads its corpus ``epochs`` times."""
+    for below, dropout in DROPOUT_BY_EPOCHS:
+        if epochs < below:
+            return dropout
+    return MOST_DROPOUT
+
+
 def ema_decay(steps: float, level: str = "char") -> float:
     """The decay of an average spanning the level's share of ``steps`` (``EMA_HORIZON``), at
-    least 10 steps; a horizon of h steps is a decay of 1 - 1/h."""
+    least ``EMA_MIN_HORIZON`` steps; a horizon of h steps is a decay of 1 - 1/h."""
     share, most = EMA_HORIZON[level]
-    horizon = min(most, max(10.0, share * steps))
+    horizon = min(most, max(EMA_MIN_HORIZON, share * steps))
     return round(1 - 1 / horizon, 5)
+
+
+def check_precision(
+    precision: str | None, device: torch.device, adaptive_cutoffs: list[int] | None = None
+) -> None:
+    """bf16 autocast is measured on CPUs only: on CUDA, cuDNN's LSTM autocasts to fp16, not
+    bf16, so a GPU trains in fp32. An adaptive softmax computes its loss in bf16 under
+    autocast (rounded to about 0.02 nats), so it trains in fp32 too."""
+    if precision != "bf16":
+        return
+    if device.type != "cpu":
+        raise UsageError(f"--precision bf16 is for CPUs only; on {device.type} use fp32")
+    if adaptive_cutoffs:
+        raise UsageError("--precision bf16 cannot be used with --adaptive-softmax; use fp32")
