@@ -345,9 +345,11 @@ def _choose_cell(c: TrainConfig) -> None:
 
 
 def _choose_precision(c: TrainConfig, f: Facts) -> None:
-    """2. bf16 only where it loses nothing and runs faster; a GRU's recurrence stays fp32."""
+    """2. bf16 only where it loses nothing and runs faster; a GRU's recurrence stays fp32, and
+    so does a given adaptive softmax, whose loss bf16 would round."""
     if c.precision is None:
         auto = f.level in BF16_LEVELS and c.cell == "lstm" and f.kind == "cpu" and f.bf16_native
+        auto = auto and not [x for x in c.adaptive_cutoffs or [] if x < f.vocab_size]
         c.precision = "bf16" if auto else "fp32"
 
 

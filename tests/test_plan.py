@@ -211,7 +211,6 @@ def test_what_the_user_sets_is_kept_and_only_impossible_settings_are_refused(s, 
         assert getattr(planned, name) == value, name
 
 
-@pytest.mark.xfail(strict=True, reason="auto picks bf16, then refuses the user's cutoffs")
 def test_auto_precision_does_not_refuse_a_given_adaptive_softmax():
     mine = TrainConfig(adaptive_cutoffs=[10])
     planned = plan(mine, 1_000_000, 67, "char", CPU, bf16_native=True)
