@@ -44,7 +44,7 @@ def info(
         f"tokenizer    {ckpt.tokenizer.describe()}",
         f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
         f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"
-        f" (stopped: {s.get('stop_reason')})",
+        + (f" (stopped: {s['stop_reason']})" if s.get("stop_reason") else " (saved mid-run)"),
         f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))} "
         f"nats/token (best: {_steps(s.get('best_step'))}, "
         f"{_f(s.get('best_val_loss'))} on {s.get('best_measured_on', 'the evaluation prefix')})",

@@ -112,8 +112,9 @@ class RichReporter:
         if self.quiet:
             return
         best = "  (best)" if metrics.get("best") else ""
+        split = " on the whole split" if metrics.get("final") else ""
         self.message(
-            f"eval step {metrics['step']:,}: val loss {metrics['val_loss']:.4f} "
+            f"eval step {metrics['step']:,}{split}: val loss {metrics['val_loss']:.4f} "
             f"nats/token, perplexity {metrics['val_ppl']:.2f}{best}"
         )
 

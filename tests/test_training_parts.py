@@ -308,3 +308,15 @@ def test_sources_that_cannot_work_fail_before_anything_is_deleted(tmp_path, tiny
     inside.write_text("text")
     with pytest.raises(UsageError, match="which --overwrite would delete"):
         run_dir.check_sources([str(inside)], deleting=tmp_path / "run")
+
+
+def test_the_progress_line_says_which_evaluation_read_the_whole_split(capsys):
+    from genseq.progress import RichReporter
+
+    reporter = RichReporter(quiet=False, live=False)
+    state = TrainState(step=40)
+    reporter.evaluation(state.eval_record(1.5, best=True, final=False, elapsed=1.0))
+    reporter.evaluation(state.eval_record(1.6, best=False, final=True, elapsed=2.0))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("eval step 40: val loss 1.5000") and lines[0].endswith("(best)")
+    assert lines[1].startswith("eval step 40 on the whole split: val loss 1.6000")
