@@ -172,13 +172,11 @@ def train(
     training on the device at hand; --time-budget bounds the whole command's wall time.
     Ctrl-C saves the last checkpoint and exits (resume with --resume).
     """
-    from genseq.data import is_data_dir, open_data
-    from genseq.distributed import context_from_env, teardown
+    from genseq.distributed import context_from_env
     from genseq.errors import UsageError
     from genseq.plan import TrainConfig, parse_cutoffs
-    from genseq.progress import RichReporter
-    from genseq.train import Trainer
     from genseq.training import run_dir as run_dirs
+    from genseq.training import run_guard
 
     run_dir = output or run_dirs.default_run_dir(sources[0])
     config = options_for(
@@ -199,14 +197,33 @@ def train(
 
     check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
     run_dirs.check_sources(sources + (val or []), run_dir if overwrite else None)
-    if resume:
-        run_dirs.last_checkpoint(run_dir)
-    if overwrite:
-        run_dirs.clear_for_overwrite(run_dir)
-
-    ctx = context_from_env()
     if nproc is not None and nproc < 1:
         raise UsageError("--nproc must be at least 1")
+    ctx = context_from_env()
+    with run_guard.locked(run_dir, enabled=ctx.is_main):
+        run_guard.recover(run_dir)
+        if resume:
+            run_dirs.last_checkpoint(run_dir)
+        if overwrite:
+            run_dirs.check_overwritable(run_dir)
+        with run_guard.guarded(run_dir, overwrite and ctx.is_main):
+            code = _train_in(run_dir, sources, val, config, resume, nproc, ctx, locals())
+            if code:  # inside the guard: a run that failed before its first save is undone
+                raise typer.Exit(code)
+
+
+def _train_in(run_dir, sources, val, config, resume, nproc, ctx, options: dict) -> int:
+    """Tokenize the sources when they are not a data directory, then train (or launch the
+    processes that train); the exit code."""
+    from genseq.data import is_data_dir, open_data
+    from genseq.distributed import teardown
+    from genseq.errors import UsageError
+    from genseq.progress import RichReporter
+    from genseq.train import Trainer
+    from genseq.training import run_dir as run_dirs
+    from genseq.training import run_guard
+
+    quiet, batch_size = options["quiet"], options["batch_size"]
     launch = nproc is not None and nproc > 1 and not ctx.enabled
     if len(sources) == 1 and is_data_dir(Path(sources[0])):
         data_dir = Path(sources[0])
@@ -227,8 +244,9 @@ def train(
             from genseq.prepare import TokenizeOptions
 
             # The tokenize options `genseq train` shares (its own --seed is the training's).
-            options = options_for(TokenizeOptions, locals(), seed=TokenizeOptions.seed)
-            tk.run_tokenize(sources, data_dir, options, glob, cache_dir, quiet, val)
+            tokenize = options_for(TokenizeOptions, options, seed=TokenizeOptions.seed)
+            glob, cache_dir = options["glob"], options["cache_dir"]
+            tk.run_tokenize(sources, data_dir, tokenize, glob, cache_dir, quiet, val)
     data = open_data(data_dir)
     if launch and batch_size is not None and batch_size % (nproc or 1):
         raise UsageError(
@@ -236,7 +254,8 @@ def train(
             "(it is the global batch, shared out among the processes)"
         )
     if launch:
-        raise typer.Exit(launch_torchrun(nproc or 1))
+        run_guard.release(run_dir)  # the launched processes train under their own lock
+        return launch_torchrun(nproc or 1)
     reporter = RichReporter(quiet=quiet)
     try:
         trainer = Trainer(
@@ -249,7 +268,7 @@ def train(
     teardown(ctx)
     s = result.summary
     if ctx.is_main:
-        _report_done(s, run_dir, reporter, quiet, json_out)
+        _report_done(s, run_dir, reporter, quiet, options["json_out"])
     code = EXIT_CODES.get(s["stop_reason"], 0)
     if ctx.enabled:
         # A torchrun worker leaves here, everything saved and printed: gloo's threads can
@@ -258,8 +277,7 @@ def train(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    if code:
-        raise typer.Exit(code)
+    return code
 
 
 def _report_done(s: dict, run_dir: Path, reporter, quiet: bool, json_out: bool) -> None:

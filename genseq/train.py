@@ -40,7 +40,7 @@ from genseq.model import RecurrentLM, detach_state
 from genseq.plan import TrainConfig, plan
 from genseq.progress import Reporter, SilentReporter
 from genseq.schedule import Schedule
-from genseq.training import build, evaluation, run_dir
+from genseq.training import build, evaluation, run_dir, run_guard
 from genseq.training.clock import Clock
 from genseq.training.nan_guard import NanGuard
 from genseq.training.resume import resumed_config
@@ -100,6 +100,11 @@ class Trainer:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        """Train, holding the run directory's lock (one process trains into it at a time)."""
+        with run_guard.locked(self.out_dir, enabled=self.is_main):
+            return self._run()
+
+    def _run(self) -> TrainResult:
         # Set-up: the run directory, the model, optimizer, schedule and data order.
         self._prepare_run_dir()
         self._build()

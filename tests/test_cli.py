@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from testkit import GENSEQ, TINY, one_error_line, run
+from testkit import GENSEQ, TINY, files_below, one_error_line, run
 
 from genseq.checkpoint import load_checkpoint
 
@@ -495,3 +495,59 @@ def test_train_and_tokenize_validate_on_the_files_given_with_val(cli, tmp_path, 
     missing = cli("tokenize", words_file, "--val", tmp_path / "nowhere.txt", "-o", tmp_path / "d")
     assert missing.exit_code == 1 and "nowhere.txt" in one_error_line(missing.stderr)
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        (["SOURCE_BINARY"], 1),  # fails while tokenizing, after the old run was set aside
+        (["WORDS", "--seq-len", "1000000"], 2),  # fails when the plan meets the data
+    ],
+)
+def test_a_failed_overwrite_keeps_the_old_run_and_a_failed_fresh_run_leaves_nothing(
+    cli, tmp_path, tiny_run, words_file, bad, code
+):
+    import shutil
+
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    args = [
+        str(binary) if a == "SOURCE_BINARY" else str(words_file) if a == "WORDS" else a for a in bad
+    ]
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = files_below(run)
+    result = cli("train", *TINY, *args, "-o", run, "--overwrite", "--max-steps", "2")
+    assert result.exit_code == code
+    one_error_line(result.stderr)
+    assert files_below(run) == before and not (run / ".replaced").exists()
+    fresh = cli("train", *TINY, *args, "-o", tmp_path / "fresh", "--max-steps", "2")
+    assert fresh.exit_code == code and not (tmp_path / "fresh").exists()
+
+
+def test_two_trainings_on_one_run_directory_are_refused(tmp_path, tiny_data):
+    run = tmp_path / "run"
+    first = subprocess.Popen(
+        [GENSEQ, "train", str(tiny_data), "-o", str(run), "--max-steps", "100000", *TINY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "log.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first run is training
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            second = run_genseq_quietly(tiny_data, run, extra)
+            assert second.returncode == 1, second.stderr
+            line = one_error_line(second.stderr)
+            assert f"in use by another genseq process (pid {first.pid})" in line
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 143
+    assert (run / "last").is_dir()  # the first run saved and ended as it should
+
+
+def run_genseq_quietly(data, run_dir, extra: list[str]) -> subprocess.CompletedProcess:
+    return run(
+        "train", data, "-o", run_dir, "--max-steps", "3", "--quiet", *TINY, *extra, text=True
+    )

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from testkit import files_below
 
 from genseq.distributed import DistContext
 from genseq.errors import GenseqError, UsageError
@@ -235,13 +236,11 @@ def test_a_run_directory_is_fresh_empty_or_holding_only_data(tmp_path, tiny_data
     with pytest.raises(GenseqError, match="not empty"):
         run_dir.check_fresh(run)
     with pytest.raises(GenseqError, match="not empty"):
-        run_dir.clear_for_overwrite(run)  # holds no run: nothing of the user's is deleted
-    assert (run / "notes.txt").exists()
+        run_dir.check_overwritable(run)  # holds no run: nothing of the user's is set aside
     (run / "log.jsonl").write_text("")
     with pytest.raises(GenseqError, match="--resume"):
         run_dir.check_fresh(run)
-    run_dir.clear_for_overwrite(run)
-    assert not run.exists()
+    run_dir.check_overwritable(run)  # a training run may be replaced
     (tmp_path / "file").write_text("x")
     with pytest.raises(GenseqError, match="is a file"):
         run_dir.check_fresh(tmp_path / "file")
@@ -320,3 +319,77 @@ def test_the_progress_line_says_which_evaluation_read_the_whole_split(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("eval step 40: val loss 1.5000") and lines[0].endswith("(best)")
     assert lines[1].startswith("eval step 40 on the whole split: val loss 1.6000")
+
+
+# -- the run directory's lock and guard --------------------------------------------------------
+def test_a_second_process_cannot_take_a_locked_run_directory(tmp_path):
+    import subprocess
+    import sys
+
+    from genseq.training import run_guard
+
+    run = tmp_path / "run"
+    code = (
+        "import sys; from genseq.training import run_guard\n"
+        "with run_guard.locked(sys.argv[1]): pass\n"
+    )
+    with run_guard.locked(run):
+        with run_guard.locked(run):  # the same process again: fine
+            pass
+        other = subprocess.run(
+            [sys.executable, "-c", code, str(run)], capture_output=True, text=True
+        )
+        assert other.returncode != 0
+        assert f"in use by another genseq process (pid {os.getpid()})" in other.stderr
+    free = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True)
+    assert free.returncode == 0, free.stderr  # released when the holder let go
+
+
+def test_a_failed_overwrite_puts_the_old_run_back(tmp_path, tiny_run):
+    import shutil
+
+    from genseq.training import run_guard
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = files_below(run)
+    with pytest.raises(GenseqError), run_guard.guarded(run, overwrite=True):
+        assert not (run / "last").exists()  # set aside while the new run starts
+        (run / "data").mkdir()
+        (run / "data" / "meta.json").write_text("{}")
+        raise GenseqError("the new run failed before its first checkpoint")
+    assert files_below(run) == before and not (run / ".replaced").exists()
+
+
+def test_an_overwrite_that_saves_a_checkpoint_replaces_the_old_run(tmp_path, tiny_run):
+    import shutil
+
+    from genseq.training import run_guard
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    with pytest.raises(KeyboardInterrupt), run_guard.guarded(run, overwrite=True):
+        shutil.copytree(tiny_run / "last", run / "last")  # the new run saved, then was stopped
+        raise KeyboardInterrupt
+    assert (run / "last").exists() and not (run / "best").exists()
+    assert not (run / ".replaced").exists()
+
+
+def test_a_fresh_run_directory_that_failed_is_removed_and_a_killed_overwrite_recovers(
+    tmp_path, tiny_run
+):
+    import shutil
+
+    from genseq.training import run_guard
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(GenseqError), run_guard.locked(fresh), run_guard.guarded(fresh, False):
+        (fresh / "log.jsonl").write_text("")
+        raise GenseqError("failed")
+    assert not fresh.exists()
+    killed = tmp_path / "killed"  # as a kill -9 mid-overwrite leaves it: the old run aside
+    shutil.copytree(tiny_run, killed / ".replaced")
+    (killed / "data").mkdir()
+    run_guard.recover(killed)
+    assert (killed / "last").is_dir() and not (killed / "data").exists()
+    assert not (killed / ".replaced").exists()

@@ -51,6 +51,16 @@ def start(*args) -> subprocess.Popen:
     )
 
 
+def files_below(path: Path) -> dict[str, bytes]:
+    """Every file below ``path`` and its bytes, to show a command changed nothing (the run
+    directory's lock file aside: it holds the last holder's pid)."""
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
 def one_error_line(stderr: str) -> str:
     """The single `error: ...` line (progress lines before it are fine); no traceback."""
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]

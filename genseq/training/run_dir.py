@@ -6,7 +6,6 @@ when `genseq train` tokenized its sources itself, ``data/``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from genseq.checkpoint import find_checkpoint
@@ -53,11 +52,10 @@ def check_fresh(run_dir: Path) -> None:
             raise GenseqError(f"{run_dir} exists and is not empty; choose another -o")
 
 
-def clear_for_overwrite(run_dir: Path) -> None:
-    """--overwrite: delete a training run; a directory that holds no run must be empty."""
-    if holds_run(run_dir):
-        shutil.rmtree(run_dir)
-    elif run_dir.exists():
+def check_overwritable(run_dir: Path) -> None:
+    """--overwrite replaces a training run; a directory that holds none must be empty (or hold
+    only a data directory), so that nothing else of the user's is ever set aside."""
+    if not holds_run(run_dir) and run_dir.exists():
         check_fresh(run_dir)
 
 
