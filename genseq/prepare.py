@@ -30,6 +30,7 @@ from genseq.data import DATA_FORMAT, DATA_SCHEMA, TokenFileWriter, dtype_for_voc
 from genseq.documents import iter_units
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import atomic_write_text, replace_dir, staging_dir
+from genseq.jsonable import jsonable
 from genseq.tokenization import LEVELS, MIDI_LEVELS, SkipDocument, Tokenizer, new_tokenizer
 
 MIN_DOCUMENTS_FOR_DOCUMENT_SPLIT = 10
@@ -538,7 +539,8 @@ def _tokenize(
             "top_tokens": top,
             "sources": sources,
         }
-        atomic_write_text(staging / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+        meta_text = json.dumps(jsonable(meta), indent=2, ensure_ascii=False)
+        atomic_write_text(staging / "meta.json", meta_text)
         replace_dir(staging, out_dir)
     except BaseException:
         import shutil

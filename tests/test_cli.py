@@ -551,3 +551,22 @@ def run_genseq_quietly(data, run_dir, extra: list[str]) -> subprocess.CompletedP
     return run(
         "train", data, "-o", run_dir, "--max-steps", "3", "--quiet", *TINY, *extra, text=True
     )
+
+
+def test_file_names_that_are_not_utf8_are_read_and_shown(tmp_path, words_file):
+    folder = os.fsencode(tmp_path / "songs")
+    os.mkdir(folder)
+    name = os.path.join(folder, b"caf\xe9.txt")  # Latin-1 bytes: not a UTF-8 name
+    try:
+        with open(name, "wb") as f:
+            f.write(words_file.read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    tok = run("tokenize", os.fsdecode(folder), "-o", tmp_path / "data", "--json")
+    assert tok.returncode == 0, tok.stderr
+    meta = json.loads((tmp_path / "data" / "meta.json").read_text("utf-8"))
+    assert meta["sources"][0]["name"].endswith("caf\ufffd.txt")
+    run_dir = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"run\xe9"))
+    train = run("train", os.fsdecode(name), "-o", run_dir, "--max-steps", "2", "--json", *TINY)
+    assert train.returncode == 0, train.stderr
+    assert json.loads(train.stdout)["run"].endswith("run\ufffd")

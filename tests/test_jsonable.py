@@ -25,3 +25,12 @@ def test_non_finite_floats_become_null_at_any_depth():
         "kept": [0, 1.0, "nan", None, True],
     }
     json.dumps(jsonable(value), allow_nan=False)  # raises on any NaN left behind
+
+
+def test_undecodable_file_name_bytes_become_replacement_characters():
+    import os
+
+    name = os.fsdecode(b"caf\xe9.txt")  # how Python reads a Latin-1 file name
+    out = jsonable({name: [name, "plain"]})
+    assert out == {"caf\ufffd.txt": ["caf\ufffd.txt", "plain"]}
+    json.dumps(out, ensure_ascii=False).encode("utf-8")  # writable as UTF-8
