@@ -127,6 +127,14 @@ def stdout():
     return sys.stdout
 
 
+def print_out(text: str) -> None:
+    """A line of a command's result on stdout (an error when stdout is closed: a result
+    nobody can read is a failure, not a success)."""
+    out = stdout()
+    out.write(text + "\n")
+    out.flush()
+
+
 def print_json(obj: dict) -> None:
     out = stdout()
     out.write(json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False) + "\n")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from genseq.commands._common import CacheDirOpt, JsonOpt, out_console, print_json
+from genseq.commands._common import (
+    CacheDirOpt,
+    JsonOpt,
+    out_console,
+    print_json,
+    print_out,
+    stdout,
+)
 
 
 def _status(entry, cache_dir) -> tuple[str, str]:
@@ -68,9 +75,10 @@ def fetch_corpus(
     registry = load_registry()
     if name not in registry:
         raise GenseqError(f"{name}: not a corpus name (see `genseq corpus list`)")
+    stdout()  # the path is the result: refuse before downloading when nobody can read it
     entry = registry[name]
     if entry.kind == "bundled":
         for path in bundled_files(entry):
-            print(path)
+            print_out(str(path))
         return
-    print(fetch(entry, cache_dir))
+    print_out(str(fetch(entry, cache_dir)))

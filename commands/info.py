@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from genseq.commands._common import JsonOpt, print_json
+from genseq.commands._common import JsonOpt, print_json, print_out
 
 
 def info(
@@ -55,7 +55,7 @@ def info(
         f"data         {s.get('data')}",
         f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
     ]
-    print("\n".join(lines))
+    print_out("\n".join(lines))
 
 
 def _steps(step) -> str:

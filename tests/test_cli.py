@@ -570,3 +570,23 @@ def test_file_names_that_are_not_utf8_are_read_and_shown(tmp_path, words_file):
     train = run("train", os.fsdecode(name), "-o", run_dir, "--max-steps", "2", "--json", *TINY)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["run"].endswith("run\ufffd")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "RUN"],
+        ["corpus", "fetch", "folk-abc"],
+        ["corpus", "list"],
+        ["sample", "RUN", "-n", "5"],
+        ["eval", "RUN", "WORDS"],
+    ],
+)
+def test_a_result_nobody_can_read_is_an_error(tiny_run, words_file, args):
+    args = [str(tiny_run) if a == "RUN" else str(words_file) if a == "WORDS" else a for a in args]
+    closed = subprocess.run(
+        [GENSEQ, *args], stdout=None, capture_output=False, stderr=subprocess.PIPE,
+        text=True, timeout=120, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert closed.returncode == 1
+    assert one_error_line(closed.stderr) == "error: standard output is closed"
