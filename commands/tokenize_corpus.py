@@ -155,9 +155,11 @@ def run_tokenize(
     cache_dir: Path | None,
     quiet: bool,
     val: list[str] | None = None,
+    overwrite: bool = True,
 ):
     """Tokenize SOURCES into OUTPUT and show the summary; shared with `genseq train SOURCE`.
-    ``val`` (--val): sources that are the whole validation split."""
+    ``val`` (--val): sources that are the whole validation split; ``overwrite``: an existing
+    data directory at OUTPUT may be replaced."""
     from genseq.corpus import resolve_sources
     from genseq.errors import UsageError
     from genseq.prepare import tokenize_corpus
@@ -175,7 +177,9 @@ def run_tokenize(
         if val:
             val_corpus = resolve_sources(val, glob, cache_dir, options.encoding_errors)
         say = None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]"))
-        summary = tokenize_corpus(corpus, output, options, progress=say, val_corpus=val_corpus)
+        summary = tokenize_corpus(
+            corpus, output, options, overwrite, progress=say, val_corpus=val_corpus
+        )
     finally:
         corpus.close()
         if val_corpus is not None:
@@ -260,6 +264,9 @@ def tokenize(
     midi_program: MidiProgramOpt = None,
     encoding_errors: EncodingErrorsOpt = "strict",
     cache_dir: CacheDirOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing data directory at -o.")
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -277,7 +284,7 @@ def tokenize(
     from genseq.prepare import TokenizeOptions
 
     options = options_for(TokenizeOptions, locals(), fit_sample_mb=fit_sample)
-    summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val)
+    summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val, overwrite)
     if json_out:
         print_json(
             {

@@ -270,13 +270,20 @@ def resolve_sources(
             else:
                 documents.append(Document(source, fetch(entry, cache_dir)))
                 single_stream = single_stream or entry.documents == "text"
-        elif path.exists():
-            raise GenseqError(f"{source}: not a regular file or directory")
         else:
-            raise GenseqError(
-                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
-            )
+            raise GenseqError(missing_source_message(source))
     return Corpus(documents, list(sources), single_stream=single_stream, _spooled=spooled)
+
+
+def missing_source_message(source: str) -> str:
+    """Why a SOURCE names nothing genseq can read: a special file, a symbolic link that leads
+    nowhere (a loop, or a target that is gone), or no file and no corpus of that name."""
+    path = Path(source).expanduser()
+    if path.is_symlink() and not path.exists():
+        return f"{source}: a symbolic link that leads nowhere (a loop, or a missing target)"
+    if path.exists():
+        return f"{source}: not a regular file or directory"
+    return f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
 
 
 def is_tunebook(path: Path) -> bool:

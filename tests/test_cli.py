@@ -590,3 +590,24 @@ def test_a_result_nobody_can_read_is_an_error(tiny_run, words_file, args):
     )  # fmt: skip
     assert closed.returncode == 1
     assert one_error_line(closed.stderr) == "error: standard output is closed"
+
+
+def test_tokenize_replaces_a_data_directory_only_with_overwrite(cli, tmp_path, words_file):
+    data = tmp_path / "data"
+    assert cli("tokenize", words_file, "-o", data, "-q").exit_code == 0
+    before = files_below(data)
+    again = cli("tokenize", words_file, "-o", data, "--level", "word", "-q")
+    assert again.exit_code == 1 and "--overwrite" in one_error_line(again.stderr)
+    assert files_below(data) == before
+    replaced = cli("tokenize", words_file, "-o", data, "--level", "word", "-q", "--overwrite")
+    assert replaced.exit_code == 0
+    assert json.loads((data / "meta.json").read_text())["level"] == "word"
+
+
+def test_a_symbolic_link_loop_is_named_as_such(cli, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for command in (["tokenize", tmp_path / "a", "-o", tmp_path / "d"], ["train", tmp_path / "a"]):
+        result = cli(*command)
+        assert result.exit_code == 1
+        assert "a symbolic link that leads nowhere" in one_error_line(result.stderr)

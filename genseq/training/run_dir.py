@@ -62,7 +62,7 @@ def check_overwritable(run_dir: Path) -> None:
 def check_sources(sources: list[str], deleting: Path | None) -> None:
     """Fail early, and before ``--overwrite`` deletes ``deleting``, on sources that cannot
     work: missing paths, run directories given as data, data inside the run to delete."""
-    from genseq.corpus import load_registry
+    from genseq.corpus import load_registry, missing_source_message
 
     registry = load_registry()
     for source in sources:
@@ -70,9 +70,7 @@ def check_sources(sources: list[str], deleting: Path | None) -> None:
         if source == "-" or source in registry and not path.exists():
             continue
         if not path.exists():
-            raise GenseqError(
-                f"{source}: no such file, directory or corpus name (see `genseq corpus list`)"
-            )
+            raise GenseqError(missing_source_message(source))
         if path.is_dir() and ((path / "last").is_dir() or (path / "best").is_dir()):
             hint = f" (its data: {path / 'data'})" if (path / "data" / "meta.json").exists() else ""
             raise UsageError(
