@@ -478,6 +478,8 @@ def _tokenize(
             )
         train.close()
         val.close()
+        if skipped and train.count + val.count == 0:  # every document was unreadable
+            _refuse_all_skipped(skipped, midi)
         if split == "position":
             _move_tail(staging / "train.bin", staging / "val.bin", dtype, options.val_fraction)
         _append_rounds(staging / "train.bin", rounds)
@@ -485,12 +487,7 @@ def _tokenize(
         val_tokens = (staging / "val.bin").stat().st_size // np.dtype(dtype).itemsize
         if train_tokens < 2:
             if skipped:
-                reason = max(skipped, key=lambda r: skipped[r][0])
-                what = "documents" if midi else "tunes"
-                raise GenseqError(
-                    f"no readable {what} to train on: {sum(v[0] for v in skipped.values())} "
-                    f"skipped (most often: {reason})"
-                )
+                _refuse_all_skipped(skipped, midi)
             raise GenseqError("the corpus is too small to train on: fewer than 2 tokens")
         tokenizer.save(staging / "tokenizer.json")
         order_ids = np.argsort(-counts, kind="stable")[:20]
@@ -549,6 +546,15 @@ def _tokenize(
         raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _refuse_all_skipped(skipped: dict[str, list], midi: bool) -> None:
+    reason, (_, example) = max(skipped.items(), key=lambda item: item[1][0])
+    what = "documents" if midi else "tunes"
+    raise GenseqError(
+        f"no readable {what} to train on: {sum(v[0] for v in skipped.values())} skipped "
+        f"(most often: {reason}, e.g. {example})"
+    )
 
 
 def _append_rounds(train_path: Path, rounds: list[TokenFileWriter]) -> None:

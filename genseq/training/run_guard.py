@@ -37,6 +37,8 @@ def locked(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     if not enabled or key in _held:
         yield
         return
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise GenseqError(f"{run_dir} is a file; choose another -o")
     created = not Path(run_dir).exists()
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     try:
