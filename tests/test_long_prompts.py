@@ -13,7 +13,7 @@ from testkit import genseq_env
 
 import genseq.sample as sample_module
 from genseq.checkpoint import Checkpoint
-from genseq.generate import generate
+from genseq.generate import encode_prompt, generate
 from genseq.model import ModelConfig, RecurrentLM
 from genseq.sample import BatchSampler, SamplingSettings, prompt_spans, read_prompt
 from genseq.tokenization.char import CharTokenizer
@@ -136,3 +136,13 @@ def test_the_peak_memory_of_reading_a_prompt_does_not_grow_with_its_length():
         assert out.returncode == 0, out.stderr
         grown_mb.append(int(out.stdout))
     assert grown_mb[1] <= grown_mb[0] + 16, grown_mb
+
+
+def test_encoding_a_long_prompt_lists_each_unknown_character_once():
+    tok = CharTokenizer()
+    tok.fit([TEXT])
+    prompt = (TEXT + "Z") * 20_000 + "Q"
+    info = encode_prompt(tok, prompt)
+    assert info.unknown == ["Q", "Z"]
+    assert len(info.ids) == len(prompt) + 1 and info.ids[0] == tok.eos_id
+    assert info.ids[1 : len(TEXT) + 2] == [*tok.encode(TEXT).tolist(), tok.unk_id]
