@@ -138,11 +138,15 @@ def test_the_peak_memory_of_reading_a_prompt_does_not_grow_with_its_length():
     assert grown_mb[1] <= grown_mb[0] + 16, grown_mb
 
 
-def test_encoding_a_long_prompt_lists_each_unknown_character_once():
+def test_encoding_a_long_prompt_looks_up_each_unknown_character_once(monkeypatch):
     tok = CharTokenizer()
     tok.fit([TEXT])
+    calls: list[int] = []
+    encode = tok.encode
+    monkeypatch.setattr(tok, "encode", lambda text: calls.append(len(text)) or encode(text))
     prompt = (TEXT + "Z") * 20_000 + "Q"
     info = encode_prompt(tok, prompt)
     assert info.unknown == ["Q", "Z"]
+    assert len(calls) <= 1 + len(set(prompt))  # the prompt, then one call per distinct character
     assert len(info.ids) == len(prompt) + 1 and info.ids[0] == tok.eos_id
-    assert info.ids[1 : len(TEXT) + 2] == [*tok.encode(TEXT).tolist(), tok.unk_id]
+    assert info.ids[1 : len(TEXT) + 2] == [*encode(TEXT).tolist(), tok.unk_id]
