@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genseq.checkpoint import Checkpoint
@@ -68,14 +69,22 @@ class PromptInfo:
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> PromptInfo:
     """``<eos>`` (document start) followed by the prompt's ids; unknown pieces are listed."""
-    ids = [int(i) for i in tokenizer.encode(prompt)] if prompt else []
-    unknown: list[str] = []
-    if ids and tokenizer.unk_id in ids:
-        if tokenizer.level == "char":
-            unknown = sorted({c for c in prompt if tokenizer.encode(c)[0] == tokenizer.unk_id})
-        else:
-            unknown = [f"{ids.count(tokenizer.unk_id)} piece(s)"]
-    return PromptInfo([tokenizer.eos_id, *ids], unknown)
+    encoded = np.asarray(tokenizer.encode(prompt) if prompt else [], dtype=np.int64)
+    ids = encoded.tolist()
+    ids.insert(0, tokenizer.eos_id)  # in place, not a second list of the whole prompt
+    return PromptInfo(ids, _unknown_pieces(tokenizer, prompt, encoded))
+
+
+def _unknown_pieces(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> list[str]:
+    """The characters read as ``<unk>`` (char level) or how many pieces were (other levels);
+    each distinct character is looked up once, however long the prompt."""
+    unk = tokenizer.unk_id
+    count = int(np.count_nonzero(ids == unk))
+    if not count:
+        return []
+    if tokenizer.level == "char":
+        return sorted(c for c in set(prompt) if tokenizer.encode(c)[0] == unk)
+    return [f"{count} piece(s)"]
 
 
 def generate(
@@ -122,7 +131,8 @@ def generate(
         constraint=constraint,
     )
     samples = [Sample(i) for i in range(num_samples)]
-    detok = [IncrementalDetokenizer(tok, info.ids[1:]) for _ in range(num_samples)]
+    context = info.ids[max(1, len(info.ids) - 4) :]  # the prompt's last ids, for spacing
+    detok = [IncrementalDetokenizer(tok, context) for _ in range(num_samples)]
     hold = max((len(s) for s in stops), default=1) - 1  # text held back while a stop may form
     emitted = [0] * num_samples
     active = list(range(num_samples))

@@ -1,12 +1,13 @@
 """Batched incremental decoding with logit processors.
 
 ``BatchSampler`` runs the prompt once, copies its recurrent state to every sample, then advances
-all samples together one token per step: the prefix is never re-run. Each step's logits pass
-through the processors below before one draw from an explicit ``torch.Generator``, so the same
-checkpoint, seed and device give the same tokens. Masks come first (banned ids and an optional
-per-step mask from a ``LogitConstraint``); repetition penalty, temperature, top-k, top-p and
-min-p then act on the allowed tokens only, so every setting means the same with or without a
-grammar.
+all samples together one token per step: the prefix is never re-run. The prompt is read
+``PROMPT_WINDOW`` tokens at a time (``read_prompt``), so its length never sets the peak memory.
+Each step's logits pass through the processors below before one draw from an explicit
+``torch.Generator``, so the same checkpoint, seed and device give the same tokens. Masks come
+first (banned ids and an optional per-step mask from a ``LogitConstraint``); repetition
+penalty, temperature, top-k, top-p and min-p then act on the allowed tokens only, so every
+setting means the same with or without a grammar.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import torch
 
 from genseq.decode_step import LstmDecodeStep
 from genseq.errors import GenseqError, UsageError
-from genseq.model import RecurrentLM, expand_state
+from genseq.model import RecurrentLM, State, expand_state
 
 NOISE_BLOCK_STEPS = 64  # steps of sampling noise drawn at once
 NOISE_BLOCK_ELEMENTS = 1 << 20  # ... but at most this many floats (4 MB)
+# Prompt tokens read into the model at once. A window's activations (about 7 KB a token for a
+# 2x256 LSTM) and its logits (4 bytes a token and vocabulary entry) are the peak memory of
+# reading a prompt of any length; longer windows read no faster.
+PROMPT_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,37 @@ def choose(
         ) from None
 
 
+def prompt_spans(length: int, window: int) -> list[slice]:
+    """Consecutive spans of at most ``window`` tokens that cover ``length`` tokens, the short
+    one first: the last span is a full window whenever the prompt fills one, so its logits
+    come from a product of as many rows as a single pass over the prompt would use (a product
+    of fewer than a few rows takes another kernel, which may round differently)."""
+    if length < 1 or window < 1:
+        raise ValueError("a prompt and a window hold at least one token")
+    first = length % window or window
+    return [slice(0, first), *(slice(a, a + window) for a in range(first, length, window))]
+
+
+@torch.no_grad()
+def read_prompt(
+    model: RecurrentLM, prompt: torch.Tensor, window: int = PROMPT_WINDOW
+) -> tuple[torch.Tensor, State]:
+    """The logits ``(1, V)`` after ``prompt`` ``(1, P)`` and the state there, reading at most
+    ``window`` tokens at a time with the state carried across.
+
+    Every window but the last goes through the embedding and the recurrent layers only: their
+    logits are never needed. The last window is one ``forward``, so a prompt that fits in a
+    window is read exactly as a single pass reads it. The model is in evaluation mode (no
+    dropout), where ``forward`` is the embedding, the recurrent layers and the output layer.
+    """
+    spans = prompt_spans(prompt.size(1), window)
+    state: State | None = None
+    for span in spans[:-1]:
+        _, state = model.rnn(model.embed(prompt[:, span]), state)
+    logits, state = model(prompt[:, spans[-1]], state)
+    return logits[:, -1], state
+
+
 class BatchSampler:
     """Draws ``num_samples`` continuations of one prompt, one step at a time."""
 
@@ -158,10 +194,9 @@ class BatchSampler:
         device = next(model.parameters()).device
         self.device = device
         vocab = model.config.vocab_size
-        prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)  # (1, P)
-        with torch.no_grad():
-            logits, state = model(prompt, None)  # the prompt runs once, at batch 1
-        self.logits = logits[:, -1].expand(num_samples, -1).contiguous()  # (B, V)
+        prompt = torch.as_tensor(prompt_ids, dtype=torch.long, device=device).view(1, -1)
+        logits, state = read_prompt(model, prompt, PROMPT_WINDOW)  # once, at batch 1
+        self.logits = logits.expand(num_samples, -1).contiguous()  # (B, V)
         self.state = expand_state(state, num_samples)
         self.banned = torch.zeros(vocab, dtype=torch.bool, device=device)
         if banned_ids:
