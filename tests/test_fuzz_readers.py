@@ -1,0 +1,60 @@
+"""The ABC and MIDI readers under damaged input: mutation fuzzing over real tunes and MIDI files
+(``reader_fuzz``; fixed seeds, seconds), random bytes and text through hypothesis, one
+regression test for each crash the fuzzers found, and how `music stats` and `eval` report a
+file they can read nothing from. benchmarks/fuzz_readers.py runs the same fuzzers for minutes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from genseq.music.abc_lexer import AbcError, tokenize_tune
+
+HEADER = "X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions: one per crash the fuzzers found
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1-99999999999999 A",  # a list of passes built before it was checked: gigabytes
+        "|1-999999999 A",
+        "A" + "9" * 5000,  # numbers Python refuses to read (over 4,300 digits): ValueError
+        "A3/" + "2" * 5000,
+        "A" + "9" * 5000 + "/",
+        "(3:" + "9" * 5000 + " ABC",
+        "[1" + "0" * 5000 + " A",
+        "|" + "1" * 5000 + " A",
+        "[M:" + "9" * 5000 + "/4] A",
+        "[L:1/" + "9" * 5000 + "] A",
+        "| \u00b2 A",  # a digit (superscript two) that no number pattern reads: AttributeError
+        "[\u00b2 A",
+        "A |\u00b2",
+    ],
+)
+def test_damaged_numbers_are_unreadable_tunes(body):
+    with pytest.raises(AbcError) as info:
+        tokenize_tune(HEADER + body + "\n")
+    assert len(str(info.value)) < 120  # the reason quotes a short stretch of the tune
+
+
+@pytest.mark.parametrize("header", ["M:" + "9" * 5000 + "/4", "L:1/" + "9" * 5000])
+def test_damaged_header_numbers_are_unreadable_tunes(header):
+    with pytest.raises(AbcError, match=r"unreadable .{20,80}\.\.\.$"):
+        tokenize_tune(f"X:1\n{header}\nM:4/4\nK:C\nABC\n")
+
+
+def test_decimal_digits_of_other_scripts_still_read_as_numbers():
+    """``\\d`` matches them and ``int`` reads them; only digits it cannot read are refused."""
+    assert tokenize_tune(HEADER + "A |\u0662 B |]\n")[2:] == ["A", "|", "[\u0662", "B", "|]"]
+
+
+def test_reasons_quote_at_most_a_short_stretch_of_the_tune():
+    long = ["[" + "Ax" * 500 + "]", "A" + ">" * 999, "A+" + "x" * 5000, "[K:" + "x" * 5000 + "]"]
+    for body in long:
+        with pytest.raises(AbcError) as info:
+            tokenize_tune(HEADER + body + "\n")
+        assert len(str(info.value)) < 120
