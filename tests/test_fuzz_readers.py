@@ -9,12 +9,38 @@ from __future__ import annotations
 import pytest
 
 from genseq.music.abc_lexer import AbcError, tokenize_tune
+from genseq.music.midi_io import MidiError, read_midi, select_notes
 
 HEADER = "X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n"
 
 
 # ---------------------------------------------------------------------------------------------
 # Regressions: one per crash the fuzzers found
+
+
+def smf(events: bytes, division: int = 96) -> bytes:
+    """A one-track MIDI file of raw track ``events`` (delta times included)."""
+    track = events + b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01" + division.to_bytes(2, "big")
+    return header + b"MTrk" + len(track).to_bytes(4, "big") + track
+
+
+def varlen(n: int) -> bytes:
+    """MIDI's variable-length quantity (a delta time)."""
+    out = [n & 0x7F]
+    while n := n >> 7:
+        out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+
+
+def held_note(ticks: int) -> bytes:
+    return b"\x00\x90\x3c\x40" + varlen(ticks) + b"\x80\x3c\x00"
+
+
+def test_a_key_signature_mido_cannot_decode_is_an_unreadable_file():
+    data = smf(b"\x00\xff\x59\x02\x11\x00" + held_note(96))  # 17 sharps: KeySignatureError
+    with pytest.raises(MidiError, match="not a readable MIDI file"):
+        read_midi(data)
 
 
 @pytest.mark.parametrize(
@@ -58,3 +84,9 @@ def test_reasons_quote_at_most_a_short_stretch_of_the_tune():
         with pytest.raises(AbcError) as info:
             tokenize_tune(HEADER + body + "\n")
         assert len(str(info.value)) < 120
+
+
+def test_a_track_number_in_other_digits_chooses_no_track():
+    score = read_midi(smf(held_note(96)))
+    with pytest.raises(MidiError, match="no notes in the chosen track"):
+        select_notes(score, True, track="\u00b2")
