@@ -10,6 +10,8 @@ import pytest
 
 from genseq.music.abc_lexer import AbcError, tokenize_tune
 from genseq.music.midi_io import MidiError, read_midi, select_notes
+from genseq.music.note_sources import MAX_QUARTERS, melody_notes
+from genseq.tokenization import SkipDocument, new_tokenizer
 
 HEADER = "X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n"
 
@@ -41,6 +43,34 @@ def test_a_key_signature_mido_cannot_decode_is_an_unreadable_file():
     data = smf(b"\x00\xff\x59\x02\x11\x00" + held_note(96))  # 17 sharps: KeySignatureError
     with pytest.raises(MidiError, match="not a readable MIDI file"):
         read_midi(data)
+
+
+@pytest.mark.parametrize("level", ["midi-melody", "midi-performance"])
+def test_extreme_delta_times_and_tempos_are_skipped_not_encoded(level):
+    """Before, the encodings built one event per step (or second) of a 2**28-tick note:
+    an OverflowError, or gigabytes."""
+    tok = new_tokenizer(level)
+    tok.fit(iter([]))
+    slowest = b"\x00\xff\x51\x03\xff\xff\xff"  # 16.7 s a quarter note
+    for data in (smf(held_note(0x0FFFFFFF), division=1), smf(slowest + held_note(0x0FFFFFFF))):
+        with pytest.raises(SkipDocument, match="longer than"):
+            tok.encode_training_document(data)
+
+
+@pytest.mark.parametrize("level", ["midi-melody", "midi-performance"])
+@pytest.mark.parametrize("body", ["A99999999", "A z999999999 A", "[CEG]999999999"])
+def test_absurd_abc_durations_are_skipped_at_the_midi_levels(level, body):
+    tok = new_tokenizer(level)
+    tok.fit(iter([]))
+    with pytest.raises(SkipDocument, match="longer than"):
+        tok.encode_document(HEADER + body + " |]\n")
+
+
+def test_the_melody_length_limit_is_exact():
+    at_limit = smf(held_note(MAX_QUARTERS), division=1)
+    assert melody_notes(at_limit, 4, None)[-1].end == 4 * MAX_QUARTERS
+    with pytest.raises(MidiError, match="longer than 100,000 quarter notes"):
+        melody_notes(smf(held_note(MAX_QUARTERS + 1), division=1), 4, None)
 
 
 @pytest.mark.parametrize(
