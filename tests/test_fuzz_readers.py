@@ -6,7 +6,10 @@ file they can read nothing from. benchmarks/fuzz_readers.py runs the same fuzzer
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from testkit import one_error_line
 
 from genseq.music.abc_lexer import AbcError, tokenize_tune
 from genseq.music.midi_io import MidiError, read_midi, select_notes
@@ -120,3 +123,25 @@ def test_a_track_number_in_other_digits_chooses_no_track():
     score = read_midi(smf(held_note(96)))
     with pytest.raises(MidiError, match="no notes in the chosen track"):
         select_notes(score, True, track="\u00b2")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the commands say when they can read nothing
+
+
+def test_music_stats_refuses_a_set_of_midi_files_it_cannot_read(tmp_path, cli):
+    noise = tmp_path / "noise.mid"
+    noise.write_bytes(random.Random(0).randbytes(500))
+    refused = cli("music", "stats", str(noise))
+    assert refused.exit_code == 1
+    line = one_error_line(refused.stderr)
+    assert "no readable MIDI files or tunes in" in line and "noise.mid: 1 skipped" in line
+    assert "(most often: not a readable MIDI file)" in line
+    good = tmp_path / "good.mid"
+    good.write_bytes(smf(held_note(96) + held_note(96)))
+    mixed = cli("music", "stats", str(noise), str(good))
+    assert mixed.exit_code == 0, mixed.stderr
+    assert "1 / 2 (50.0 %)" in mixed.stdout and "not a readable MIDI file 1" in mixed.stdout
+    reference = cli("music", "stats", str(good), "--reference", str(noise))
+    assert reference.exit_code == 1
+    assert "in the reference" in one_error_line(reference.stderr)
