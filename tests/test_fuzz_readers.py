@@ -7,8 +7,12 @@ file they can read nothing from. benchmarks/fuzz_readers.py runs the same fuzzer
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
+import reader_fuzz as rf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from testkit import one_error_line
 
 from genseq.music.abc_lexer import AbcError, tokenize_tune
@@ -17,6 +21,104 @@ from genseq.music.note_sources import MAX_QUARTERS, melody_notes
 from genseq.tokenization import SkipDocument, new_tokenizer
 
 HEADER = "X:1\nT:Fuzz\nM:4/4\nL:1/8\nK:D\n"
+
+
+@pytest.fixture(scope="module")
+def folk() -> list[str]:
+    return rf.folk_tunes()
+
+
+@pytest.fixture(scope="module")
+def readers(tmp_path_factory) -> rf.Readers:
+    return rf.Readers(tmp_path_factory.mktemp("fuzz"))
+
+
+@pytest.fixture(scope="module")
+def midi_seeds(folk) -> list[bytes]:
+    return rf.rendered_midi(folk, 40)
+
+
+def assert_clean(tally: rf.Tally) -> None:
+    shown = "\n".join(
+        f"{f.kind}: {f.message} at {f.where} (input {f.input_id}, {len(f.data)} bytes)"
+        for f in tally.failures[:10]
+    )
+    assert not tally.failures, f"{len(tally.failures)} of {tally.tried} inputs failed:\n{shown}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Mutation fuzzing over real inputs
+
+
+def test_abc_reader_survives_mutated_folk_tunes(folk, readers):
+    tally = rf.fuzz("abc", readers.abc, lambda rng: rf.abc_input(folk, rng), "suite", count=100)
+    assert_clean(tally)
+    assert tally.readable > 20  # the mutations leave many tunes readable: the reader goes deep
+
+
+def test_midi_reader_survives_damaged_midi_files(midi_seeds, readers):
+    make = lambda rng: rf.midi_input(midi_seeds, rng)  # noqa: E731
+    tally = rf.fuzz("midi", readers.midi, make, "suite", count=300)
+    assert_clean(tally)
+    assert tally.readable > 30
+
+
+def test_readers_survive_mutated_nottingham_files(readers):
+    tunes, files = rf.nottingham_tunes(), rf.nottingham_midi(limit=60)
+    if not tunes or not files:
+        pytest.skip(f"the Nottingham ABC and MIDI files are not present at {rf.SHARED_NOTTINGHAM}")
+    assert_clean(rf.fuzz("abc", readers.abc, lambda r: rf.abc_input(tunes, r), "nott", count=30))
+    assert_clean(rf.fuzz("midi", readers.midi, lambda r: rf.midi_input(files, r), "nott", 150))
+
+
+def test_a_failing_input_is_remade_alone_from_its_id(folk):
+    """What benchmarks/fuzz_readers.py saves lets anyone replay one input."""
+    first = [rf.abc_input(folk, random.Random(f"replay:{i}")) for i in range(5)]
+    assert rf.abc_input(folk, random.Random("replay:3")) == first[3]
+
+
+def test_the_fuzzer_reports_crashes_hangs_memory_and_long_reasons():
+    """A fuzzer that cannot see a failure finds none: each kind is caught and named."""
+
+    def crash(data: bytes) -> None:
+        return [][1]
+
+    def long_reason(data: bytes) -> None:
+        raise AbcError("x" * 500)
+
+    def greedy(data: bytes) -> None:
+        bytearray(64 << 30)
+
+    assert rf.check("t", crash, b"", 5.0).kind == "IndexError"
+    assert rf.check("t", lambda data: time.sleep(30), b"", 0.2).kind == "timeout"
+    assert rf.check("t", long_reason, b"", 5.0).kind == "long reason"
+    assert rf.check("t", lambda data: None, b"", 5.0) is None
+    tally = rf.fuzz("t", greedy, lambda rng: rng.randbytes(4), "self", count=2)
+    assert [f.kind for f in tally.failures] == ["memory", "memory"]
+    assert [f.input_id for f in tally.failures] == ["self:0", "self:1"]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([b"", b"MThd\x00\x00\x00\x06\x00\x01"]))
+def test_random_bytes_never_escape_the_midi_reader(readers, data, prefix):
+    assert rf.check("midi", readers.midi, prefix + data, 5.0) is None
+
+
+ABC_TEXT = st.lists(st.sampled_from(rf.ABC_SYMBOLS + list("ABCDEFGabcdefg 0123456789"))).map(
+    "".join
+)
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(ABC_TEXT)
+def test_random_abc_symbols_never_escape_the_abc_reader(readers, body):
+    data = (HEADER + body + "\n").encode("utf-8", "surrogatepass")
+    assert rf.check("abc", readers.abc, data, 5.0) is None
 
 
 # ---------------------------------------------------------------------------------------------
