@@ -174,10 +174,10 @@ class Readers:
         tokenizer = AbcTokenizer(**self._lexer_options(), augment_keys=2)
         outcomes = []
         for call in (
-            lambda: [tune_notes(v) for v in tokenizer.tune_tokens(text, training=True)],
-            lambda: tune_notes(tokenizer.tune_tokens(text)[0], expand_repeats=False),
-            lambda: self.melody.encode_training_document(text),
-            lambda: self.performance.encode_training_document(text),
+            lambda: [_sound_tune(tune_notes(v)) for v in tokenizer.tune_tokens(text, True)],
+            lambda: _sound_tune(tune_notes(tokenizer.tune_tokens(text)[0], False)),
+            lambda: _known_ids(self.melody, self.melody.encode_training_document(text)),
+            lambda: _known_ids(self.performance, self.performance.encode_training_document(text)),
             lambda: tokenize_fragment(text.partition("K:")[2], tokenizer.options),
         ):
             try:
@@ -217,11 +217,12 @@ class Readers:
         note_stats(read_documents([("input.mid", data)]))
         for tokenizer in (self.melody, self.performance):
             try:
-                tokenizer.encode_training_document(data)
+                _known_ids(tokenizer, tokenizer.encode_training_document(data))
             except SkipDocument:
                 continue
         try:
             score = read_midi(data)
+            _sound_score(score)
             for melody in (True, False):
                 select_notes(score, melody)
         except MidiError:
@@ -232,6 +233,36 @@ class Readers:
             except MidiError:
                 continue
         return True
+
+
+class Nonsense(AssertionError):
+    """A reader returned what no music is (a note ending before it starts...): a failure."""
+
+
+def _sound_score(score) -> None:
+    """What a read MIDI file must be: positive resolution, notes that end after they start,
+    pitches and velocities in MIDI's range."""
+    if score.resolution <= 0:
+        raise Nonsense(f"resolution {score.resolution}")
+    for n in score.notes:
+        if not (0 <= n.start < n.end and 0 <= n.pitch <= 127 and 1 <= n.velocity <= 127):
+            raise Nonsense(f"note {n}")
+
+
+def _sound_tune(tune) -> None:
+    """What a read tune must be: notes in MIDI's range that last, inside the tune's length."""
+    for n in tune.notes:
+        if not (0 <= n.start and 0 < n.duration and n.start + n.duration <= tune.length):
+            raise Nonsense(f"note {n} in a tune of length {tune.length}")
+        if not 0 <= n.pitch <= 127:
+            raise Nonsense(f"pitch {n.pitch}")
+
+
+def _known_ids(tokenizer, variants) -> None:
+    """Encoded documents hold only tokens of the fixed vocabulary (never ``<unk>``)."""
+    for ids in variants:
+        if len(ids) == 0 or (ids == tokenizer.unk_id).any():
+            raise Nonsense(f"{len(ids)} ids, {int((ids == tokenizer.unk_id).sum())} unknown")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,6 +582,30 @@ def _insert_delete(data, rng, donors):
     return data[:i] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 16))) + data[i:]
 
 
+RAW_EVENTS = [
+    b"\x00\xf0\x85\x80\x80\x00\x01", b"\x00\xf7\x7f", b"\x00\xff\x51\x03\x00\x00\x00",
+    b"\x00\xff\x58\x04\x00\xff\x18\x08", b"\x00\xff\x59\x02\x11\x05",
+    b"\x00\xff\x03\x8f\xff\xff\x7fname", b"\x00\xff\x7f\x00", b"\x00\xff\x2f\x00",
+    b"\x00\x3c\x40", b"\x00\x9f\x80\xff", b"\xff\xff\xff\x7f\x90\x3c\x40",
+    b"\x00\xc9\x7f", b"\x00\xe0\x7f\x7f", b"\x00\xf2\x00\x00", b"\x00\xf8", b"\x00\xfd",
+    b"\x00\x90\x3c\x00", b"\x00\x80\x3c\x00" * 8, b"\x00\x90\x3c\x40" * 8,
+]  # fmt: skip
+
+
+def _insert_event(data, rng, donors):
+    """Raw events (sysex, meta, running status, odd status bytes) inside a track, with the
+    track's length grown to hold them."""
+    starts = [i for i in range(len(data) - 7) if data[i : i + 4] == b"MTrk"]
+    if not starts:
+        return _insert_delete(data, rng, donors)
+    i = rng.choice(starts)
+    size = int.from_bytes(data[i + 4 : i + 8], "big")
+    at = i + 8 + rng.randrange(min(size, len(data) - i - 8) + 1)
+    event = b"".join(rng.choice(RAW_EVENTS) for _ in range(rng.randint(1, 3)))
+    grown = (size + len(event)) % 2**32
+    return data[: i + 4] + grown.to_bytes(4, "big") + data[i + 8 : at] + event + data[at:]
+
+
 def _random_file(data, rng, donors):
     noise = bytes(rng.randrange(256) for _ in range(rng.randint(0, 2000)))
     if rng.random() < 0.5:
@@ -560,7 +615,7 @@ def _random_file(data, rng, donors):
 
 _MIDI_EDITS = [
     _truncate, _flip, _flip, _set_bytes, _chunk_length, _header, _events, _events,
-    _splice_bytes, _insert_delete, _random_file,
+    _insert_event, _insert_event, _splice_bytes, _insert_delete, _random_file,
 ]  # fmt: skip
 
 

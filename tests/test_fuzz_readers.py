@@ -150,6 +150,14 @@ def test_a_key_signature_mido_cannot_decode_is_an_unreadable_file():
         read_midi(data)
 
 
+@pytest.mark.parametrize("division", [0x8000, 0xE250, 0xE728, 0xFFFF])
+def test_smpte_time_division_is_refused_not_read_as_negative_ticks(division):
+    """Before, 30 frames a second of 80 ticks (0xE250) read as -7600 ticks a quarter note:
+    notes at negative steps, so melodies lost notes and performances played backwards."""
+    with pytest.raises(MidiError, match="SMPTE time division is not supported"):
+        read_midi(smf(held_note(96), division=division))
+
+
 @pytest.mark.parametrize("level", ["midi-melody", "midi-performance"])
 def test_extreme_delta_times_and_tempos_are_skipped_not_encoded(level):
     """Before, the encodings built one event per step (or second) of a 2**28-tick note:

@@ -114,6 +114,8 @@ def read_midi(data: bytes) -> MidiScore:
         raise MidiError("not a readable MIDI file") from None
     if parsed.type == 2 or not parsed.ticks_per_beat or not parsed.tracks:
         raise MidiError("not a readable MIDI file")
+    if parsed.ticks_per_beat < 0:  # mido reads SMPTE frames per second as a negative division
+        raise MidiError("SMPTE time division is not supported")
     score = MidiScore(parsed.ticks_per_beat, [], [])
     part_index: dict[tuple[int, int, int], int] = {}
     for track_number, track in enumerate(parsed.tracks):
