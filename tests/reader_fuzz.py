@@ -281,11 +281,11 @@ def folk_tunes() -> list[str]:
         corpus.close()
 
 
-def nottingham_tunes() -> list[str]:
-    """Nottingham's cleaned ABC tunes, or none when ../shared does not hold them."""
+def nottingham_tunes(root: Path = SHARED_NOTTINGHAM) -> list[str]:
+    """Nottingham's cleaned ABC tunes, or none when ``root`` does not hold them."""
     from genseq.music.abc_lexer import split_tunebook
 
-    folder = SHARED_NOTTINGHAM / "ABC_cleaned"
+    folder = root / "ABC_cleaned"
     files = sorted(folder.glob("*.abc")) if folder.is_dir() else []
     return [t.text for f in files for t in split_tunebook(f.read_text(encoding="utf-8"))]
 
@@ -335,9 +335,11 @@ def _midi_bytes(midi) -> bytes:
     return buffer.getvalue()
 
 
-def nottingham_midi(limit: int | None = None, seed: int = 0) -> list[bytes]:
-    """Nottingham's MIDI files (melody and chords), or none when ../shared lacks them."""
-    folder = SHARED_NOTTINGHAM / "MIDI"
+def nottingham_midi(
+    limit: int | None = None, seed: int = 0, root: Path = SHARED_NOTTINGHAM
+) -> list[bytes]:
+    """Nottingham's MIDI files (melody and chords), or none when ``root`` lacks them."""
+    folder = root / "MIDI"
     files = sorted(folder.rglob("*.mid")) if folder.is_dir() else []
     if limit is not None and len(files) > limit:
         files = random.Random(seed).sample(files, limit)
