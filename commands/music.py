@@ -4,7 +4,7 @@ reference."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from genseq.commands._common import (
@@ -15,6 +15,9 @@ from genseq.commands._common import (
     out_console,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from genseq.music.midi_stats import NoteSet
 
 TOP_RUNS = 10  # tunes listed in the memorisation table
 
@@ -120,14 +123,15 @@ def _note_stats(
     ours = read_music(files, encoding_errors)
     if not ours:
         raise GenseqError(f"no MIDI files or tunes found in {', '.join(files)}")
+    ours_read = _readable(read_documents(ours), ", ".join(files))
     theirs = None
     if reference:
         ref_docs = read_music(reference, encoding_errors)
         if not ref_docs:
             raise GenseqError(f"no MIDI files or tunes in the reference {', '.join(reference)}")
-        theirs = read_documents(ref_docs)
+        theirs = _readable(read_documents(ref_docs), "the reference " + ", ".join(reference))
     report = {"schema": 1, "files": list(files), "reference_sources": reference or []}
-    report |= note_stats(read_documents(ours), theirs)
+    report |= note_stats(ours_read, theirs)
     if json_out:
         print_json(report)
         return
@@ -164,6 +168,21 @@ def _note_stats(
                 f"overlap {number(d['overlap'], '.3f')}, KL {number(d['kl'], '.4f')}",
             )
     out_console().print(table)
+
+
+def _readable(notes: NoteSet, where: str) -> NoteSet:
+    """``notes``, when at least one document was read: with none there are no statistics, so
+    this is an error naming the skips, as `genseq tokenize` refuses a corpus it cannot read
+    (a set with some readable documents reports its skips in the table instead)."""
+    from genseq.errors import GenseqError
+
+    if notes.read:
+        return notes
+    reason, _ = notes.unreadable.most_common(1)[0]
+    raise GenseqError(
+        f"no readable MIDI files or tunes in {where}: {notes.documents:,} skipped "
+        f"(most often: {reason})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

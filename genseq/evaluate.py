@@ -169,7 +169,9 @@ def evaluate_document(
         score = _write_ids(tok, units, writer, document.name)
         writer.close()
         if score.characters == 0:
-            raise GenseqError(f"{document.name}: empty file, nothing to evaluate")
+            raise GenseqError(
+                f"{document.name}: {_nothing_read(tok, document)}, nothing to evaluate"
+            )
         if tok.splits_tunes and score.tunes == 0:
             what = "MIDI notes or tunes" if tok.reads_midi else "tunes"
             raise GenseqError(f"{document.name}: no readable {what} to evaluate")
@@ -177,6 +179,18 @@ def evaluate_document(
         score.result = evaluate_tokens(model, ids, device)
         del ids  # the memmap, before its file is removed
     return score
+
+
+def _nothing_read(tok: Tokenizer, document: Document) -> str:
+    """Why a file gave no text to score: it is empty, or it holds no tune for a level that
+    reads only the tunes of a file (plain text has no ``X:`` line)."""
+    try:
+        empty = document.path.stat().st_size == 0
+    except OSError:
+        empty = True
+    if empty or not tok.splits_tunes:
+        return "empty file"
+    return "no tunes (X: lines) found"
 
 
 def _write_ids(

@@ -140,6 +140,17 @@ def test_files_with_nothing_to_score_are_refused(tmp_path):
         evaluate_files(model, tok, [str(no_tunes)])
 
 
+@pytest.mark.parametrize("level", ["abc", "midi-melody"])
+def test_a_plain_text_file_has_no_tunes_rather_than_being_empty(tmp_path, level):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a plain text file\nwith no X: line\n", encoding="utf-8")
+    tok = new_tokenizer(level)
+    tok.fit([TUNE_1])
+    model = _model(tok.vocab_size)
+    with pytest.raises(GenseqError, match=r"plain.txt: no tunes \(X: lines\) found, nothing to"):
+        evaluate_files(model, tok, [str(plain)])
+
+
 def test_files_are_scored_one_by_one_in_order(tmp_path):
     paths = []
     for name, text in (("b.txt", "cccc\n"), ("a.txt", "ab\n" * 5)):

@@ -33,12 +33,21 @@ from genseq.music.abc_vocab import (
     key_fifths,
     note_token,
     parse_duration,
+    short_number,
     tonic_semitone,
 )
 
 
 class AbcError(ValueError):
     """A tune that cannot be read; the message is the reason shown in summaries."""
+
+
+SHOWN_CHARS = 60  # the most of a tune's text a reason quotes (real tunes' reasons fit)
+
+
+def _shown(text: str) -> str:
+    """``text`` clipped, so that a reason stays one short line however long the damage."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 @dataclass(frozen=True)
@@ -151,16 +160,16 @@ def parse_key(value: str) -> tuple[str, str]:
         raise AbcError("highland pipes key (K:HP) is not supported")
     m = _KEY_VALUE.match(value)
     if not m:
-        raise AbcError(f"unreadable key K:{value}")
+        raise AbcError(f"unreadable key K:{_shown(value)}")
     letter, acc, word, rest = m.groups()
     word = word.lower()
     if word.startswith(("clef", "treble", "bass", "alto", "tenor", "transpose", "middle")):
         rest, word = word + rest, ""
     mode = _MODE_NAMES.get(word[:3] if len(word) >= 3 else word)
     if mode is None:
-        raise AbcError(f"unknown mode in K:{value}")
+        raise AbcError(f"unknown mode in K:{_shown(value)}")
     if _EXPLICIT_ACCIDENTAL.search(rest):
-        raise AbcError(f"modified key signature K:{value} is not supported")
+        raise AbcError(f"modified key signature K:{_shown(value)} is not supported")
     return letter.upper() + acc, mode
 
 
@@ -172,18 +181,21 @@ def parse_meter(value: str) -> tuple[int, int]:
         return 2, 2
     m = re.fullmatch(r"\(?([\d+]+)\)?\s*/\s*(\d+)", value)
     if not m:
-        raise AbcError(f"free or unreadable meter M:{value}")
-    numerator = sum(int(p) for p in m.group(1).split("+") if p)
+        raise AbcError(f"free or unreadable meter M:{_shown(value)}")
+    parts = [p for p in m.group(1).split("+") if p]
+    if not all(map(short_number, [*parts, m.group(2)])):
+        raise AbcError(f"unreadable meter M:{_shown(value)}")
+    numerator = sum(int(p) for p in parts)
     denominator = int(m.group(2))
     if numerator <= 0 or denominator <= 0:
-        raise AbcError(f"unreadable meter M:{value}")
+        raise AbcError(f"unreadable meter M:{_shown(value)}")
     return numerator, denominator
 
 
 def parse_unit(value: str) -> Fraction:
     m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", value.split("%")[0].strip())
-    if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
-        raise AbcError(f"unreadable unit length L:{value.strip()}")
+    if not m or not all(map(short_number, m.groups())) or 0 in map(int, m.groups()):
+        raise AbcError(f"unreadable unit length L:{_shown(value.strip())}")
     return Fraction(int(m.group(1)), int(m.group(2)))
 
 
@@ -234,7 +246,7 @@ class _Scanner:
     def duration(self, text: str) -> None:
         value = parse_duration(text)
         if value is None:
-            raise AbcError(f"unreadable duration {text!r}")
+            raise AbcError(f"unreadable duration {_shown(text)!r}")
         if self.options.normalise_unit:
             value = value * self.unit / DEFAULT_UNIT
         token = duration_token(value)
@@ -307,7 +319,7 @@ class _Scanner:
                 while j < n and text[j] == c:
                     j += 1
                 if j - i > 2:
-                    raise AbcError(f"unsupported broken rhythm {text[i:j]!r}")
+                    raise AbcError(f"unsupported broken rhythm {_shown(text[i:j])!r}")
                 self.tokens.append(text[i:j])
                 i = j
             elif c in "zx":
@@ -315,7 +327,7 @@ class _Scanner:
                 self.tokens.append("z")
                 self.duration(m.group(1))
                 i = m.end()
-            elif c.isdigit() and self.last_kind() == "bar":  # "|\n2" is an ending too
+            elif c.isdecimal() and self.last_kind() == "bar":  # "|\n2" is an ending too
                 i = self._ending(text, i)
             elif c in "ZX":
                 raise AbcError("multi-bar rests (Z) are not supported")
@@ -347,7 +359,7 @@ class _Scanner:
         if end < 0:
             if text[i] == "!":  # an old-style line break
                 return i + 1
-            raise AbcError(f"unclosed decoration {text[i:]!r}")
+            raise AbcError(f"unclosed decoration {_shown(text[i:])!r}")
         name = text[i + 1 : end].strip()
         if self.options.decorations and name:
             self.tokens.append(f"!{name}!")
@@ -371,7 +383,7 @@ class _Scanner:
         nxt = text[i + 1 : i + 2]
         if nxt == "|":
             return self._bar(text, i)
-        if nxt.isdigit():
+        if nxt.isdecimal():
             return self._ending(text, i + 1)
         m = _INLINE_FIELD.match(text, i)
         if m:
@@ -397,7 +409,7 @@ class _Scanner:
                 continue
             m = _NOTE.match(text, j)
             if not m or m.end() > end:
-                raise AbcError(f"unsupported chord content {text[i : end + 1]!r}")
+                raise AbcError(f"unsupported chord content {_shown(text[i : end + 1])!r}")
             token = _note(m)
             if token not in notes:
                 notes.append(token)
@@ -441,7 +453,7 @@ class _Scanner:
         j = m.end()
         if text[j : j + 1] == "]":  # "[|]": an invisible bar line
             j += 1
-        if j < len(text) and text[j].isdigit():
+        if j < len(text) and text[j].isdecimal():
             return self._ending(text, j)
         return j
 
@@ -450,7 +462,7 @@ class _Scanner:
         m = _ENDING_NUMBERS.match(text, j)
         passes = ending_passes(m.group(0))
         if passes is None:
-            raise AbcError(f"unsupported ending {m.group(0)}")
+            raise AbcError(f"unsupported ending {_shown(m.group(0))}")
         if self.last_kind() != "bar":
             self.tokens.append("|")
         self.tokens.append("[" + m.group(0))
@@ -460,11 +472,13 @@ class _Scanner:
         m = _TUPLET.match(text, i)
         if not m:
             return i + 1  # a slur
+        if not all(short_number(g) for g in m.groups() if g):
+            raise AbcError(f"unsupported tuplet {_shown(m.group(0))!r}")
         p = int(m.group(1))
         q = int(m.group(2)) if m.group(2) else None
         r = int(m.group(3)) if m.group(3) else p
         if p < 2 or p > 9 or r < 1:
-            raise AbcError(f"unsupported tuplet {m.group(0)!r}")
+            raise AbcError(f"unsupported tuplet {_shown(m.group(0))!r}")
         if q == default_tuplet_q(p, self.meter):
             q = None
         if q is None and r == p:

@@ -51,6 +51,9 @@ BROKEN_FACTORS = {
     "<<": (Fraction(1, 4), Fraction(7, 4)),
 }
 ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+# The most digits a number in a tune may have. Real tunes need two or three; longer numbers
+# are damage, and Python refuses to read one of over 4,300 digits as an int (``ValueError``).
+MAX_DIGITS = 9
 
 _NOTE = re.compile(r"(\^\^|\^|=|__|_)?([A-Ga-g])([',]*)")
 _DURATION = re.compile(r"(\d+)?(?:/(\d+))?")
@@ -87,11 +90,19 @@ def ending_passes(text: str) -> tuple[int, ...] | None:
     passes: list[int] = []
     for part in text.split(","):
         low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        if not short_number(low) or (high and not short_number(high)):
             return None
-        passes.extend(range(int(low), int(high or low) + 1))
+        first, last = int(low), int(high or low)
+        if last > 9 and last >= first:  # a pass past 9 (checked here: the range may be huge)
+            return None
+        passes.extend(range(first, last + 1))
     ok = passes and all(1 <= p <= 9 for p in passes) and passes == sorted(set(passes))
     return tuple(passes) if ok else None
+
+
+def short_number(text: str) -> bool:
+    """``text`` is a number of at most ``MAX_DIGITS`` digits (decimal ones: what ``int`` reads)."""
+    return text.isdecimal() and len(text) <= MAX_DIGITS
 
 
 def note_token(letter: str, octave: int, accidental: int | None) -> str:
@@ -121,8 +132,10 @@ def parse_duration(text: str) -> Fraction | None:
         return Fraction(1, 2 ** len(text))
     m = _DURATION.fullmatch(text)
     if not m or (m.group(1) is None and m.group(2) is None):
-        if text.endswith("/") and text[:-1].isdigit():  # "3/" means 3/2
+        if text.endswith("/") and short_number(text[:-1]):  # "3/" means 3/2
             return Fraction(int(text[:-1]), 2)
+        return None
+    if any(g is not None and not short_number(g) for g in m.groups()):
         return None
     num = int(m.group(1)) if m.group(1) else 1
     den = int(m.group(2)) if m.group(2) else 1

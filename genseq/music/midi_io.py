@@ -109,10 +109,13 @@ def read_midi(data: bytes) -> MidiScore:
         raise MidiError("empty file")
     try:
         parsed = mido.MidiFile(file=io.BytesIO(data), clip=True)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError):
+    except Exception:  # mido raises many types, not all ValueErrors (KeySignatureError for a
+        # key signature of 17 sharps): each means bytes it cannot read as MIDI
         raise MidiError("not a readable MIDI file") from None
     if parsed.type == 2 or not parsed.ticks_per_beat or not parsed.tracks:
         raise MidiError("not a readable MIDI file")
+    if parsed.ticks_per_beat < 0:  # mido reads SMPTE frames per second as a negative division
+        raise MidiError("SMPTE time division is not supported")
     score = MidiScore(parsed.ticks_per_beat, [], [])
     part_index: dict[tuple[int, int, int], int] = {}
     for track_number, track in enumerate(parsed.tracks):
@@ -165,7 +168,8 @@ def select_notes(
     parts = [i for i, p in enumerate(score.parts) if not p.drums]
     if track is not None:
         wanted = track.strip()
-        if wanted.isdigit():  # the n-th track holding notes (a tempo track does not count)
+        # A number is the n-th track holding notes (a tempo track does not count).
+        if wanted.isdecimal() and len(wanted) < 10:
             tracks = sorted({p.track for p in score.parts})
             number = tracks[int(wanted)] if int(wanted) < len(tracks) else -1
             parts = [i for i in parts if score.parts[i].track == number]

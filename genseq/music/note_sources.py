@@ -23,6 +23,13 @@ from genseq.music.midi_encoding import (
 from genseq.music.midi_io import MidiError, read_midi, select_notes
 
 ABC_TEMPO_QPM = 120.0
+# The longest document the encodings take. Both encode silence as events (one per grid step,
+# one per second), so a damaged delta time, tempo or ABC duration would otherwise ask for
+# billions of them; real music is far shorter.
+MAX_QUARTERS = 100_000  # melody: about 14 hours at 120 qpm
+MAX_SECONDS = 86_400.0  # performance: a day
+TOO_LONG_MELODY = f"longer than {MAX_QUARTERS:,} quarter notes"
+TOO_LONG_PERFORMANCE = f"longer than {MAX_SECONDS / 3600:.0f} hours"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ def melody_notes(
         num, den = tune.meter or (4, 4)
     bar_steps = max(1, round(steps_per_quarter * 4 * num / den))
     notes = trim_leading_bars(notes, bar_steps)
+    if notes and notes[-1].end > MAX_QUARTERS * steps_per_quarter:
+        raise MidiError(TOO_LONG_MELODY)
     return notes if pitch_range is None else fit_range(notes, *pitch_range)
 
 
@@ -74,6 +83,13 @@ def performance_notes(
     document: bytes | str, selection: Selection = Selection(), tempo_qpm: float = ABC_TEMPO_QPM
 ) -> list[TimedNote]:
     """Every chosen note in seconds (MIDI through its tempo map; ABC at ``tempo_qpm``)."""
+    notes = _timed_notes(document, selection, tempo_qpm)
+    if max((n.end for n in notes), default=0.0) > MAX_SECONDS:
+        raise MidiError(TOO_LONG_PERFORMANCE)
+    return notes
+
+
+def _timed_notes(document: bytes | str, selection: Selection, tempo_qpm: float) -> list[TimedNote]:
     if isinstance(document, bytes | bytearray):
         score = read_midi(bytes(document))
         chosen = select_notes(score, False, selection.track, selection.program)
