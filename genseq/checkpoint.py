@@ -19,6 +19,7 @@ one.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -59,11 +60,15 @@ def save_checkpoint(
     summary: dict,
     train_state: dict | None = None,
 ) -> None:
-    from safetensors.torch import save_model
-
-    staging = staging_dir(Path(target))
+    """Write a checkpoint whole, or raise a GenseqError naming the cause (a full disk) and
+    leave the previous checkpoint at ``target``, if any, as it was."""
+    target = Path(target)
     try:
-        save_model(model, str(staging / "model.safetensors"))
+        staging = staging_dir(target)
+    except OSError as exc:
+        raise _not_saved(target, _os_cause(exc)) from None
+    try:
+        _write_weights(staging, model)
         config = {
             "format": CHECKPOINT_FORMAT,
             "schema": CHECKPOINT_SCHEMA,
@@ -82,11 +87,61 @@ def save_checkpoint(
         atomic_write_text(staging / "config.json", json.dumps(jsonable(config), indent=2))
         tokenizer.save(staging / "tokenizer.json")
         if train_state is not None:
-            torch.save(train_state, staging / "train_state.pt")
-        replace_dir(staging, Path(target))
+            _write_train_state(staging, train_state)
+        replace_dir(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _not_saved(target, _os_cause(exc)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _write_weights(staging: Path, model: RecurrentLM) -> None:
+    """safetensors reports a failed write (a full disk) as its own error type."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_model
+
+    try:
+        save_model(model, str(staging / "model.safetensors"))
+    except SafetensorError as exc:
+        cause = _first_line(exc)
+        io = re.search(r"I/O error: (.+?)(?: \(os error \d+\))?$", cause)
+        raise _WriteFailed(f"model.safetensors: {io.group(1) if io else cause}") from None
+
+
+def _write_train_state(staging: Path, train_state: dict) -> None:
+    """torch.save reports a write the disk cut short as a RuntimeError (``unexpected pos``)
+    with C++ frames after the first line."""
+    try:
+        torch.save(train_state, staging / "train_state.pt")
+    except RuntimeError as exc:
+        cause = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", _first_line(exc))
+        if "unexpected pos" in cause:
+            cause = f"the write stopped short ({cause}); is the disk full?"
+        raise _WriteFailed(f"train_state.pt: {cause}") from None
+
+
+class _WriteFailed(OSError):
+    """A write failure a library reported in its own terms, as one line of text."""
+
+
+def _os_cause(exc: OSError) -> str:
+    if isinstance(exc, _WriteFailed):
+        return str(exc)
+    where = Path(exc.filename).name if exc.filename else ""
+    what = exc.strerror or _first_line(exc)
+    return f"{where}: {what}" if where else what
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _not_saved(target: Path, cause: str) -> GenseqError:
+    kept = "; the previous one is kept" if resolve_dir(target).exists() else ""
+    return GenseqError(f"{target}: checkpoint not saved ({cause}){kept}")
 
 
 def update_summary(ckpt_dir: Path, **fields) -> None:
