@@ -5,19 +5,35 @@ wrote; and a save that the disk cuts short says so in one line, keeping the prev
 from __future__ import annotations
 
 import errno
+import json
 import resource
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from testkit import TINY, one_error_line, run
 
 from genseq.checkpoint import load_checkpoint, save_checkpoint
+from genseq.data import open_data
 from genseq.errors import GenseqError
 from genseq.model import ModelConfig, RecurrentLM
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "checkpoints" / "folk-tunes"
+
+
+def edit_json(path: Path, **changes) -> None:
+    """Set values in a JSON file; a key ``a__b`` sets ``doc["a"]["b"]``."""
+    doc = json.loads(path.read_text())
+    for key, value in changes.items():
+        *parents, last = key.split("__")
+        where = doc
+        for parent in parents:
+            where = where[parent]
+        where[last] = value
+    path.write_text(json.dumps(doc))
 
 
 def the_only_line(stderr: str) -> str:
@@ -26,6 +42,12 @@ def the_only_line(stderr: str) -> str:
     assert stderr.strip().splitlines() == [line], stderr
     assert len(line) < 500, line
     return line
+
+
+@pytest.fixture
+def data(tmp_path, tiny_data) -> Path:
+    """A copy of the tiny character-level data directory, to damage."""
+    return Path(shutil.copytree(tiny_data, tmp_path / "data"))
 
 
 # -- 2: a full disk during a save ----------------------------------------------------------------
@@ -120,6 +142,101 @@ def test_train_on_a_disk_that_fills_during_the_save_says_so_in_one_line(
     assert {p.name: p.read_bytes() for p in last.iterdir()} == before
     assert load_checkpoint(last).config["summary"]["step"] == 5
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- 4: token ids at or above the vocabulary -----------------------------------------------------
+
+
+def _set_id(path: Path, at: int, value: int, dtype: str = "uint16") -> None:
+    tokens = np.fromfile(path, dtype=dtype)
+    tokens[at] = value
+    tokens.tofile(path)
+
+
+@pytest.mark.parametrize("split", ["train.bin", "val.bin"])
+@pytest.mark.parametrize("past", [0, 1, 65535])
+def test_token_ids_past_the_vocabulary_are_refused_when_data_is_opened(data, split, past):
+    vocab = json.loads((data / "meta.json").read_text())["vocab_size"]
+    _set_id(data / split, -1, min(vocab + past, 65535))
+    with pytest.raises(GenseqError, match=rf"{split}: holds token id [\d,]+, beyond the voc"):
+        open_data(data)
+
+
+def test_the_id_check_reads_every_chunk(data, monkeypatch):
+    import genseq.data
+
+    monkeypatch.setattr(genseq.data, "ID_CHECK_CHUNK", 7)
+    vocab = json.loads((data / "meta.json").read_text())["vocab_size"]
+    _set_id(data / "train.bin", -1, vocab)  # in the last, partial chunk
+    with pytest.raises(GenseqError, match="beyond the vocabulary"):
+        open_data(data)
+
+
+def test_train_refuses_ids_past_the_vocabulary_before_it_starts(cli, tmp_path, data):
+    _set_id(data / "train.bin", 100, 60000)
+    result = cli("train", data, "-o", tmp_path / "run", "--max-steps", "2", "--quiet", *TINY)
+    assert result.exit_code == 1
+    assert "train.bin: holds token id 60,000" in the_only_line(result.stderr)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: edit_json(d / "meta.json", dtype="int8"), "dtype must be uint16 or uint32"),
+        (lambda d: edit_json(d / "meta.json", dtype="float64"), "dtype must be uint16 or"),
+        (lambda d: edit_json(d / "meta.json", vocab_size=70000), "does not fit in uint16"),
+        (lambda d: edit_json(d / "meta.json", vocab_size="30"), "vocab_size must be a posi"),
+        (lambda d: edit_json(d / "meta.json", level=["char"]), "no tokenizer level"),
+        (lambda d: edit_json(d / "meta.json", options=[1]), "options must be an object"),
+        (lambda d: edit_json(d / "meta.json", schema="1"), "schema must be an integer"),
+        (
+            lambda d: (d / "val.bin").write_bytes((d / "val.bin").read_bytes()[:-1]),
+            "val.bin: not a whole number of uint16 token ids",
+        ),
+        (
+            lambda d: (d / "train.bin").write_bytes((d / "train.bin").read_bytes()[:-20]),
+            "meta.json records",
+        ),
+    ],
+)
+def test_a_data_directory_that_disagrees_with_itself_is_refused(data, change, message):
+    change(data)
+    with pytest.raises(GenseqError, match=message):
+        open_data(data)
+
+
+def test_a_data_directory_whose_tokenizer_has_another_vocabulary_is_refused(data):
+    vocab = json.loads((data / "meta.json").read_text())["vocab_size"]
+    edit_json(data / "meta.json", vocab_size=vocab + 1)
+    with pytest.raises(GenseqError, match="tokens, but meta.json records"):
+        open_data(data).tokenizer()
+
+
+# -- 5: file names inside a data directory are the format's ----------------------------------
+
+
+@pytest.mark.parametrize("named", ["../secret.bin", "{outside}/secret.bin"])
+def test_meta_json_file_names_are_never_followed(tmp_path, data, named):
+    secret = tmp_path / "secret.bin"
+    np.arange(2, 30, dtype=np.uint16).tofile(secret)  # valid ids: a loader would take them
+    named = named.format(outside=tmp_path)
+    edit_json(data / "meta.json", splits__train__file=named, splits__val__file=named)
+    opened = open_data(data)
+    assert np.array_equal(opened.train, np.fromfile(data / "train.bin", dtype=np.uint16))
+    assert np.array_equal(opened.val, np.fromfile(data / "val.bin", dtype=np.uint16))
+    (data / "train.bin").unlink()
+    with pytest.raises(GenseqError, match=r"incomplete data directory \(no train.bin\)"):
+        open_data(data)
+
+
+def test_train_never_reads_etc_group_for_tokens(cli, tmp_path, data):
+    edit_json(data / "meta.json", splits__train__file="../../../../../../../../etc/group")
+    (data / "train.bin").unlink()
+    result = cli("train", data, "-o", tmp_path / "run", "--max-steps", "2", "--quiet", *TINY)
+    assert result.exit_code == 1
+    line = the_only_line(result.stderr)
+    assert "no train.bin" in line and "group" not in line
 
 
 @pytest.mark.parametrize(
