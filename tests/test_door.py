@@ -15,7 +15,7 @@ import pytest
 import torch
 from testkit import TINY, one_error_line, run
 
-from genseq.checkpoint import load_checkpoint, save_checkpoint
+from genseq.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoint
 from genseq.data import open_data
 from genseq.errors import GenseqError
 from genseq.model import ModelConfig, RecurrentLM
@@ -42,6 +42,12 @@ def the_only_line(stderr: str) -> str:
     assert stderr.strip().splitlines() == [line], stderr
     assert len(line) < 500, line
     return line
+
+
+@pytest.fixture
+def ckpt(tmp_path, tiny_run) -> Path:
+    """A copy of the tiny run's best checkpoint (a character LSTM), to damage."""
+    return Path(shutil.copytree(tiny_run / "best", tmp_path / "ckpt"))
 
 
 @pytest.fixture
@@ -239,6 +245,65 @@ def test_train_never_reads_etc_group_for_tokens(cli, tmp_path, data):
     assert "no train.bin" in line and "group" not in line
 
 
+# -- 6: configuration values inside bounds, weights that match them --------------------------
+
+
+ABSURD = [
+    ({"hidden_size": 10**100}, "hidden_size must be an integer from 1 to"),
+    ({"num_layers": 100_000}, "num_layers must be an integer from 1 to 256"),
+    ({"vocab_size": 2**40}, "vocab_size must be an integer from 1 to"),
+    ({"embed_size": 0}, "embed_size must be an integer from 1 to"),
+    ({"hidden_size": 256.0}, "hidden_size must be an integer"),
+    ({"hidden_size": True}, "hidden_size must be an integer"),
+    ({"dropout": float("nan")}, "dropout must be in [0, 1)"),
+    ({"tie_weights": "yes"}, "tie_weights must be true or false"),
+    ({"adaptive_cutoffs": list(range(1, 1000))}, "at most 64 ids"),
+    ({"adaptive_cutoffs": [float("inf")]}, "adaptive cutoffs must be integers"),
+    ({"hidden_size": 2**20, "embed_size": 2**20, "num_layers": 200}, "parameters is beyond"),
+    ({"hidden_size": 16384}, "rnn.weight_ih_l0 is 64x8 but config.json's model has 65536x8"),
+    ({"num_layers": 2}, "no rnn.weight_ih_l1, which config.json's model has"),
+    ({"cell": "gru"}, "rnn.weight_ih_l0 is 64x8 but config.json's model has 48x8"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["info", "sample", "eval"])
+@pytest.mark.parametrize("model, message", ABSURD)
+def test_absurd_model_configs_are_refused_fast_in_one_line(
+    cli, ckpt, words_file, command, model, message
+):
+    edit_json(ckpt / "config.json", **{f"model__{k}": v for k, v in model.items()})
+    args = {"info": [], "sample": ["-n", "5"], "eval": [words_file]}[command]
+    result = cli(command, ckpt, *args)
+    assert result.exit_code == 1, result.stdout
+    line = the_only_line(result.stderr)
+    assert message in line, line
+    assert result.stdout == ""
+
+
+def test_info_reads_the_header_and_never_builds_the_model(cli, tiny_run, monkeypatch):
+    built = load_checkpoint(tiny_run).model.num_parameters()
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("info built the model")
+
+    monkeypatch.setattr(RecurrentLM, "__init__", refuse)
+    as_json = cli("info", tiny_run, "--json")
+    assert as_json.exit_code == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["parameters"] == built
+    as_text = cli("info", tiny_run)
+    assert as_text.exit_code == 0, as_text.stderr
+    model_line = next(line for line in as_text.stdout.splitlines() if line.startswith("model"))
+    assert "1x16 LSTM, embedding 8" in model_line and f"{built:,} parameters" in model_line
+
+
+def test_info_shows_unknown_for_summary_values_of_the_wrong_type(cli, ckpt):
+    edit_json(ckpt / "config.json", summary__step="many", summary__elapsed_s=[1], train__ema="x")
+    result = cli("info", ckpt)
+    assert result.exit_code == 0, result.stderr
+    assert "trained      ? steps" in result.stdout and ", - s on" in result.stdout
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -264,6 +329,43 @@ def test_weight_shapes_are_those_of_the_saved_model(tmp_path, config):
     assert config.parameter_count() == model.num_parameters()
 
 
+def _resave(ckpt: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(ckpt / "model.safetensors")
+    change(tensors)
+    save_file(tensors, ckpt / "model.safetensors")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.update(extra=torch.zeros(3)), "holds extra, which config.json's model has"),
+        (lambda t: t.pop("head.bias"), "no head.bias, which config.json's model has"),
+        (
+            lambda t: t.update({"head.bias": t["head.bias"].to(torch.int64)}),
+            "head.bias holds I64, not weights",
+        ),
+        (
+            lambda t: t.update({"head.bias": t["head.bias"][:-1]}),
+            "head.bias is 29 but config.json's model has 30",
+        ),
+        (
+            lambda t: t["rnn.weight_hh_l0"].__setitem__((0, 0), float("nan")),
+            "rnn.weight_hh_l0 holds NaN or infinite values",
+        ),
+    ],
+)
+def test_weights_that_do_not_match_the_config_are_refused(cli, ckpt, change, message):
+    vocab = json.loads((ckpt / "config.json").read_text())["model"]["vocab_size"]
+    _resave(ckpt, change)
+    result = cli("sample", ckpt, "-n", "5")
+    assert result.exit_code == 1
+    assert message.replace("30", str(vocab)).replace("29", str(vocab - 1)) in (
+        the_only_line(result.stderr)
+    )
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -286,3 +388,9 @@ def test_model_config_bounds(values):
 def test_model_config_from_something_not_an_object_is_a_type_error():
     with pytest.raises(TypeError):
         ModelConfig.from_dict(["vocab_size", 10])
+
+
+def test_the_shipped_schema_1_checkpoint_passes_the_door():
+    contents = inspect_checkpoint(SHIPPED)
+    assert contents.config["schema"] == 2 and contents.tokenizer.level == "abc"
+    assert contents.parameters == load_checkpoint(SHIPPED).model.num_parameters()
