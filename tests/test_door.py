@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import os
+import random
 import resource
 import shutil
 from pathlib import Path
@@ -13,6 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from door_fuzz import (
+    build_bases,
+    load_checkpoint_fully,
+    mutate_checkpoint,
+    mutate_data,
+    open_data_fully,
+    try_once,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from testkit import TINY, one_error_line, run
 
 from genseq.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoint
@@ -394,3 +407,59 @@ def test_the_shipped_schema_1_checkpoint_passes_the_door():
     contents = inspect_checkpoint(SHIPPED)
     assert contents.config["schema"] == 2 and contents.tokenizer.level == "abc"
     assert contents.parameters == load_checkpoint(SHIPPED).model.num_parameters()
+
+
+# -- fuzzing the two loaders ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory, tiny_run, tiny_data):
+    return build_bases(tmp_path_factory.mktemp("fuzz"), tiny_run, tiny_data)
+
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_fuzz_the_checkpoint_loader(bases, tmp_path, rng):
+    base = rng.choice(bases.checkpoints)
+    outcome = try_once(
+        rng, base, tmp_path, mutate_checkpoint, load_checkpoint_fully, bases.tokenizer_files
+    )
+    assert outcome.kind != "failure", f"{outcome.mutations}\n{outcome.detail}"
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_fuzz_the_data_directory_loader(bases, tmp_path, rng):
+    base = rng.choice(bases.data_dirs)
+    outcome = try_once(rng, base, tmp_path, mutate_data, open_data_fully, bases.tokenizer_files)
+    assert outcome.kind != "failure", f"{outcome.mutations}\n{outcome.detail}"
+
+
+def test_the_fuzzers_both_load_and_refuse(bases, tmp_path):
+    """A fuzzer whose mutations never bite, or always break everything, tests nothing."""
+    for mutate, load in [
+        (mutate_checkpoint, load_checkpoint_fully),
+        (mutate_data, open_data_fully),
+    ]:
+        kinds = {
+            try_once(random.Random(seed), base, tmp_path, mutate, load, bases.tokenizer_files).kind
+            for seed in range(30)
+            for base in (bases.checkpoints if mutate is mutate_checkpoint else bases.data_dirs)
+        }
+        assert kinds == {"loaded", "refused"}, kinds
+
+
+def test_the_fuzz_judge_counts_a_traceback_as_a_failure(bases, tmp_path):
+    def crash(_path):
+        return math.sqrt(-1)
+
+    outcome = try_once(random.Random(0), bases.data_dirs[0], tmp_path, mutate_data, crash, [])
+    assert outcome.kind == "failure" and "ValueError" in outcome.detail
+    assert not os.listdir(tmp_path)  # the damaged copy is gone
