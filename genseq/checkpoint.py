@@ -33,6 +33,7 @@ from genseq.fileio import atomic_write_text, replace_dir, resolve_dir, staging_d
 from genseq.jsonable import jsonable
 from genseq.model import ModelConfig, RecurrentLM
 from genseq.tokenization import Tokenizer, load_tokenizer
+from genseq.tokenizer_kinds import check_level
 
 CHECKPOINT_FORMAT = "genseq-checkpoint"
 CHECKPOINT_SCHEMA = 2
@@ -216,10 +217,10 @@ class CheckpointContents:
 
 def inspect_checkpoint(path: Path) -> CheckpointContents:
     """A checkpoint checked at the door, without building the model or reading a tensor:
-    config values inside bounds, the tokenizer with the model's vocabulary, and every tensor
-    in the weights file's header of the shape the config implies (a 16384-wide config over a
-    166 KB file is refused in milliseconds, where building the model first would take
-    gigabytes)."""
+    config values inside bounds, the tokenizer written at the level the config records and
+    with the model's vocabulary, and every tensor in the weights file's header of the shape
+    the config implies (a 16384-wide config over a 166 KB file is refused in milliseconds,
+    where building the model first would take gigabytes)."""
     ckpt_dir = find_checkpoint(Path(path))
     config = read_config(ckpt_dir)
     model_config = _model_config(ckpt_dir, config["model"])
@@ -243,6 +244,7 @@ def _tokenizer(ckpt_dir: Path, section: dict, model_config: ModelConfig) -> Toke
         raise GenseqError(f"{ckpt_dir}: config.json records no tokenizer level")
     path = ckpt_dir / "tokenizer.json"
     tokenizer = load_tokenizer(path, level)
+    check_level(tokenizer, path, "config.json")
     if tokenizer.vocab_size != model_config.vocab_size:
         raise GenseqError(
             f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model "

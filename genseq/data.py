@@ -97,12 +97,14 @@ class TokenData:
         return max(1, len(self.train) // copies)
 
     def tokenizer(self):
-        """The data's tokenizer, refused when its vocabulary is not the one the token ids
-        were checked against."""
+        """The data's tokenizer, refused when another level wrote it or when its vocabulary
+        is not the one the token ids were checked against."""
         from genseq.tokenization import load_tokenizer
+        from genseq.tokenizer_kinds import check_level
 
         path = self.path / "tokenizer.json"
         tokenizer = load_tokenizer(path, self.level)
+        check_level(tokenizer, path, "meta.json")
         if tokenizer.vocab_size != self.vocab_size:
             raise GenseqError(
                 f"{path}: {tokenizer.vocab_size:,} tokens, but meta.json records "

@@ -22,6 +22,7 @@ from door_fuzz import (
     mutate_checkpoint,
     mutate_data,
     open_data_fully,
+    other_level_tokenizers,
     try_once,
 )
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +33,8 @@ from genseq.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoi
 from genseq.data import open_data
 from genseq.errors import GenseqError
 from genseq.model import ModelConfig, RecurrentLM
+from genseq.tokenization import LEVELS, load_tokenizer
+from genseq.tokenizer_kinds import check_level, levels_of
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "checkpoints" / "folk-tunes"
@@ -407,6 +410,64 @@ def test_the_shipped_schema_1_checkpoint_passes_the_door():
     contents = inspect_checkpoint(SHIPPED)
     assert contents.config["schema"] == 2 and contents.tokenizer.level == "abc"
     assert contents.parameters == load_checkpoint(SHIPPED).model.num_parameters()
+
+
+# -- 7: level, tokenizer kind and weights agree --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def level_files(tmp_path_factory) -> dict[str, Path]:
+    paths = other_level_tokenizers(tmp_path_factory.mktemp("levels"))
+    return {path.stem: path for path in paths}
+
+
+def test_every_level_is_told_apart_from_every_other(level_files):
+    assert sorted(level_files) == sorted(LEVELS)
+    for written, path in level_files.items():
+        assert levels_of(load_tokenizer(path, written)) == (written,)
+        for recorded in LEVELS:
+            if recorded == written:
+                continue
+            with pytest.raises(GenseqError):  # unreadable at that level, or refused
+                check_level(load_tokenizer(path, recorded), path, "config.json")
+
+
+@pytest.mark.parametrize("options", [{"lowercase": True}, {"vocab_size": 40}])
+def test_text_levels_with_options_keep_their_kind(options):
+    from genseq.tokenization import new_tokenizer
+
+    for level in ("word", "bpe"):
+        tokenizer = new_tokenizer(level, **options)
+        tokenizer.fit(["The Night is long and we sing under a silver moon\n" * 30])
+        assert levels_of(tokenizer) == (level,)
+
+
+def test_the_shipped_abc_tokenizer_is_abc():
+    assert levels_of(load_tokenizer(SHIPPED / "tokenizer.json", "abc")) == ("abc",)
+
+
+@pytest.mark.parametrize("command", ["sample", "info"])
+def test_a_character_model_said_to_be_abc_is_refused(cli, ckpt, command):
+    edit_json(ckpt / "config.json", tokenizer__level="abc")
+    result = cli(command, ckpt, *(["-n", "20"] if command == "sample" else []))
+    assert result.exit_code == 1 and result.stdout == ""
+    line = the_only_line(result.stderr)
+    assert "tokenizer.json: written at the char level, but config.json says 'abc'" in line
+
+
+def test_an_abc_model_given_another_levels_tokenizer_is_refused(cli, tmp_path, level_files):
+    ckpt = Path(shutil.copytree(SHIPPED, tmp_path / "folk"))
+    shutil.copyfile(level_files["midi-performance"], ckpt / "tokenizer.json")
+    result = cli("sample", ckpt, "-n", "20")
+    assert result.exit_code == 1
+    assert "written at the midi-performance level" in the_only_line(result.stderr)
+
+
+def test_character_data_said_to_be_abc_is_refused_by_train(cli, tmp_path, data):
+    edit_json(data / "meta.json", level="abc")
+    result = cli("train", data, "-o", tmp_path / "run", "--max-steps", "2", "--quiet", *TINY)
+    assert result.exit_code == 1
+    assert "written at the char level, but meta.json says 'abc'" in the_only_line(result.stderr)
 
 
 # -- fuzzing the two loaders ---------------------------------------------------------------------
