@@ -76,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(targets, counts: Counter, failures: dict, slowest: dict, args) -> None:
     print(f"fuzzed for {args.minutes:g} min, seeds {args.seed} and on")
-    print(f"{'loader':<16}{'inputs':>9}{'loaded':>9}{'refused':>9}{'failures':>10}{'slowest':>10}")
+    print(f"{'loader':<16}{'inputs':>9}{'loaded':>9}{'refused':>9}{'failures':>10}{'slowest':>12}")
     for name in targets:
         tried = sum(n for (who, _), n in counts.items() if who == name)
         row = [counts[name, kind] for kind in ("loaded", "refused", "failure")]
-        print(f"{name:<16}{tried:>9,}{row[0]:>9,}{row[1]:>9,}{row[2]:>10,}{slowest[name]:>9.2f}s")
+        slow = f"{1000 * slowest[name]:,.0f} ms"
+        print(f"{name:<16}{tried:>9,}{row[0]:>9,}{row[1]:>9,}{row[2]:>10,}{slow:>12}")
     total = sum(n for (_, kind), n in counts.items() if kind == "failure")
     print(f"{total} failures, {len(failures)} distinct")
     for key, (_name, seed, outcome) in list(failures.items())[: args.show]:

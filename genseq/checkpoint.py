@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 
 from genseq import __version__
-from genseq.errors import GenseqError
+from genseq.errors import GenseqError, brief, shown
 from genseq.fileio import atomic_write_text, replace_dir, resolve_dir, staging_dir
 from genseq.jsonable import jsonable
 from genseq.model import ModelConfig, RecurrentLM
-from genseq.tokenization import Tokenizer, load_tokenizer
-from genseq.tokenizer_kinds import check_level
+from genseq.tokenization import LEVELS, Tokenizer, load_tokenizer
+from genseq.tokenizer_kinds import check_tokenizer
 
 CHECKPOINT_FORMAT = "genseq-checkpoint"
 CHECKPOINT_SCHEMA = 2
@@ -138,8 +138,7 @@ def _os_cause(exc: OSError) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return brief(str(exc)) or type(exc).__name__
 
 
 def _not_saved(target: Path, cause: str) -> GenseqError:
@@ -172,13 +171,14 @@ def read_config(ckpt_dir: Path) -> dict:
     config_path = ckpt_dir / "config.json"
     try:
         config = json.loads(config_path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (OSError, ValueError, RecursionError):  # ValueError: not JSON, not UTF-8, or a
+        # number of more digits than Python converts
         raise GenseqError(f"{config_path}: not a readable genseq checkpoint config") from None
     if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
         raise GenseqError(f"{ckpt_dir}: config.json is not from a genseq checkpoint")
     schema = config.get("schema", 0)
     if isinstance(schema, bool) or not isinstance(schema, int):
-        raise GenseqError(f"{config_path}: schema must be an integer, not {schema!r}")
+        raise GenseqError(f"{config_path}: schema must be an integer, not {shown(schema)}")
     if schema > CHECKPOINT_SCHEMA:
         raise GenseqError(f"{ckpt_dir}: written by a newer genseq (schema {schema})")
     for section, required in SECTIONS.items():
@@ -240,11 +240,11 @@ def _model_config(ckpt_dir: Path, section: dict) -> ModelConfig:
 
 def _tokenizer(ckpt_dir: Path, section: dict, model_config: ModelConfig) -> Tokenizer:
     level = section.get("level")
-    if not isinstance(level, str):
-        raise GenseqError(f"{ckpt_dir}: config.json records no tokenizer level")
+    if not isinstance(level, str) or level not in LEVELS:
+        raise GenseqError(f"{ckpt_dir}: config.json records no known level ({shown(level)})")
     path = ckpt_dir / "tokenizer.json"
     tokenizer = load_tokenizer(path, level)
-    check_level(tokenizer, path, "config.json")
+    check_tokenizer(tokenizer, path, "config.json")
     if tokenizer.vocab_size != model_config.vocab_size:
         raise GenseqError(
             f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model "

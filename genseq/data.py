@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genseq.errors import GenseqError, UsageError
+from genseq.errors import GenseqError, UsageError, shown
 
 DATA_FORMAT = "genseq-data"
 DATA_SCHEMA = 1
@@ -99,12 +99,14 @@ class TokenData:
     def tokenizer(self):
         """The data's tokenizer, refused when another level wrote it or when its vocabulary
         is not the one the token ids were checked against."""
-        from genseq.tokenization import load_tokenizer
-        from genseq.tokenizer_kinds import check_level
+        from genseq.tokenization import LEVELS, load_tokenizer
+        from genseq.tokenizer_kinds import check_tokenizer
 
         path = self.path / "tokenizer.json"
+        if self.level not in LEVELS:
+            raise GenseqError(f"{self.path}/meta.json: no known level ({shown(self.level)})")
         tokenizer = load_tokenizer(path, self.level)
-        check_level(tokenizer, path, "meta.json")
+        check_tokenizer(tokenizer, path, "meta.json")
         if tokenizer.vocab_size != self.vocab_size:
             raise GenseqError(
                 f"{path}: {tokenizer.vocab_size:,} tokens, but meta.json records "
@@ -134,13 +136,13 @@ def _read_meta(path: Path) -> dict:
         raise GenseqError(f"{path}: not a genseq data directory (no meta.json)")
     try:
         meta = json.loads(meta_path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or a number too long to read
         raise GenseqError(f"{meta_path}: not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
         raise GenseqError(f"{path}: meta.json is not from a genseq data directory")
     schema = meta.get("schema", 0)
     if isinstance(schema, bool) or not isinstance(schema, int):
-        raise GenseqError(f"{meta_path}: schema must be an integer, not {schema!r}")
+        raise GenseqError(f"{meta_path}: schema must be an integer, not {shown(schema)}")
     if schema > DATA_SCHEMA:
         raise GenseqError(f"{path}: written by a newer genseq (schema {schema})")
     if not isinstance(meta.get("level"), str):
@@ -154,7 +156,7 @@ def _token_layout(path: Path, meta: dict) -> tuple[str, int]:
     """The token files' dtype and the vocabulary their ids must stay below."""
     dtype, vocab_size = meta.get("dtype"), meta.get("vocab_size")
     if not isinstance(dtype, str) or dtype not in TOKEN_DTYPES:
-        raise GenseqError(f"{path}/meta.json: dtype must be uint16 or uint32, not {dtype!r}")
+        raise GenseqError(f"{path}/meta.json: dtype must be uint16 or uint32, not {shown(dtype)}")
     most = TOKEN_DTYPES[dtype]
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 1 <= vocab_size:
         raise GenseqError(f"{path}/meta.json: vocab_size must be a positive integer")
@@ -198,7 +200,7 @@ def _recorded_tokens(path: Path, meta: dict, split: str) -> int | None:
     if count is None:
         return None
     if isinstance(count, bool) or not isinstance(count, int):
-        raise GenseqError(f"{path}/meta.json: the {split} split's token count is {count!r}")
+        raise GenseqError(f"{path}/meta.json: the {split} split's token count is {shown(count)}")
     return count
 
 

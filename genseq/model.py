@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genseq.errors import shown
+
 CELLS = ("lstm", "gru", "rnn-tanh", "rnn-relu")
 GATES = {"lstm": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}  # weight rows per hidden unit
 
@@ -64,17 +66,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.cell, str) or self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {shown(self.cell)}")
         for name, most in SIZE_BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-                raise ValueError(f"{name} must be an integer from 1 to {most:,}, not {value!r}")
+                raise ValueError(
+                    f"{name} must be an integer from 1 to {most:,}, not {shown(value)}"
+                )
         for name in ("dropout", "weight_drop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), not {value!r}")
+                raise ValueError(f"{name} must be in [0, 1), not {shown(value)}")
         if not isinstance(self.tie_weights, bool):
-            raise ValueError(f"tie_weights must be true or false, not {self.tie_weights!r}")
+            raise ValueError(f"tie_weights must be true or false, not {shown(self.tie_weights)}")
         self.adaptive_cutoffs = self._checked_cutoffs()
         if (total := self.parameter_count()) > MAX_PARAMETERS:
             raise ValueError(
@@ -86,13 +90,13 @@ class ModelConfig:
         if not isinstance(cutoffs, (list, tuple)) or len(cutoffs) > MAX_CUTOFFS:
             raise ValueError(f"adaptive cutoffs must be a list of at most {MAX_CUTOFFS} ids")
         if any(isinstance(c, bool) or not isinstance(c, Integral) for c in cutoffs):
-            raise ValueError(f"adaptive cutoffs must be integers, not {cutoffs!r}")
+            raise ValueError(f"adaptive cutoffs must be integers, not {shown(cutoffs)}")
         cutoffs = [int(c) for c in cutoffs]
         if cutoffs:
             if not cutoffs_rise(cutoffs) or cutoffs[-1] >= self.vocab_size:
                 raise ValueError(
                     f"adaptive cutoffs must rise from above 0 to below the vocabulary size "
-                    f"({self.vocab_size}), not {cutoffs}"
+                    f"({self.vocab_size}), not {shown(cutoffs)}"
                 )
             if self.tie_weights:
                 raise ValueError("an adaptive softmax cannot share weights with the embedding")

@@ -53,8 +53,16 @@ def _music_levels(tokens: set[str]) -> tuple[str, ...]:
     return ("midi-performance",) if events == len(tokens) else ()
 
 
-def check_level(tokenizer: Tokenizer, path: Path, recorded_in: str) -> None:
-    """Refuse a tokenizer file that another level wrote than the one ``recorded_in`` names."""
+def check_tokenizer(tokenizer: Tokenizer, path: Path, recorded_in: str) -> None:
+    """Refuse a tokenizer file whose ids are not those of a vocabulary (0 to size - 1, with
+    ``<unk>`` and ``<eos>`` first), which would index past the model's embedding, or that
+    another level wrote than the one ``recorded_in`` names."""
+    vocab = tokenizer.hf.get_vocab(with_added_tokens=True)
+    size = tokenizer.vocab_size
+    if len(vocab) != size or set(vocab.values()) != set(range(size)):
+        raise GenseqError(f"{path}: its token ids are not 0 to {size - 1}")
+    if vocab.get(UNK) != 0 or vocab.get(EOS) != 1:
+        raise GenseqError(f"{path}: {UNK} and {EOS} are not ids 0 and 1")
     levels = levels_of(tokenizer)
     if tokenizer.level not in levels:
         written = f"written at the {' or '.join(levels)} level" if levels else "no level's file"

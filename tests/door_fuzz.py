@@ -35,68 +35,18 @@ LEVEL_TEXTS = {
 
 # JSON values that have broken loaders: wrong types, sizes past every bound, non-finite
 # numbers, paths out of the directory, other levels' and dtypes' names.
+# fmt: off
 NASTY = [
-    None,
-    True,
-    False,
-    0,
-    -1,
-    1,
-    2,
-    3,
-    255,
-    256,
-    65535,
-    65536,
-    2**31,
-    2**32,
-    2**63,
-    10**100,
-    -(10**100),
-    0.5,
-    1.0,
-    -0.0,
-    1e308,
-    float("inf"),
-    float("-inf"),
-    float("nan"),
-    "",
-    "x",
-    "char",
-    "word",
-    "bpe",
-    "abc",
-    "midi-melody",
-    "midi-performance",
-    "lstm",
-    "gru",
-    "rnn-tanh",
-    "transformer",
-    "uint8",
-    "int8",
-    "int64",
-    "float32",
-    "object",
-    "uint16",
-    "uint32",
-    "../../../../etc/group",
-    "/etc/passwd",
-    "train.bin",
-    "val.bin",
-    "tokenizer.json",
-    "genseq-data",
-    "genseq-checkpoint",
-    [],
-    [0],
-    [1, 2],
-    [10**9],
-    [[]],
-    {},
-    {"a": 1},
-    "\udcff",
-    16384,
-    100000,
+    None, True, False, 0, -1, 1, 2, 3, 255, 256, 65535, 65536, 2**31, 2**32, 2**63, 10**100,
+    -(10**100), 0.5, 1.0, -0.0, 1e308, float("inf"), float("-inf"), float("nan"), "", "x",
+    "char", "word", "bpe", "abc", "midi-melody", "midi-performance", "lstm", "gru", "rnn-tanh",
+    "transformer", "uint8", "int8", "int64", "float32", "object", "uint16", "uint32",
+    "../../../../etc/group", "/etc/passwd", "train.bin", "val.bin", "tokenizer.json",
+    "genseq-data", "genseq-checkpoint", [], [0], [1, 2], [10**9], [[]], {}, {"a": 1}, "\udcff",
+    16384, 100000, "x" * 100_000, "<huge number>",
 ]
+# fmt: on
+HUGE_NUMBER = "9" * 5000  # more digits than Python's json reads
 
 
 @dataclass
@@ -226,8 +176,9 @@ def edit_json(rng: random.Random, path: Path) -> str:
     else:
         parent[key] = nasty_value(rng, parent[key])
         change = f"= {parent[key]!r}"
-    path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8", errors="surrogatepass")
-    return f"{path.name}: {'.'.join(map(str, where))} {change}"[:200]
+    text = json.dumps(doc, ensure_ascii=False).replace('"<huge number>"', HUGE_NUMBER)
+    path.write_text(text, "utf-8", errors="surrogatepass")
+    return f"{path.name}: {'.'.join(map(str, where))} {change[:100]}"
 
 
 def damage_bytes(rng: random.Random, path: Path) -> str:
@@ -283,40 +234,35 @@ def swap_tokenizer(rng: random.Random, path: Path, pool: list[Path]) -> str:
 
 
 def mutate_checkpoint(rng: random.Random, ckpt: Path, pool: list[Path]) -> list[str]:
-    done = []
-    for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        target = rng.choice(["config.json"] * 4 + ["model.safetensors"] * 3 + ["tokenizer.json"])
-        path = ckpt / target
-        pick = rng.random()
-        if not path.is_file():
-            done.append(f"{target}: already gone")
-        elif target == "config.json" and pick < 0.85:
-            done.append(edit_json(rng, path))
-        elif target == "tokenizer.json" and pick < 0.5:
-            done.append(swap_tokenizer(rng, path, pool))
-        else:
-            done.append(damage_bytes(rng, path))
-    return done
+    files = ["config.json"] * 4 + ["model.safetensors"] * 3 + ["tokenizer.json"]
+    return [_mutate(rng, ckpt / rng.choice(files), pool) for _ in range(_how_many(rng))]
 
 
 def mutate_data(rng: random.Random, data: Path, pool: list[Path]) -> list[str]:
-    done = []
+    files = ["meta.json"] * 4 + ["train.bin", "val.bin"] * 2 + ["tokenizer.json"]
     dtype = _dtype_of(data)
-    for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        target = rng.choice(["meta.json"] * 4 + ["train.bin", "val.bin"] * 2 + ["tokenizer.json"])
-        path = data / target
-        pick = rng.random()
-        if not path.is_file():
-            done.append(f"{target}: already gone")
-        elif target == "meta.json" and pick < 0.85:
-            done.append(edit_json(rng, path))
-        elif target.endswith(".bin") and pick < 0.5 and dtype:
-            done.append(set_token(rng, path, dtype))
-        elif target == "tokenizer.json" and pick < 0.5:
-            done.append(swap_tokenizer(rng, path, pool))
-        else:
-            done.append(damage_bytes(rng, path))
-    return done
+    return [_mutate(rng, data / rng.choice(files), pool, dtype) for _ in range(_how_many(rng))]
+
+
+def _how_many(rng: random.Random) -> int:
+    return rng.choice([1, 1, 1, 2, 3])
+
+
+def _mutate(rng: random.Random, path: Path, pool: list[Path], dtype: str | None = None) -> str:
+    """One mutation of one file, of a kind that suits it."""
+    if not path.is_file():
+        return f"{path.name}: already gone"
+    pick = rng.random()
+    if path.name == "tokenizer.json":
+        if pick < 0.35:
+            return swap_tokenizer(rng, path, pool)
+        if pick < 0.7:
+            return edit_json(rng, path)
+    elif path.suffix == ".json" and pick < 0.85:
+        return edit_json(rng, path)
+    elif path.suffix == ".bin" and dtype and pick < 0.5:
+        return set_token(rng, path, dtype)
+    return damage_bytes(rng, path)
 
 
 def _dtype_of(data: Path) -> str | None:

@@ -34,7 +34,7 @@ from genseq.data import open_data
 from genseq.errors import GenseqError
 from genseq.model import ModelConfig, RecurrentLM
 from genseq.tokenization import LEVELS, load_tokenizer
-from genseq.tokenizer_kinds import check_level, levels_of
+from genseq.tokenizer_kinds import check_tokenizer, levels_of
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "checkpoints" / "folk-tunes"
@@ -271,6 +271,7 @@ ABSURD = [
     ({"embed_size": 0}, "embed_size must be an integer from 1 to"),
     ({"hidden_size": 256.0}, "hidden_size must be an integer"),
     ({"hidden_size": True}, "hidden_size must be an integer"),
+    ({"hidden_size": "x" * 100_000}, "must be an integer from 1 to 1,048,576, not 'xxx"),
     ({"dropout": float("nan")}, "dropout must be in [0, 1)"),
     ({"tie_weights": "yes"}, "tie_weights must be true or false"),
     ({"adaptive_cutoffs": list(range(1, 1000))}, "at most 64 ids"),
@@ -295,6 +296,20 @@ def test_absurd_model_configs_are_refused_fast_in_one_line(
     line = the_only_line(result.stderr)
     assert message in line, line
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("file", ["config.json", "meta.json"])
+def test_a_number_too_long_to_read_is_one_line(cli, tmp_path, ckpt, data, file):
+    where = ckpt if file == "config.json" else data
+    text = (where / file).read_text()
+    huge = '"schema": ' + "9" * 5000 + ', "x": '
+    (where / file).write_text(text.replace('"schema": ', huge, 1))
+    if file == "config.json":
+        result = cli("info", ckpt)
+    else:
+        result = cli("train", data, "-o", tmp_path / "run", "--quiet", *TINY)
+    assert result.exit_code == 1
+    assert f"{file}: not " in the_only_line(result.stderr)
 
 
 def test_info_reads_the_header_and_never_builds_the_model(cli, tiny_run, monkeypatch):
@@ -429,7 +444,7 @@ def test_every_level_is_told_apart_from_every_other(level_files):
             if recorded == written:
                 continue
             with pytest.raises(GenseqError):  # unreadable at that level, or refused
-                check_level(load_tokenizer(path, recorded), path, "config.json")
+                check_tokenizer(load_tokenizer(path, recorded), path, "config.json")
 
 
 @pytest.mark.parametrize("options", [{"lowercase": True}, {"vocab_size": 40}])
@@ -453,6 +468,24 @@ def test_a_character_model_said_to_be_abc_is_refused(cli, ckpt, command):
     assert result.exit_code == 1 and result.stdout == ""
     line = the_only_line(result.stderr)
     assert "tokenizer.json: written at the char level, but config.json says 'abc'" in line
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t["model"]["vocab"].update({"<eos>": 16384}), "token ids are not 0 to"),
+        (lambda t: t["model"]["vocab"].update({"<eos>": 0, "<unk>": 1}), "are not ids 0 and 1"),
+        (lambda t: t.update(version="x" * 100_000), "Unknown tokenizer version 'xxx"),
+        (lambda t: t["model"]["vocab"].update(a="x" * 100_000), 'invalid type: string "xxx'),
+    ],
+)
+def test_a_tokenizer_file_out_of_shape_is_one_short_line(cli, ckpt, change, message):
+    doc = json.loads((ckpt / "tokenizer.json").read_text())
+    change(doc)
+    (ckpt / "tokenizer.json").write_text(json.dumps(doc))
+    result = cli("sample", ckpt, "-n", "5")
+    assert result.exit_code == 1
+    assert message in the_only_line(result.stderr)
 
 
 def test_an_abc_model_given_another_levels_tokenizer_is_refused(cli, tmp_path, level_files):
