@@ -180,7 +180,7 @@ def read_config(ckpt_dir: Path) -> dict:
     if isinstance(schema, bool) or not isinstance(schema, int):
         raise GenseqError(f"{config_path}: schema must be an integer, not {shown(schema)}")
     if schema > CHECKPOINT_SCHEMA:
-        raise GenseqError(f"{ckpt_dir}: written by a newer genseq (schema {schema})")
+        raise GenseqError(f"{ckpt_dir}: written by a newer genseq (schema {shown(schema)})")
     for section, required in SECTIONS.items():
         value = config.get(section)
         if not isinstance(value, dict) and (required or value is not None):

@@ -144,7 +144,7 @@ def _read_meta(path: Path) -> dict:
     if isinstance(schema, bool) or not isinstance(schema, int):
         raise GenseqError(f"{meta_path}: schema must be an integer, not {shown(schema)}")
     if schema > DATA_SCHEMA:
-        raise GenseqError(f"{path}: written by a newer genseq (schema {schema})")
+        raise GenseqError(f"{path}: written by a newer genseq (schema {shown(schema)})")
     if not isinstance(meta.get("level"), str):
         raise GenseqError(f"{meta_path}: no tokenizer level")
     if not isinstance(meta.get("options", {}), dict | None):
@@ -158,11 +158,11 @@ def _token_layout(path: Path, meta: dict) -> tuple[str, int]:
     if not isinstance(dtype, str) or dtype not in TOKEN_DTYPES:
         raise GenseqError(f"{path}/meta.json: dtype must be uint16 or uint32, not {shown(dtype)}")
     most = TOKEN_DTYPES[dtype]
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 1 <= vocab_size:
-        raise GenseqError(f"{path}/meta.json: vocab_size must be a positive integer")
-    if vocab_size > most:
+    integer = isinstance(vocab_size, int) and not isinstance(vocab_size, bool)
+    if not integer or not 1 <= vocab_size <= most:
         raise GenseqError(
-            f"{path}/meta.json: a vocabulary of {vocab_size:,} tokens does not fit in {dtype}"
+            f"{path}/meta.json: vocab_size must be an integer from 1 to {most:,} in {dtype} "
+            f"token files, not {shown(vocab_size)}"
         )
     return dtype, vocab_size
 
@@ -180,7 +180,7 @@ def _open_split(path: Path, split: str, meta: dict, dtype: str, vocab_size: int)
     recorded = _recorded_tokens(path, meta, split)
     if recorded is not None and recorded != len(tokens):
         raise GenseqError(
-            f"{file}: holds {len(tokens):,} tokens but meta.json records {recorded:,} "
+            f"{file}: holds {len(tokens):,} tokens but meta.json records {shown(recorded)} "
             "(cut short or replaced?)"
         )
     top = largest_id(tokens)

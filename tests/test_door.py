@@ -207,8 +207,8 @@ def test_train_refuses_ids_past_the_vocabulary_before_it_starts(cli, tmp_path, d
     [
         (lambda d: edit_json(d / "meta.json", dtype="int8"), "dtype must be uint16 or uint32"),
         (lambda d: edit_json(d / "meta.json", dtype="float64"), "dtype must be uint16 or"),
-        (lambda d: edit_json(d / "meta.json", vocab_size=70000), "does not fit in uint16"),
-        (lambda d: edit_json(d / "meta.json", vocab_size="30"), "vocab_size must be a posi"),
+        (lambda d: edit_json(d / "meta.json", vocab_size=70000), "to 65,536 in uint16 token"),
+        (lambda d: edit_json(d / "meta.json", vocab_size="30"), "vocab_size must be an integ"),
         (lambda d: edit_json(d / "meta.json", level=["char"]), "no tokenizer level"),
         (lambda d: edit_json(d / "meta.json", options=[1]), "options must be an object"),
         (lambda d: edit_json(d / "meta.json", schema="1"), "schema must be an integer"),
@@ -220,6 +220,7 @@ def test_train_refuses_ids_past_the_vocabulary_before_it_starts(cli, tmp_path, d
             lambda d: (d / "train.bin").write_bytes((d / "train.bin").read_bytes()[:-20]),
             "meta.json records",
         ),
+        (lambda d: edit_json(d / "meta.json", schema=10**1000), r"genseq \(schema 10+\.\.\.\)$"),
     ],
 )
 def test_a_data_directory_that_disagrees_with_itself_is_refused(data, change, message):
