@@ -16,11 +16,13 @@ def info(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a checkpoint's model, tokenizer and training summary (on stdout)."""
-    from genseq.checkpoint import load_checkpoint
+    from genseq.checkpoint import inspect_checkpoint
 
-    ckpt = load_checkpoint(checkpoint, "cpu")
+    # The files' headers say all this: the model is never built, so a config that names a
+    # huge model costs nothing here, and one its weights do not match is refused.
+    ckpt = inspect_checkpoint(checkpoint)
     config = ckpt.config
-    params = ckpt.model.num_parameters()
+    params = ckpt.parameters
     if json_out:
         print_json(
             {
@@ -36,14 +38,15 @@ def info(
             }
         )
         return
-    s = config.get("summary", {})
-    t = config.get("train", {})
+    s = config.get("summary") or {}
+    t = config.get("train") or {}
     lines = [
         f"checkpoint   {ckpt.path}",
-        f"model        {ckpt.model.describe()}",
+        f"model        {ckpt.model_config.describe(params)}",
         f"tokenizer    {ckpt.tokenizer.describe()}",
-        f"trained      {s.get('step', 0):,} steps, {s.get('tokens_seen', 0):,} tokens, "
-        f"epoch {s.get('epoch', 0)}, {s.get('elapsed_s', 0):.0f} s on {s.get('device', '?')}"
+        f"trained      {_count(s.get('step', 0))} steps, "
+        f"{_count(s.get('tokens_seen', 0))} tokens, epoch {s.get('epoch', 0)}, "
+        f"{_f(s.get('elapsed_s', 0), '.0f')} s on {s.get('device', '?')}"
         + (f" (stopped: {s['stop_reason']})" if s.get("stop_reason") else " (saved mid-run)"),
         f"loss         train {_f(s.get('train_loss'))}, validation {_f(s.get('val_loss'))} "
         f"nats/token (best: {_steps(s.get('best_step'))}, "
@@ -51,16 +54,24 @@ def info(
         f"settings     batch {t.get('batch_size')} x {t.get('seq_len')}, {t.get('optimizer')} "
         f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}, "
         f"{t.get('precision') or 'fp32'}"
-        + (f", weight average (decay {t['ema']:g})" if t.get("ema") else ""),
+        + (f", weight average (decay {_f(t['ema'], 'g')})" if t.get("ema") else ""),
         f"data         {s.get('data')}",
         f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
     ]
     print_out("\n".join(lines))
 
 
+# config.json is input: a summary value of the wrong type prints as unknown, not a crash.
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "?"
+
+
 def _steps(step) -> str:
-    return f"step {step:,}" if isinstance(step, int) else "step ?"
+    return f"step {_count(step)}"
 
 
-def _f(value) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "-"
+def _f(value, spec: str = ".4f") -> str:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return format(value, spec) if number and value == value else "-"

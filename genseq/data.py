@@ -17,10 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from genseq.errors import GenseqError, UsageError
+from genseq.errors import GenseqError, UsageError, shown
 
 DATA_FORMAT = "genseq-data"
 DATA_SCHEMA = 1
+# The format fixes where each split lives and how its ids are stored (with the largest
+# vocabulary each dtype holds).
+SPLIT_FILES = {"train": "train.bin", "val": "val.bin"}
+TOKEN_DTYPES = {"uint16": 2**16, "uint32": 2**32}
+ID_CHECK_CHUNK = 1 << 24
 
 
 def dtype_for_vocab(vocab_size: int, requested: str = "auto") -> str:
@@ -87,14 +92,27 @@ class TokenData:
         overfits a tune and its transpositions together, so planning counts epochs on this."""
         try:
             copies = 1 + max(0, int((self.meta.get("options") or {}).get("augment_keys") or 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             copies = 1
         return max(1, len(self.train) // copies)
 
     def tokenizer(self):
-        from genseq.tokenization import load_tokenizer
+        """The data's tokenizer, refused when another level wrote it or when its vocabulary
+        is not the one the token ids were checked against."""
+        from genseq.tokenization import LEVELS, load_tokenizer
+        from genseq.tokenizer_kinds import check_tokenizer
 
-        return load_tokenizer(self.path / "tokenizer.json", self.level)
+        path = self.path / "tokenizer.json"
+        if self.level not in LEVELS:
+            raise GenseqError(f"{self.path}/meta.json: no known level ({shown(self.level)})")
+        tokenizer = load_tokenizer(path, self.level)
+        check_tokenizer(tokenizer, path, "meta.json")
+        if tokenizer.vocab_size != self.vocab_size:
+            raise GenseqError(
+                f"{path}: {tokenizer.vocab_size:,} tokens, but meta.json records "
+                f"{self.vocab_size:,}"
+            )
+        return tokenizer
 
 
 def is_data_dir(path: Path) -> bool:
@@ -102,25 +120,97 @@ def is_data_dir(path: Path) -> bool:
 
 
 def open_data(path: Path) -> TokenData:
+    """Open a data directory, checked at the door: ``meta.json`` well formed, the token files
+    at the names the format fixes, and every id below the vocabulary (one pass over each
+    memmap), so that training never indexes past its embedding."""
     path = Path(path)
+    meta = _read_meta(path)
+    dtype, vocab_size = _token_layout(path, meta)
+    splits = {split: _open_split(path, split, meta, dtype, vocab_size) for split in SPLIT_FILES}
+    return TokenData(path, meta, splits["train"], splits["val"])
+
+
+def _read_meta(path: Path) -> dict:
     meta_path = path / "meta.json"
     if not meta_path.is_file():
         raise GenseqError(f"{path}: not a genseq data directory (no meta.json)")
     try:
         meta = json.loads(meta_path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or a number too long to read
         raise GenseqError(f"{meta_path}: not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
         raise GenseqError(f"{path}: meta.json is not from a genseq data directory")
-    if meta.get("schema", 0) > DATA_SCHEMA:
-        raise GenseqError(f"{path}: written by a newer genseq (schema {meta['schema']})")
+    schema = meta.get("schema", 0)
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        raise GenseqError(f"{meta_path}: schema must be an integer, not {shown(schema)}")
+    if schema > DATA_SCHEMA:
+        raise GenseqError(f"{path}: written by a newer genseq (schema {shown(schema)})")
+    if not isinstance(meta.get("level"), str):
+        raise GenseqError(f"{meta_path}: no tokenizer level")
+    if not isinstance(meta.get("options", {}), dict | None):
+        raise GenseqError(f"{meta_path}: options must be an object")
+    return meta
+
+
+def _token_layout(path: Path, meta: dict) -> tuple[str, int]:
+    """The token files' dtype and the vocabulary their ids must stay below."""
+    dtype, vocab_size = meta.get("dtype"), meta.get("vocab_size")
+    if not isinstance(dtype, str) or dtype not in TOKEN_DTYPES:
+        raise GenseqError(f"{path}/meta.json: dtype must be uint16 or uint32, not {shown(dtype)}")
+    most = TOKEN_DTYPES[dtype]
+    integer = isinstance(vocab_size, int) and not isinstance(vocab_size, bool)
+    if not integer or not 1 <= vocab_size <= most:
+        raise GenseqError(
+            f"{path}/meta.json: vocab_size must be an integer from 1 to {most:,} in {dtype} "
+            f"token files, not {shown(vocab_size)}"
+        )
+    return dtype, vocab_size
+
+
+def _open_split(path: Path, split: str, meta: dict, dtype: str, vocab_size: int) -> np.ndarray:
+    """A split's memmap from the file the format names (``meta.json`` names files too, but a
+    path from a file is never followed: ``../../etc/group`` must not be read as tokens)."""
+    file = path / SPLIT_FILES[split]
+    if not file.is_file():
+        raise GenseqError(f"{path}: incomplete data directory (no {file.name})")
     try:
-        dtype = meta["dtype"]
-        train = read_tokens(path / meta["splits"]["train"]["file"], dtype)
-        val = read_tokens(path / meta["splits"]["val"]["file"], dtype)
-    except (KeyError, FileNotFoundError, OSError, ValueError) as exc:
-        raise GenseqError(f"{path}: incomplete data directory ({exc})") from None
-    return TokenData(path, meta, train, val)
+        tokens = read_tokens(file, dtype)
+    except ValueError:  # a size that is not a whole number of ids
+        raise GenseqError(f"{file}: not a whole number of {dtype} token ids") from None
+    recorded = _recorded_tokens(path, meta, split)
+    if recorded is not None and recorded != len(tokens):
+        raise GenseqError(
+            f"{file}: holds {len(tokens):,} tokens but meta.json records {shown(recorded)} "
+            "(cut short or replaced?)"
+        )
+    top = largest_id(tokens)
+    if top >= vocab_size:
+        raise GenseqError(
+            f"{file}: holds token id {top:,}, beyond the vocabulary of {vocab_size:,} tokens "
+            "(not this data directory's tokens; run genseq tokenize again)"
+        )
+    return tokens
+
+
+def _recorded_tokens(path: Path, meta: dict, split: str) -> int | None:
+    """The split's token count ``genseq tokenize`` recorded, if any."""
+    entry = meta.get("splits", {})
+    entry = entry.get(split) if isinstance(entry, dict) else None
+    count = entry.get("tokens") if isinstance(entry, dict) else None
+    if count is None:
+        return None
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise GenseqError(f"{path}/meta.json: the {split} split's token count is {shown(count)}")
+    return count
+
+
+def largest_id(tokens: np.ndarray) -> int:
+    """The largest id in a token array (-1 when empty), read a chunk at a time: a memmap
+    is never loaded whole."""
+    top = -1
+    for start in range(0, len(tokens), ID_CHECK_CHUNK):
+        top = max(top, int(tokens[start : start + ID_CHECK_CHUNK].max()))
+    return top
 
 
 # ---------------------------------------------------------------------------------------------

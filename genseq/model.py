@@ -9,14 +9,26 @@ recurrent state, so generation never re-runs the prefix. Run it (tiny, random we
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genseq.errors import shown
+
 CELLS = ("lstm", "gru", "rnn-tanh", "rnn-relu")
+GATES = {"lstm": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}  # weight rows per hidden unit
+
+# A checkpoint's config.json is input: sizes are held to bounds no real model reaches before
+# anything is allocated, since torch meets an absurd size with minutes of work (100,000
+# layers) or a C++ error (10**100 units).
+SIZE_BOUNDS = {"vocab_size": 2**32, "num_layers": 256, "hidden_size": 2**20, "embed_size": 2**20}
+MAX_CUTOFFS = 64
+MAX_PARAMETERS = 2**35  # 128 GiB of fp32 weights: more than one device here holds
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 _CELL_KERNELS = {
@@ -53,31 +65,108 @@ class ModelConfig:
     adaptive_cutoffs: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
-        for name in ("vocab_size", "num_layers", "hidden_size", "embed_size"):
+        if not isinstance(self.cell, str) or self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {shown(self.cell)}")
+        for name, most in SIZE_BOUNDS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ValueError(
+                    f"{name} must be an integer from 1 to {most:,}, not {shown(value)}"
+                )
         for name in ("dropout", "weight_drop"):
             value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), not {value!r}")
-        cutoffs = self.adaptive_cutoffs = [int(c) for c in self.adaptive_cutoffs]
+            if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), not {shown(value)}")
+        if not isinstance(self.tie_weights, bool):
+            raise ValueError(f"tie_weights must be true or false, not {shown(self.tie_weights)}")
+        self.adaptive_cutoffs = self._checked_cutoffs()
+        if (total := self.parameter_count()) > MAX_PARAMETERS:
+            raise ValueError(
+                f"{total:,} parameters is beyond what genseq builds ({MAX_PARAMETERS:,})"
+            )
+
+    def _checked_cutoffs(self) -> list[int]:
+        cutoffs = self.adaptive_cutoffs
+        if not isinstance(cutoffs, (list, tuple)) or len(cutoffs) > MAX_CUTOFFS:
+            raise ValueError(f"adaptive cutoffs must be a list of at most {MAX_CUTOFFS} ids")
+        if any(isinstance(c, bool) or not isinstance(c, Integral) for c in cutoffs):
+            raise ValueError(f"adaptive cutoffs must be integers, not {shown(cutoffs)}")
+        cutoffs = [int(c) for c in cutoffs]
         if cutoffs:
             if not cutoffs_rise(cutoffs) or cutoffs[-1] >= self.vocab_size:
                 raise ValueError(
                     f"adaptive cutoffs must rise from above 0 to below the vocabulary size "
-                    f"({self.vocab_size}), not {cutoffs}"
+                    f"({self.vocab_size}), not {shown(cutoffs)}"
                 )
             if self.tie_weights:
                 raise ValueError("an adaptive softmax cannot share weights with the embedding")
+        return cutoffs
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every tensor in this model's weights file, worked out
+        without building the model, so a loader can check a file against its config before
+        allocating anything. As in ``save_model``'s files, a tied output layer is stored
+        once, as ``embed.weight``. tests/test_door.py holds this to real saved models."""
+        v, e, h = self.vocab_size, self.embed_size, self.hidden_size
+        gates = h * GATES[self.cell]
+        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, e)}
+        for layer in range(self.num_layers):
+            shapes[f"rnn.weight_ih_l{layer}"] = (gates, e if layer == 0 else h)
+            shapes[f"rnn.weight_hh_l{layer}"] = (gates, h)
+            shapes[f"rnn.bias_ih_l{layer}"] = (gates,)
+            shapes[f"rnn.bias_hh_l{layer}"] = (gates,)
+        head_in = h
+        if self.tie_weights and h != e:
+            shapes["bridge.weight"], shapes["bridge.bias"] = (e, h), (e,)
+            head_in = e
+        if self.adaptive_cutoffs:
+            shapes.update(self._adaptive_shapes(head_in))
+        else:
+            if not self.tie_weights:
+                shapes["head.weight"] = (v, head_in)
+            shapes["head.bias"] = (v,)
+        return shapes
+
+    def _adaptive_shapes(self, head_in: int) -> dict[str, tuple[int, ...]]:
+        """``nn.AdaptiveLogSoftmaxWithLoss`` with ``div_value=4``: a head over the shortlist
+        and one entry per cluster, then per cluster a projection a quarter narrower each
+        time and an output layer over the cluster's ids."""
+        bounds = [*self.adaptive_cutoffs, self.vocab_size]
+        shapes: dict[str, tuple[int, ...]] = {
+            "head.head.weight": (bounds[0] + len(bounds) - 1, head_in)
+        }
+        for i in range(len(bounds) - 1):
+            width = int(head_in // (4.0 ** (i + 1)))
+            shapes[f"head.tail.{i}.0.weight"] = (width, head_in)
+            shapes[f"head.tail.{i}.1.weight"] = (bounds[i + 1] - bounds[i], width)
+        return shapes
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.weight_shapes().values())
+
+    def describe(self, parameters: int | None = None) -> str:
+        """One line for people: shape, regularisation, output layer and size."""
+        parts = [
+            f"{self.num_layers}x{self.hidden_size} {self.cell.upper()}",
+            f"embedding {self.embed_size}",
+            f"dropout {self.dropout}",
+        ]
+        if self.weight_drop:
+            parts.append(f"weight drop {self.weight_drop}")
+        if self.tie_weights:
+            parts.append("tied")
+        if self.adaptive_cutoffs:
+            parts.append(f"adaptive softmax {','.join(map(str, self.adaptive_cutoffs))}")
+        count = self.parameter_count() if parameters is None else parameters
+        return ", ".join(parts) + f", {count:,} parameters"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise TypeError(f"a model config is an object, not {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -146,19 +235,7 @@ class RecurrentLM(nn.Module):
 
     def describe(self) -> str:
         """One line for people: shape, regularisation, output layer and size."""
-        c = self.config
-        parts = [
-            f"{c.num_layers}x{c.hidden_size} {c.cell.upper()}",
-            f"embedding {c.embed_size}",
-            f"dropout {c.dropout}",
-        ]
-        if c.weight_drop:
-            parts.append(f"weight drop {c.weight_drop}")
-        if c.tie_weights:
-            parts.append("tied")
-        if c.adaptive_cutoffs:
-            parts.append(f"adaptive softmax {','.join(map(str, c.adaptive_cutoffs))}")
-        return ", ".join(parts) + f", {self.num_parameters():,} parameters"
+        return self.config.describe(self.num_parameters())
 
     def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         c = self.config

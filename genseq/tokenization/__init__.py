@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genseq.errors import GenseqError
+from genseq.errors import GenseqError, brief
 from genseq.tokenization.abc import AbcTokenizer
 from genseq.tokenization.base import EOS, UNK, SkipDocument, Tokenizer
 from genseq.tokenization.bpe import BpeTokenizer
@@ -53,4 +53,4 @@ def load_tokenizer(path: Path, level: str) -> Tokenizer:
     except GenseqError:
         raise
     except Exception as exc:  # a corrupt or foreign JSON file
-        raise GenseqError(f"{path}: not a readable {level} tokenizer ({exc})") from None
+        raise GenseqError(f"{path}: not a readable {level} tokenizer ({brief(str(exc))})") from None
