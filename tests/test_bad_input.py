@@ -39,6 +39,8 @@ SETTINGS = [  # exit 2: the options cannot work together or with this model
     (["train", "DATA", "-o", "OUT", "--ema", "1"], 2, "--ema"),
     (["train", "DATA", "-o", "OUT", "--save-every", "soon"], 2, "--save-every"),
     (["train", "DATA", "-o", "OUT", "--nproc", "0"], 2, "--nproc"),
+    (["train", "DATA", "-o", "OUT", "--hidden-size", "2000000"], 2, "no model genseq can build"),
+    (["train", "DATA", "-o", "OUT", "--layers", "100000"], 2, "no model genseq can build"),
     (["train", "DATA", "-o", "OUT", "--resume", "--overwrite"], 2, "contradict"),
     (["train", "DATA", "-o", "OUT", "--seq-len", "1000000", "--max-steps", "1"], 2, "seq"),
     (["train", "DATA", "-o", "OUT", "--val", "WORDS"], 2, "--val needs raw sources"),
@@ -101,11 +103,24 @@ CHECKPOINTS = [  # exit 1: checkpoints that are damaged or not genseq's
     (["train", "DATA", "-o", "PICKLED", "--resume"], 1, "cannot be resumed"),
 ]
 
+DATA_DIRECTORIES = [  # exit 1: data directories that are damaged or not this format's
+    (["train", "BAD_IDS", "-o", "OUT"], 1, "beyond the vocabulary"),
+    (["train", "CUT_TOKENS", "-o", "OUT"], 1, "not a whole number"),
+    (["train", "NO_TRAIN_BIN", "-o", "OUT"], 1, "train.bin"),
+]
+
+CHECKPOINTS += [
+    (["info", "ABSURD_CKPT"], 1, "describes no valid model"),
+    (["sample", "ABSURD_CKPT"], 1, "describes no valid model"),
+    (["sample", "WRONG_LEVEL"], 1, "config.json says 'abc'"),
+]
+
 CASES = [
     *[pytest.param(*case, id="settings: " + " ".join(case[0])) for case in SETTINGS],
     *[pytest.param(*case, id="paths: " + " ".join(case[0])) for case in PATHS],
     *[pytest.param(*case, id="corpora: " + " ".join(case[0])) for case in CORPORA],
     *[pytest.param(*case, id="checkpoints: " + " ".join(case[0])) for case in CHECKPOINTS],
+    *[pytest.param(*case, id="data: " + " ".join(case[0])) for case in DATA_DIRECTORIES],
 ]
 
 
@@ -129,6 +144,7 @@ def world(tmp_path_factory, tiny_run, tiny_data, words_file) -> dict[str, Path]:
     (foreign / "meta.json").write_text('{"format": "something-else"}')
     shutil.copytree(tiny_run, root / "run-copy")
     checkpoints = _broken_checkpoints(root, tiny_run)
+    data_dirs = _broken_data(root, tiny_data)
     return {
         "RUN": tiny_run,
         "DATA": tiny_data,
@@ -144,7 +160,28 @@ def world(tmp_path_factory, tiny_run, tiny_data, words_file) -> dict[str, Path]:
         **{name: root / name for name in ("EMPTY.txt", "BINARY.mp3", "LATIN1.txt")},
         **{name: root / name for name in ("NOTUNES.abc", "BROKEN.mid", "TUNE.mid")},
         **checkpoints,
+        **data_dirs,
         "_root": root,
+    }
+
+
+def _broken_data(root: Path, tiny_data: Path) -> dict[str, Path]:
+    import numpy as np
+
+    made = {name: root / f"data-{name}" for name in ("bad-ids", "cut", "no-train")}
+    for path in made.values():
+        shutil.copytree(tiny_data, path)
+    meta = json.loads((tiny_data / "meta.json").read_text())
+    ids = np.fromfile(tiny_data / "train.bin", dtype=meta["dtype"])
+    ids[5] = meta["vocab_size"] + 3
+    ids.tofile(made["bad-ids"] / "train.bin")
+    cut = (tiny_data / "train.bin").read_bytes()[:-1]
+    (made["cut"] / "train.bin").write_bytes(cut)
+    (made["no-train"] / "train.bin").unlink()
+    return {
+        "BAD_IDS": made["bad-ids"],
+        "CUT_TOKENS": made["cut"],
+        "NO_TRAIN_BIN": made["no-train"],
     }
 
 
@@ -152,7 +189,8 @@ def _broken_checkpoints(root: Path, tiny_run: Path) -> dict[str, Path]:
     import torch
 
     made = {}
-    for name in ("foreign", "bad-weights", "no-tokenizer", "no-weights", "bad-config", "newer"):
+    names = ("foreign", "bad-weights", "no-tokenizer", "no-weights", "bad-config", "newer")
+    for name in (*names, "absurd", "wrong-level"):
         made[name] = root / f"ckpt-{name}"
         shutil.copytree(tiny_run / "last", made[name])
     config = json.loads((made["newer"] / "config.json").read_text())
@@ -162,6 +200,10 @@ def _broken_checkpoints(root: Path, tiny_run: Path) -> dict[str, Path]:
     (made["no-weights"] / "model.safetensors").unlink()
     (made["bad-config"] / "config.json").write_text('{"format": "genseq-checkpoint", "mod')
     (made["newer"] / "config.json").write_text(json.dumps({**config, "schema": 99}))
+    absurd = {**config, "model": {**config["model"], "hidden_size": 10**100}}
+    (made["absurd"] / "config.json").write_text(json.dumps(absurd))
+    wrong = {**config, "tokenizer": {**config["tokenizer"], "level": "abc"}}
+    (made["wrong-level"] / "config.json").write_text(json.dumps(wrong))
     pickled = root / "pickled"
     shutil.copytree(tiny_run, pickled)
     from genseq.plan import TrainConfig
@@ -175,6 +217,8 @@ def _broken_checkpoints(root: Path, tiny_run: Path) -> dict[str, Path]:
         "NO_WEIGHTS": made["no-weights"],
         "BAD_CONFIG": made["bad-config"],
         "NEWER_CKPT": made["newer"],
+        "ABSURD_CKPT": made["absurd"],
+        "WRONG_LEVEL": made["wrong-level"],
         "PICKLED": pickled,
     }
 
@@ -184,7 +228,9 @@ def test_bad_input(cli, world, args, code, message):
     before = files_below(world["_root"])
     argv = [str(world.get(a, a)) for a in args]
     if "train" in argv[:1]:
-        argv += ["--hidden-size", "16", "--max-steps", "2", "--quiet"]
+        small = {"--hidden-size": "16", "--max-steps": "2"}  # where the case sets neither
+        argv += [x for flag, value in small.items() if flag not in argv for x in (flag, value)]
+        argv.append("--quiet")
     result = cli(*argv)
     assert result.exit_code == code, result.stderr
     assert message in one_error_line(result.stderr)
@@ -194,6 +240,6 @@ def test_bad_input(cli, world, args, code, message):
 
 def test_the_matrix_covers_every_kind_with_at_least_sixty_cases():
     assert len(CASES) >= 60
-    assert {"settings", "paths", "corpora", "checkpoints"} == {
+    assert {"settings", "paths", "corpora", "checkpoints", "data"} == {
         case.id.split(":")[0] for case in CASES
     }

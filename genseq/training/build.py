@@ -6,12 +6,21 @@ import torch
 from torch import nn
 
 from genseq.data import StreamBatches, TokenData
+from genseq.errors import UsageError
 from genseq.model import ModelConfig, RecurrentLM
 from genseq.plan import TrainConfig
 
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
-    """The model a (planned) training config describes."""
+    """The model a (planned) training config describes; a usage error where the settings
+    ask for more than genseq builds (``model.SIZE_BOUNDS``, ``MAX_PARAMETERS``)."""
+    try:
+        return _model_config(cfg, vocab_size)
+    except ValueError as exc:
+        raise UsageError(f"these settings describe no model genseq can build: {exc}") from None
+
+
+def _model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
     return ModelConfig(
         vocab_size=vocab_size,
         cell=cfg.cell,
