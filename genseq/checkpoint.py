@@ -32,8 +32,8 @@ from genseq.errors import GenseqError, brief, shown
 from genseq.fileio import atomic_write_text, replace_dir, resolve_dir, staging_dir
 from genseq.jsonable import jsonable
 from genseq.model import ModelConfig, RecurrentLM
-from genseq.tokenization import LEVELS, Tokenizer, load_tokenizer
-from genseq.tokenizer_kinds import check_tokenizer
+from genseq.tokenization import LEVELS, Tokenizer
+from genseq.tokenizer_kinds import load_checked
 
 CHECKPOINT_FORMAT = "genseq-checkpoint"
 CHECKPOINT_SCHEMA = 2
@@ -243,14 +243,7 @@ def _tokenizer(ckpt_dir: Path, section: dict, model_config: ModelConfig) -> Toke
     if not isinstance(level, str) or level not in LEVELS:
         raise GenseqError(f"{ckpt_dir}: config.json records no known level ({shown(level)})")
     path = ckpt_dir / "tokenizer.json"
-    tokenizer = load_tokenizer(path, level)
-    check_tokenizer(tokenizer, path, "config.json")
-    if tokenizer.vocab_size != model_config.vocab_size:
-        raise GenseqError(
-            f"{ckpt_dir}: tokenizer has {tokenizer.vocab_size} tokens but the model "
-            f"expects {model_config.vocab_size}"
-        )
-    return tokenizer
+    return load_checked(path, level, model_config.vocab_size, "config.json")
 
 
 def _check_weight_shapes(weights: Path, model_config: ModelConfig) -> int:

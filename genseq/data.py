@@ -99,20 +99,12 @@ class TokenData:
     def tokenizer(self):
         """The data's tokenizer, refused when another level wrote it or when its vocabulary
         is not the one the token ids were checked against."""
-        from genseq.tokenization import LEVELS, load_tokenizer
-        from genseq.tokenizer_kinds import check_tokenizer
+        from genseq.tokenization import LEVELS
+        from genseq.tokenizer_kinds import load_checked
 
-        path = self.path / "tokenizer.json"
         if self.level not in LEVELS:
             raise GenseqError(f"{self.path}/meta.json: no known level ({shown(self.level)})")
-        tokenizer = load_tokenizer(path, self.level)
-        check_tokenizer(tokenizer, path, "meta.json")
-        if tokenizer.vocab_size != self.vocab_size:
-            raise GenseqError(
-                f"{path}: {tokenizer.vocab_size:,} tokens, but meta.json records "
-                f"{self.vocab_size:,}"
-            )
-        return tokenizer
+        return load_checked(self.path / "tokenizer.json", self.level, self.vocab_size, "meta.json")
 
 
 def is_data_dir(path: Path) -> bool:

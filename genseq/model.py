@@ -258,6 +258,11 @@ class RecurrentLM(nn.Module):
             return self._loss_of_features(features, targets), state
         return self.logits_of(features), state
 
+    def advance(self, idx: torch.Tensor, state: State | None = None) -> State:
+        """The state after inputs ``idx`` ``(B, T)``, without the output layer: reading a
+        prompt needs logits after its last token only."""
+        return self._recurrence(self.drop(self.embed(idx)), state)[1]
+
     def _recurrence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """The recurrent stack over a window; in training with ``weight_drop``, run on dropped
         copies of its hidden-to-hidden weights. The copies go into the module's list of the

@@ -158,15 +158,14 @@ def read_prompt(
     """The logits ``(1, V)`` after ``prompt`` ``(1, P)`` and the state there, reading at most
     ``window`` tokens at a time with the state carried across.
 
-    Every window but the last goes through the embedding and the recurrent layers only: their
-    logits are never needed. The last window is one ``forward``, so a prompt that fits in a
-    window is read exactly as a single pass reads it. The model is in evaluation mode (no
-    dropout), where ``forward`` is the embedding, the recurrent layers and the output layer.
+    Every window but the last only advances the state (``RecurrentLM.advance``): their logits
+    are never needed. The last window is one ``forward``, so a prompt that fits in a window is
+    read exactly as a single pass reads it.
     """
     spans = prompt_spans(prompt.size(1), window)
     state: State | None = None
     for span in spans[:-1]:
-        _, state = model.rnn(model.embed(prompt[:, span]), state)
+        state = model.advance(prompt[:, span], state)
     logits, state = model(prompt[:, spans[-1]], state)
     return logits[:, -1], state
 

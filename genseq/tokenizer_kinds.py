@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from genseq.errors import GenseqError
-from genseq.tokenization import EOS, UNK, Tokenizer
+from genseq.tokenization import EOS, UNK, Tokenizer, load_tokenizer
 
 # (model, pre-tokenizer, decoder) as each level saves them.
 STRUCTURES = {
@@ -51,6 +51,19 @@ def _music_levels(tokens: set[str]) -> tuple[str, ...]:
     if not events:
         return ("abc",)
     return ("midi-performance",) if events == len(tokens) else ()
+
+
+def load_checked(path: Path, level: str, vocab_size: int, recorded_in: str) -> Tokenizer:
+    """The tokenizer at ``path``, read at the ``level`` that ``recorded_in`` (meta.json or
+    config.json) records, refused unless that level wrote it and it holds the ``vocab_size``
+    tokens recorded there."""
+    tokenizer = load_tokenizer(path, level)
+    check_tokenizer(tokenizer, path, recorded_in)
+    if tokenizer.vocab_size != vocab_size:
+        raise GenseqError(
+            f"{path}: {tokenizer.vocab_size:,} tokens, but {recorded_in} records {vocab_size:,}"
+        )
+    return tokenizer
 
 
 def check_tokenizer(tokenizer: Tokenizer, path: Path, recorded_in: str) -> None:
