@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 def evaluate(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     files: Annotated[
         list[str],

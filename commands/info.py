@@ -11,7 +11,11 @@ from genseq.commands._common import JsonOpt, print_json, print_out
 
 def info(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     json_out: JsonOpt = False,
 ) -> None:
