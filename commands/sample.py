@@ -33,7 +33,7 @@ MIDI_OPTIONS = ("primer_midi", "primer_abc", "num_steps", "seconds")  # SampleRe
 
 def sample(
     checkpoint: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
             show_default=False,
