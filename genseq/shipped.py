@@ -67,7 +67,13 @@ class ShippedModel:
 def models_root() -> Path:
     """The installed ``genseq.checkpoints`` directory (in a clone with an editable install:
     the repository's ``checkpoints/``). Tests point this elsewhere to damage a copy."""
-    root = resources.files("genseq.checkpoints")
+    try:
+        root = resources.files("genseq.checkpoints")
+    except ModuleNotFoundError:  # an editable install made before the package existed
+        raise GenseqError(
+            "genseq's shipped models are not installed (genseq.checkpoints is missing); "
+            "reinstall genseq (in a clone: pip install -e .)"
+        ) from None
     if not isinstance(root, Path):
         raise GenseqError("genseq's shipped models need genseq installed as files, not zipped")
     return root

@@ -183,6 +183,17 @@ def test_a_damaged_registry_is_one_error(tmp_path, monkeypatch):
         resolve_checkpoint("folk-tunes")
 
 
+def test_an_install_without_the_models_package_says_to_reinstall(monkeypatch):
+    """An editable install made before genseq.checkpoints existed cannot import it."""
+
+    def missing(package):
+        raise ModuleNotFoundError(package)
+
+    monkeypatch.setattr(shipped.resources, "files", missing)
+    with pytest.raises(GenseqError, match=r"reinstall genseq \(in a clone: pip install -e \.\)"):
+        resolve_checkpoint("folk-tunes")
+
+
 # ---------------------------------------------------------------------------------------------
 # genseq models list
 
