@@ -6,6 +6,7 @@ genseq sample RUN                      text on stdout
 genseq eval RUN FILE...                loss, perplexity, bits per character
 genseq info RUN                        what a checkpoint holds
 genseq corpus list | fetch             the corpora genseq knows by name
+genseq models list                     the models genseq ships (sample/info/eval take the name)
 genseq music stats FILE...             ABC tunes: bar validity, features, memorisation
 """
 
@@ -15,7 +16,7 @@ import sys
 from typing import Annotated
 
 import typer
-from genseq.commands import corpus, evaluate, info, music, sample, tokenize_corpus, train
+from genseq.commands import corpus, evaluate, info, models, music, sample, tokenize_corpus, train
 from genseq.commands._common import guard, quiet_broken_pipe
 
 from genseq import __version__
@@ -44,13 +45,17 @@ corpus_app.command("list")(guard(corpus.list_corpora))
 corpus_app.command("fetch")(guard(corpus.fetch_corpus))
 app.add_typer(corpus_app, name="corpus")
 
+models_app = typer.Typer(help="The models genseq ships, usable by name.", no_args_is_help=True)
+models_app.command("list")(guard(models.list_models))
+app.add_typer(models_app, name="models")
+
 music_app = typer.Typer(
     help="Statistics of real or generated ABC tunes and MIDI files.", no_args_is_help=True
 )
 music_app.command("stats")(guard(music.stats))
 app.add_typer(music_app, name="music")
 
-GROUPS = {"corpus": ["list", "fetch"], "music": ["stats"]}
+GROUPS = {"corpus": ["list", "fetch"], "models": ["list"], "music": ["stats"]}
 
 
 def _version(value: bool) -> None:

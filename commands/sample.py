@@ -33,7 +33,11 @@ MIDI_OPTIONS = ("primer_midi", "primer_abc", "num_steps", "seconds")  # SampleRe
 
 def sample(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        str,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     prompt: Annotated[
         str | None, Opt("--prompt", "-p", help="Text to continue.", show_default=False)
