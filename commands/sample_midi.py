@@ -159,6 +159,8 @@ def _check_stdout(r: SampleRequest) -> None:
     """A .mid on standard output: one sample, and not onto a terminal."""
     import sys
 
+    if r.json:
+        raise UsageError("-o - and --json both write standard output; give one")
     if r.num_samples > 1:
         raise UsageError("-o -: standard output holds one .mid; use --num-samples 1 or a folder")
     if sys.stdout is not None and sys.stdout.isatty():

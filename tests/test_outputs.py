@@ -276,6 +276,15 @@ def test_a_folder_that_is_a_file_is_one_error_and_nothing_is_written(cli, tmp_pa
     assert not (tmp_path / "m").exists() or names(tmp_path / "m") == []
 
 
+def test_a_tunebook_that_is_a_folder_is_one_error(cli, tmp_path):
+    result = cli("sample", FOLK, *TUNE, "-o", tmp_path)
+    assert result.exit_code == 1
+    assert (
+        one_error_line(result.stderr) == f"error: {tmp_path}: is a folder; -o takes a tunebook file"
+    )
+    assert names(tmp_path) == []
+
+
 def test_a_write_failing_midway_leaves_only_whole_files(cli, tmp_path, monkeypatch):
     from genseq.music import render
 
