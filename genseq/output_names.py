@@ -9,11 +9,12 @@ into ``out/`` continues the numbering. Numbers past 999 simply grow a digit (``t
 Two runs writing into the same folder at once must not replace each other's files, and every
 file is written atomically (a temporary file renamed over the target), which would replace
 silently. So the names are *claimed* first: each one is created empty with ``O_CREAT |
-O_EXCL``, which exactly one process can do; a run that loses a name rescans and tries the next
-numbers. The atomic write then replaces the run's own empty placeholder. Placeholders that
-were never filled (a failed or interrupted write) are removed on the way out, so a failure
-leaves no empty or half-written file behind (only a process killed outright can leave an
-empty one, which the next scan simply counts).
+O_EXCL``, which exactly one process can do; a run that loses a name gives back what it had
+claimed, rescans and tries the numbers after the highest it now sees (so runs that race can
+leave a gap in the numbering, never a replaced file). The atomic write then replaces the
+run's own empty placeholder. Placeholders that were never filled (a failed or interrupted
+write) are removed on the way out, so a failure leaves no empty or half-written file behind
+(only a process killed outright can leave an empty one, which the next scan simply counts).
 
 With ``overwrite`` the numbering starts again at 1 and existing files are replaced.
 """

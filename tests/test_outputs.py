@@ -116,11 +116,16 @@ def test_runs_racing_into_one_folder_never_replace_each_other(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    mids = {p.name[:-4]: p.read_bytes() for p in (tmp_path / "m").iterdir()}
-    pngs = {p.name[:-4]: p.read_bytes() for p in (tmp_path / "p").iterdir()}
-    assert sorted(mids) == [f"tune_{n:03d}" for n in range(1, 19)]
-    assert mids == pngs  # each number is one run's one tune in both folders
-    assert sorted(mids.values()) == sorted(f"{r}/{i}".encode() for r in range(6) for i in range(3))
+    mids = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    pngs = {p.name: p.read_bytes() for p in (tmp_path / "p").iterdir()}
+    assert {n.replace(".mid", ".png"): v for n, v in mids.items()} == pngs  # one tune, one number
+    runs = {
+        r: sorted(n for n, v in mids.items() if v.startswith(f"{r}/".encode())) for r in range(6)
+    }
+    for run, run_names in runs.items():  # every tune of every run, under consecutive numbers
+        assert [mids[n] for n in run_names] == [f"{run}/{i}".encode() for i in range(3)]
+        numbers = [int(n[5:-4]) for n in run_names]
+        assert numbers == list(range(numbers[0], numbers[0] + 3))
 
 
 def test_overwrite_numbers_from_one_and_replaces(tmp_path):
