@@ -127,6 +127,13 @@ def stdout():
     return sys.stdout
 
 
+def refuse_stdout(output: Path | None, what: str) -> None:
+    """A usage error for ``-o -`` where the output is a directory, not a stream (rather than
+    a directory named ``-``)."""
+    if output is not None and str(output) == "-":
+        raise UsageError(f"-o -: {what}, not a stream; name a directory")
+
+
 def print_out(text: str) -> None:
     """A line of a command's result on stdout (an error when stdout is closed: a result
     nobody can read is a failure, not a success)."""

@@ -148,7 +148,9 @@ def sample(
         Opt(
             "--output",
             "-o",
-            help="ABC: write the tunebook here. MIDI: write one .mid per sample in this folder.",
+            help="ABC: write the tunebook here (an existing book gets the new tunes appended, "
+            "X: numbers continuing). MIDI: write one .mid per sample in this folder. "
+            "- : standard output (a MIDI model's .mid bytes: one sample only).",
             show_default=False,
         ),
     ] = None,
@@ -163,6 +165,15 @@ def sample(
         Path | None,
         Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        Opt(
+            "--overwrite",
+            help="Number files from 1 again, replacing those there, and replace -o's tunebook "
+            "(default: new files continue the numbering, new tunes are appended).",
+            rich_help_panel="Output files",
+        ),
+    ] = False,
     tempo: Annotated[
         float,
         Opt(

@@ -63,6 +63,7 @@ class SampleRequest:
     midi: Path | None = None
     wav: Path | None = None
     png: Path | None = None
+    overwrite: bool = False  # restart numbered files at 1 and replace -o's tunebook
     json: bool = False
     quiet: bool = False
 
@@ -76,6 +77,25 @@ class SampleRequest:
             raise UsageError("--tempo must be a positive number")
         if self.program is not None and not 0 <= self.program <= 127:
             raise UsageError("--program must be a General MIDI program, 0-127")
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """``-`` is standard output for -o only; --overwrite needs files to overwrite."""
+        for flag, folder in (("--wav", self.wav), ("--png", self.png)):
+            if is_stdout(folder):
+                raise UsageError(f"{flag} -: give a folder (only -o writes standard output)")
+        if self.to_stdout and self.json:
+            raise UsageError("-o - and --json both write standard output; give one")
+        files = [self.output, self.midi, self.wav, self.png]
+        if self.overwrite and all(f is None or is_stdout(f) for f in files):
+            raise UsageError(
+                "--overwrite: no files to overwrite (give -o FILE, --midi, --wav or --png)"
+            )
+
+    @property
+    def to_stdout(self) -> bool:
+        """-o - : the samples go to standard output."""
+        return is_stdout(self.output)
 
     def given(self, fields: Sequence[str]) -> list[str]:
         """The options among ``fields`` that were given (an empty prompt or stop list was not)."""
@@ -144,10 +164,17 @@ def _read_prompt_file(prompt_file: str) -> tuple[str, bytes | str]:
         raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
 
 
+def is_stdout(path: Path | None) -> bool:
+    """A path given as ``-``: standard output."""
+    return path is not None and str(path) == "-"
+
+
 def make_folders(*folders: Path | None) -> None:
     """Create the output folders that were given."""
     for folder in folders:
-        if folder is not None:
+        if folder is not None and not is_stdout(folder):
+            if folder.exists() and not folder.is_dir():
+                raise GenseqError(f"{folder}: not a folder (a file has that name)")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

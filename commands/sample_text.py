@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from genseq.commands._common import print_json, stdout
 
+from genseq.errors import UsageError
+
 if TYPE_CHECKING:
     from genseq.commands.sample_request import SampleRequest
 
@@ -19,7 +21,6 @@ TUNE_OPTIONS = (
     "meter",
     "key",
     "mode",
-    "output",
     "midi",
     "wav",
     "png",
@@ -40,6 +41,11 @@ class TextJob:
         from genseq.generate import encode_prompt
 
         request.refuse(TUNE_OPTIONS, f"only for ABC models ({ckpt.level} level here)")
+        if request.output is not None and not request.to_stdout:
+            raise UsageError(
+                f"-o {request.output}: a text model writes standard output only "
+                "(-o -, or redirect it with > FILE)"
+            )
         unknown = encode_prompt(ckpt.tokenizer, request.prompt).unknown
         if unknown:
             request.note(

@@ -17,6 +17,7 @@ from genseq.commands._common import (
     err_console,
     options_for,
     print_json,
+    refuse_stdout,
 )
 
 LevelOpt = Annotated[
@@ -283,6 +284,7 @@ def tokenize(
 
     from genseq.prepare import TokenizeOptions
 
+    refuse_stdout(output, "tokenize writes a data directory")
     options = options_for(TokenizeOptions, locals(), fit_sample_mb=fit_sample)
     summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val, overwrite)
     if json_out:

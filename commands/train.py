@@ -19,6 +19,7 @@ from genseq.commands._common import (
     number,
     options_for,
     print_json,
+    refuse_stdout,
 )
 
 Opt = typer.Option
@@ -178,6 +179,7 @@ def train(
     from genseq.training import run_dir as run_dirs
     from genseq.training import run_guard
 
+    refuse_stdout(output, "train writes a run directory")
     run_dir = output or run_dirs.default_run_dir(sources[0])
     config = options_for(
         TrainConfig,
