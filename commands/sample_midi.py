@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genseq.commands._common import print_json, stdout
-from genseq.commands.sample_request import SampleRequest, make_folders, report_written
+from genseq.commands.sample_request import (
+    SampleRequest,
+    make_folders,
+    report_written,
+    wav_soundfont,
+)
 
 from genseq.errors import UsageError
 
@@ -35,6 +40,7 @@ class MidiJob:
     request: SampleRequest
     steps: int  # the length asked for, after the primer, in the model's steps
     primer: list[str]
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> MidiJob:
@@ -53,7 +59,8 @@ class MidiJob:
         primer = primer_events(
             ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.tempo
         )
-        return cls(ckpt, request, steps, primer)
+        # the WAV files play the piano, as the .mid files do (their program is 0)
+        return cls(ckpt, request, steps, primer, wav_soundfont(request, 0))
 
     @property
     def folder(self) -> Path | None:
@@ -106,7 +113,8 @@ class MidiJob:
         if self.folder is not None:
             files.append(s.write_midi(self.folder / f"{name}.mid", r.tempo))
         if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=qpm))
+            path = r.wav / f"{name}.wav"
+            files.append(render.write_wav(notes, path, tempo_qpm=qpm, soundfont=self.soundfont))
         if r.png is not None:
             title = f"genseq sample {s.index + 1} (seed {seed})"
             files.append(render.write_piano_roll(notes, r.png / f"{name}.png", qpm, title))

@@ -62,6 +62,7 @@ class SampleRequest:
     output: Path | None = None
     midi: Path | None = None
     wav: Path | None = None
+    soundfont: Path | None = None  # None: $GENSEQ_SOUNDFONT or one installed (soundfont.choose)
     png: Path | None = None
     json: bool = False
     quiet: bool = False
@@ -76,6 +77,8 @@ class SampleRequest:
             raise UsageError("--tempo must be a positive number")
         if self.program is not None and not 0 <= self.program <= 127:
             raise UsageError("--program must be a General MIDI program, 0-127")
+        if self.soundfont is not None and self.wav is None:
+            raise UsageError("--soundfont: only with --wav (it is the sound of the WAV files)")
 
     def given(self, fields: Sequence[str]) -> list[str]:
         """The options among ``fields`` that were given (an empty prompt or stop list was not)."""
@@ -152,6 +155,19 @@ def make_folders(*folders: Path | None) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+
+
+def wav_soundfont(request: SampleRequest, program: int) -> Path | None:
+    """The SoundFont the WAV files will play (None: sine tones, or no --wav), chosen before
+    anything is sampled so that a bad one fails first, and said once on stderr."""
+    if request.wav is None:
+        return None
+    from genseq.music.soundfont import choose
+
+    sound = choose(request.soundfont, program)
+    if sound.note:
+        request.note(sound.note)
+    return sound.soundfont
 
 
 def report_written(request: SampleRequest, written: Sequence[str]) -> None:

@@ -22,6 +22,7 @@ TUNE_OPTIONS = (
     "output",
     "midi",
     "wav",
+    "soundfont",
     "png",
     "bars_per_part",
     "parts",

@@ -12,6 +12,7 @@ from genseq.commands.sample_request import (
     TuneForm,
     make_folders,
     report_written,
+    wav_soundfont,
 )
 
 from genseq.errors import GenseqError, UsageError
@@ -28,6 +29,7 @@ class TuneJob:
     request: SampleRequest
     prompt: TunePrompt
     form: PartForm | None  # None: free
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TuneJob:
@@ -40,7 +42,14 @@ class TuneJob:
         prompt = build_prompt(
             ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
         )
-        return cls(ckpt, request, prompt, form)
+        return cls(ckpt, request, prompt, form, wav_soundfont(request, cls.program(request)))
+
+    @staticmethod
+    def program(request: SampleRequest) -> int:
+        """The General MIDI program the tunes play: --program, else the fiddle."""
+        from genseq.music.render import FIDDLE
+
+        return FIDDLE if request.program is None else request.program
 
     @property
     def max_new_tokens(self) -> int:
@@ -98,13 +107,15 @@ class TuneJob:
             r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
             return []
         name = f"tune_{t.index + 1:03d}"
-        program = render.FIDDLE if r.program is None else r.program
+        program = self.program(r)
         files = []
         if r.midi is not None:
             path = r.midi / f"{name}.mid"
             files.append(render.write_midi(notes, path, r.tempo, program, t.title))
         if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=r.tempo))
+            path = r.wav / f"{name}.wav"
+            sound = {"program": program, "soundfont": self.soundfont}
+            files.append(render.write_wav(notes, path, tempo_qpm=r.tempo, **sound))
         if r.png is not None:
             path = r.png / f"{name}.png"
             files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
