@@ -256,3 +256,23 @@ def test_a_found_soundfont_is_named_once_and_played(tmp_path, cli, monkeypatch):
     said = [line for line in result.stderr.splitlines() if "SoundFont" in line or "program" in line]
     assert said == [f"note: the WAV files play program 73 of {font}"]
     assert len(list(out.glob("*.wav"))) == 2
+
+
+def test_without_fluidsynth_a_named_soundfont_is_an_error_and_a_found_one_falls_back(
+    tmp_path, monkeypatch
+):
+    """The library is the one thing pip cannot install: a machine without it still writes
+    WAV files, in sine tones, unless the user asked for a SoundFont by name."""
+    font = _installed_soundfont()
+    monkeypatch.setattr(soundfont, "player_missing", lambda: soundfont.NO_PLAYER)
+    monkeypatch.delenv(soundfont.ENV, raising=False)
+    with pytest.raises(GenseqError, match="libfluidsynth3"):
+        soundfont.choose(font)
+    monkeypatch.setenv(soundfont.ENV, str(font))
+    with pytest.raises(GenseqError, match="cannot play the SoundFont"):
+        soundfont.choose(None)
+    monkeypatch.delenv(soundfont.ENV)
+    sound = soundfont.choose(None)
+    assert sound.soundfont is None
+    assert sound.note.startswith("note: the FluidSynth library is not installed")
+    assert sound.note.endswith("; the WAV files use a plain synthesizer")
