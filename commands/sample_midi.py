@@ -113,12 +113,19 @@ class MidiJob:
         if self.folder is not None:
             files.append(s.write_midi(self.folder / f"{name}.mid", r.tempo))
         if r.wav is not None:
-            path = r.wav / f"{name}.wav"
-            files.append(render.write_wav(notes, path, tempo_qpm=qpm, soundfont=self.soundfont))
+            files.append(self._write_wav(s, r.wav / f"{name}.wav", qpm))
         if r.png is not None:
             title = f"genseq sample {s.index + 1} (seed {seed})"
             files.append(render.write_piano_roll(notes, r.png / f"{name}.png", qpm, title))
         return [str(f) for f in files]
+
+    def _write_wav(self, s: MidiSample, path: Path, qpm: float) -> Path:
+        """A melody as ``render.write_wav`` plays tunes; a performance with its velocities."""
+        from genseq.music import render
+
+        if s.performance is not None:
+            return render.write_performance_wav(s.performance, path, soundfont=self.soundfont)
+        return render.write_wav(s.tune_notes(), path, tempo_qpm=qpm, soundfont=self.soundfont)
 
     def _row(self, s: MidiSample, seed: int, files: list[str]) -> dict:
         return {

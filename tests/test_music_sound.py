@@ -166,6 +166,24 @@ def test_a_soundfont_plays_louder_on_the_downbeat(tmp_path):
     assert level(1.0) > level(1.5) * 1.1
 
 
+def test_a_performance_wav_keeps_the_performers_dynamics(tmp_path):
+    """A MIDI performance model's WAV plays each note at its own velocity, as its .mid does."""
+    import numpy as np
+
+    from genseq.music.midi_encoding import TimedNote
+    from genseq.music.render import write_performance_wav
+
+    font = _installed_soundfont()
+    notes = [TimedNote(0.0, 0.4, 67, 30), TimedNote(0.5, 0.9, 67, 120)]
+    audio, rate = read_wav(write_performance_wav(notes, tmp_path / "p.wav", soundfont=font))
+
+    def level(start: float) -> float:
+        window = audio[round(start * rate) : round((start + 0.3) * rate)]
+        return float(np.sqrt(np.mean(window**2)))
+
+    assert level(0.5) > 3 * level(0.0)  # 4x the velocity: louder by far
+
+
 def test_resolution_order_given_then_variable_then_places(tmp_path, monkeypatch):
     sf2 = _installed_soundfont()
     first, second = tmp_path / "a.sf2", tmp_path / "b.sf2"

@@ -178,22 +178,40 @@ def write_wav(
     """Write 16-bit mono PCM of the tune, normalised to a peak of 0.9: General MIDI
     ``program`` played by FluidSynth from ``soundfont`` (see ``soundfont.choose``), or
     without one pretty_midi's sine synthesiser (pure numpy, nothing to install)."""
+    # Trailing rests count: the file lasts at least as long as the tune.
+    seconds = float(on_bar_grid(tune).length) * whole_note_seconds(tempo_qpm)
+    midi = to_pretty_midi(tune, tempo_qpm=tempo_qpm, program=program)
+    return _write_audio(midi, seconds, Path(path), sample_rate, soundfont)
+
+
+def write_performance_wav(
+    notes, path: Path | str, sample_rate: int = SAMPLE_RATE, *, soundfont: Path | None = None
+) -> Path:
+    """``write_wav`` for notes in seconds with their own velocities (a performance), played
+    as ``write_performance_midi`` writes them, dynamics included."""
+    midi = performance_midi(notes)
+    return _write_audio(midi, midi.get_end_time(), Path(path), sample_rate, soundfont)
+
+
+def _write_audio(
+    midi: pretty_midi.PrettyMIDI,
+    seconds: float,
+    path: Path,
+    sample_rate: int,
+    soundfont: Path | None,
+) -> Path:
+    """The MIDI as 16-bit mono PCM at least ``seconds`` long (pretty_midi adds a second of
+    release after the last note-off, which is kept), normalised to a peak of ``PEAK``."""
     import numpy as np
 
-    # Trailing rests count: the file lasts at least as long as the tune (pretty_midi adds a
-    # second of release after the last note-off, which is kept).
-    length = on_bar_grid(tune).length
-    frames = round(float(length) * whole_note_seconds(tempo_qpm) * sample_rate)
-    audio = np.zeros(frames)
-    if tune.notes:  # pretty_midi divides by the peak: silence would come back as NaN
-        midi = to_pretty_midi(tune, tempo_qpm=tempo_qpm, program=program)
+    audio = np.zeros(round(seconds * sample_rate))
+    if any(i.notes for i in midi.instruments):  # pretty_midi divides by the peak: no NaN
         sound = _synthesize(midi, sample_rate, soundfont)
         audio = np.concatenate([sound, audio[len(sound) :]])
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0:
         audio = audio * (PEAK / peak)
     pcm = np.round(audio * 32767).astype("<i2").tobytes()
-    path = Path(path)
     with atomic_file(path, "wb") as f, wave.open(f, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -272,9 +290,9 @@ def _pitch_ticks(ax, low: int, high: int) -> None:
     ax.set_yticklabels([pretty_midi.note_number_to_name(p) for p in ticks], fontsize=7)
 
 
-def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
-    """Write notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
-    performance level), one instrument at 120 qpm; every note ends after it starts."""
+def performance_midi(notes, program: int = 0) -> pretty_midi.PrettyMIDI:
+    """Notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
+    performance level) as one instrument at 120 qpm; every note ends after it starts."""
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
@@ -284,6 +302,12 @@ def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
         end = max(float(n.end), float(n.start) + shortest)
         instrument.notes.append(pretty_midi.Note(int(n.velocity), int(n.pitch), n.start, end))
     midi.instruments.append(instrument)
+    return midi
+
+
+def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
+    """Write ``performance_midi`` as a standard MIDI file."""
+    midi = performance_midi(notes, program)
     path = Path(path)
     with atomic_file(path, "wb") as f:
         midi.write(f)
