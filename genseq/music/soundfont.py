@@ -111,8 +111,9 @@ def choose(given: Path | None = None, program: int = 40) -> WavSound:
     """How this command's WAV files will sound, decided once, before anything is sampled.
 
     A SoundFont the user named that cannot be read, or cannot be played for want of the
-    library, is an error; a missing SoundFont or library otherwise falls back to the sine
-    synthesiser with one note."""
+    library, is an error, as is one without ``program``; a missing SoundFont or library
+    otherwise falls back to the sine synthesiser with one note. The note names a SoundFont
+    that was found (not one the user named) and its instrument."""
     named = given is not None or bool(os.environ.get(ENV))
     soundfont = resolve_soundfont(given)
     if soundfont is None:
@@ -121,9 +122,15 @@ def choose(given: Path | None = None, program: int = 40) -> WavSound:
         if named:
             raise GenseqError(f"{soundfont}: cannot play the SoundFont: {why}")
         return WavSound(None, f"note: {why}; {PLAIN}")
-    load_synth(soundfont)[0].delete()  # what the header cannot show fails here, at the door
-    note = "" if named else f"note: the WAV files play program {program} of {soundfont}"
-    return WavSound(soundfont, note)
+    synth, sfid = load_synth(soundfont)  # what the header cannot show fails here, at the door
+    try:
+        instrument = synth.sfpreset_name(sfid, 0, program)
+    finally:
+        synth.delete()
+    if instrument is None:  # FluidSynth would play silence
+        raise GenseqError(f"{soundfont}: the SoundFont has no General MIDI program {program}")
+    note = f"note: the WAV files play {instrument} (program {program}) of {soundfont}"
+    return WavSound(soundfont, "" if named else note)
 
 
 def load_synth(soundfont: Path, sample_rate: int = 22050):
