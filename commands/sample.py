@@ -161,6 +161,16 @@ def sample(
     wav: Annotated[
         Path | None, Opt("--wav", help="ABC: write one .wav per tune here.", show_default=False)
     ] = None,
+    soundfont: Annotated[
+        Path | None,
+        Opt(
+            "--soundfont",
+            help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
+            "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
     png: Annotated[
         Path | None,
         Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),

@@ -14,6 +14,7 @@ from genseq.commands.sample_request import (
     is_stdout,
     make_folders,
     report_written,
+    wav_soundfont,
 )
 
 from genseq.errors import UsageError
@@ -42,6 +43,7 @@ class MidiJob:
     request: SampleRequest
     steps: int  # the length asked for, after the primer, in the model's steps
     primer: list[str]
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> MidiJob:
@@ -62,7 +64,8 @@ class MidiJob:
         primer = primer_events(
             ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.tempo
         )
-        return cls(ckpt, request, steps, primer)
+        # the WAV files play the piano, as the .mid files do (their program is 0)
+        return cls(ckpt, request, steps, primer, wav_soundfont(request, 0))
 
     @property
     def folder(self) -> Path | None:
@@ -133,11 +136,19 @@ class MidiJob:
         if self.folder is not None:
             files.append(s.write_midi(path_in(self.folder, ".mid"), r.tempo))
         if r.wav is not None:
-            files.append(render.write_wav(notes, path_in(r.wav, ".wav"), tempo_qpm=qpm))
+            files.append(self._write_wav(s, path_in(r.wav, ".wav"), qpm))
         if r.png is not None:
             title = f"genseq sample {s.index + 1} (seed {seed})"
             files.append(render.write_piano_roll(notes, path_in(r.png, ".png"), qpm, title))
         return [str(f) for f in files]
+
+    def _write_wav(self, s: MidiSample, path: Path, qpm: float) -> Path:
+        """A melody as ``render.write_wav`` plays tunes; a performance with its velocities."""
+        from genseq.music import render
+
+        if s.performance is not None:
+            return render.write_performance_wav(s.performance, path, soundfont=self.soundfont)
+        return render.write_wav(s.tune_notes(), path, tempo_qpm=qpm, soundfont=self.soundfont)
 
     def _row(self, s: MidiSample, seed: int, files: list[str]) -> dict:
         return {

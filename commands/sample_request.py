@@ -62,6 +62,7 @@ class SampleRequest:
     output: Path | None = None
     midi: Path | None = None
     wav: Path | None = None
+    soundfont: Path | None = None  # None: $GENSEQ_SOUNDFONT or one installed (soundfont.choose)
     png: Path | None = None
     overwrite: bool = False  # restart numbered files at 1 and replace -o's tunebook
     json: bool = False
@@ -78,6 +79,8 @@ class SampleRequest:
         if self.program is not None and not 0 <= self.program <= 127:
             raise UsageError("--program must be a General MIDI program, 0-127")
         self._check_outputs()
+        if self.soundfont is not None and self.wav is None:
+            raise UsageError("--soundfont: only with --wav (it is the sound of the WAV files)")
 
     def _check_outputs(self) -> None:
         """``-`` is standard output for -o only; --overwrite needs files to overwrite."""
@@ -179,6 +182,19 @@ def make_folders(*folders: Path | None) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+
+
+def wav_soundfont(request: SampleRequest, program: int) -> Path | None:
+    """The SoundFont the WAV files will play (None: sine tones, or no --wav), chosen before
+    anything is sampled so that a bad one fails first, and said once on stderr."""
+    if request.wav is None:
+        return None
+    from genseq.music.soundfont import choose
+
+    sound = choose(request.soundfont, program)
+    if sound.note:
+        request.note(sound.note)
+    return sound.soundfont
 
 
 def report_written(request: SampleRequest, written: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ TUNE_OPTIONS = (
     "mode",
     "midi",
     "wav",
+    "soundfont",
     "png",
     "bars_per_part",
     "parts",

@@ -15,6 +15,7 @@ from genseq.commands.sample_request import (
     is_stdout,
     make_folders,
     report_written,
+    wav_soundfont,
 )
 
 from genseq.errors import UsageError
@@ -32,6 +33,7 @@ class TuneJob:
     request: SampleRequest
     prompt: TunePrompt
     form: PartForm | None  # None: free
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TuneJob:
@@ -46,7 +48,14 @@ class TuneJob:
         prompt = build_prompt(
             ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
         )
-        return cls(ckpt, request, prompt, form)
+        return cls(ckpt, request, prompt, form, wav_soundfont(request, cls.program(request)))
+
+    @staticmethod
+    def program(request: SampleRequest) -> int:
+        """The General MIDI program the tunes play: --program, else the fiddle."""
+        from genseq.music.render import FIDDLE
+
+        return FIDDLE if request.program is None else request.program
 
     @property
     def max_new_tokens(self) -> int:
@@ -131,13 +140,15 @@ class TuneJob:
         from genseq.music import render
 
         r = self.request
-        program = render.FIDDLE if r.program is None else r.program
+        program = self.program(r)
         files = []
         if r.midi is not None:
             path = path_in(r.midi, ".mid")
             files.append(render.write_midi(notes, path, r.tempo, program, t.title))
         if r.wav is not None:
-            files.append(render.write_wav(notes, path_in(r.wav, ".wav"), tempo_qpm=r.tempo))
+            sound = {"program": program, "soundfont": self.soundfont}
+            path = path_in(r.wav, ".wav")
+            files.append(render.write_wav(notes, path, tempo_qpm=r.tempo, **sound))
         if r.png is not None:
             path = path_in(r.png, ".png")
             files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
