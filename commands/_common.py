@@ -9,10 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from genseq.commands.choices import EncodingErrors, complete_device
 
 from genseq.errors import GenseqError, UsageError
 from genseq.jsonable import jsonable
@@ -35,7 +37,12 @@ PROCESS_START = _process_start()  # --time-budget counts whole-process wall time
 
 DeviceOpt = Annotated[
     str,
-    typer.Option("--device", envvar="GENSEQ_DEVICE", help="auto | cpu | cuda | cuda:N | mps."),
+    typer.Option(
+        "--device",
+        envvar="GENSEQ_DEVICE",
+        help="auto | cpu | cuda | cuda:N | mps (auto: cuda, else mps, else cpu).",
+        autocompletion=complete_device,
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Write machine-readable JSON Lines to stdout.")
@@ -51,7 +58,7 @@ CacheDirOpt = Annotated[
     ),
 ]
 EncodingErrorsOpt = Annotated[
-    str,
+    EncodingErrors,
     typer.Option(
         "--encoding-errors",
         help="What to do with bytes that are not UTF-8: strict (stop), replace or ignore.",
@@ -155,4 +162,10 @@ def options_for(cls: type, values: dict[str, Any], **replaced: Any) -> Any:
     from dataclasses import fields
 
     given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
-    return cls(**{**given, **replaced})
+    return cls(**{name: plain(value) for name, value in {**given, **replaced}.items()})
+
+
+def plain(value: Any) -> Any:
+    """A choice's value as the plain ``str`` the library's dataclasses hold (an enum member
+    is a ``str`` already, but one whose repr names the enum)."""
+    return value.value if isinstance(value, Enum) else value
