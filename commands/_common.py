@@ -80,6 +80,36 @@ def out_console():
     return Console(file=stdout(), highlight=False)
 
 
+def print_table(*tables, quiet: bool = False) -> None:
+    """A command's result as Rich tables on a terminal; elsewhere (a pipe, a file) as plain
+    tab-separated rows, the header first, never cut to a terminal's width, one blank line
+    between two tables. Each table's title goes to stderr there (unless ``quiet``), so stdout
+    is only the rows.
+
+    This is the one place that decides how tables look, for every command."""
+    out = stdout()
+    if out.isatty():
+        console = out_console()
+        for table in tables:
+            console.print(table)
+        return
+    for n, table in enumerate(tables):
+        if table.title and not quiet:
+            print(table.title, file=sys.stderr)
+        lines = [[str(column.header) for column in table.columns]]
+        lines += zip(
+            *([str(cell) for cell in column.cells] for column in table.columns), strict=True
+        )
+        text = "\n".join("\t".join(_cell(c) for c in line) for line in lines)
+        out.write(("\n" if n else "") + text + "\n")
+    out.flush()
+
+
+def _cell(text: str) -> str:
+    """A cell on one line of a tab-separated row."""
+    return " ".join(text.split("\t")).replace("\n", " ")
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     rank = os.environ.get("RANK", "0")  # under torchrun, say which process failed
     where = f" (rank {rank})" if rank != "0" else ""
