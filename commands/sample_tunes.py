@@ -12,6 +12,7 @@ from genseq.commands.sample_request import (
     TuneForm,
     make_folders,
     report_written,
+    sample_row,
 )
 
 from genseq.errors import GenseqError, UsageError
@@ -66,14 +67,15 @@ class TuneJob:
             tempo=r.tempo,
         )
         make_folders(r.midi, r.wav, r.png)  # only now: a refused prompt leaves no folder
-        written = [path for t in tunes for path in self._write_files(t)]
+        files = {t.index: self._write_files(t) for t in tunes}
+        written = [path for t in tunes for path in files[t.index]]
         book = "\n".join(t.abc for t in tunes)
         if r.output is not None:
             _write_book(r.output, book)
             written.insert(0, str(r.output))
         if r.json:
             for t in tunes:
-                print_json(self._row(t, seed))
+                print_json(self._row(t, seed, files[t.index]))
         elif r.output is None:
             out = stdout()
             out.write(book)
@@ -110,19 +112,27 @@ class TuneJob:
             files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
         return [str(f) for f in files]
 
-    def _row(self, t: Tune, seed: int) -> dict:
-        constrained = self.request.constrain
-        return {
-            "schema": 1,
-            "index": t.index,
-            "abc": t.abc,
-            "tokens": len(t.tokens),
-            "finish_reason": t.finish_reason,
-            "seed": seed,
-            "constrained": constrained,
-            "form": None if self.form is None or not constrained else vars(self.form),
-            "checkpoint": str(self.ckpt.path),
-        }
+    def _row(self, t: Tune, seed: int, files: list[str]) -> dict:
+        """The shared row, the tune's ABC beside its text, and what conditioned it."""
+        r = self.request
+        return sample_row(
+            r,
+            kind="abc",
+            index=t.index,
+            text=t.abc,
+            tokens=len(t.tokens),
+            finish_reason=t.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            abc=t.abc,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            meter=r.meter,
+            key=r.key,
+            mode=r.mode,
+            constrained=r.constrain,
+            form=None if self.form is None or not r.constrain else vars(self.form),
+        )
 
 
 def _part_form(request: SampleRequest) -> PartForm | None:
