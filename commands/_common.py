@@ -80,11 +80,11 @@ def out_console():
     return Console(file=stdout(), highlight=False)
 
 
-def print_table(*tables, quiet: bool = False) -> None:
+def print_table(*tables) -> None:
     """A command's result as Rich tables on a terminal; elsewhere (a pipe, a file) as plain
     tab-separated rows, the header first, never cut to a terminal's width, one blank line
-    between two tables. Each table's title goes to stderr there (unless ``quiet``), so stdout
-    is only the rows.
+    between two tables, and no title (the rows are the whole result, for cut, awk or a
+    spreadsheet; --json says more).
 
     This is the one place that decides how tables look, for every command."""
     out = stdout()
@@ -94,12 +94,9 @@ def print_table(*tables, quiet: bool = False) -> None:
             console.print(table)
         return
     for n, table in enumerate(tables):
-        if table.title and not quiet:
-            print(table.title, file=sys.stderr)
         lines = [[str(column.header) for column in table.columns]]
-        lines += zip(
-            *([str(cell) for cell in column.cells] for column in table.columns), strict=True
-        )
+        cells = ([str(cell) for cell in column.cells] for column in table.columns)
+        lines += zip(*cells, strict=True)
         text = "\n".join("\t".join(_cell(c) for c in line) for line in lines)
         out.write(("\n" if n else "") + text + "\n")
     out.flush()

@@ -86,7 +86,7 @@ def stats(
     if holds_midi(files) or holds_midi(reference or []):
         if transpose is not None:
             raise UsageError("--transpose is for ABC tunes; MIDI files are read as they are")
-        _note_stats(files, reference, encoding_errors, json_out, quiet)
+        _note_stats(files, reference, encoding_errors, json_out)
         return
     options = LexOptions(transpose=transpose)
     tunes = _source_tunes(files, encoding_errors)
@@ -103,7 +103,7 @@ def stats(
     if json_out:
         print_json(report)
     else:
-        _print_report(report, quiet)
+        _print_report(report)
 
 
 def _source_tunes(sources: list[str], encoding_errors: str) -> list:
@@ -114,11 +114,7 @@ def _source_tunes(sources: list[str], encoding_errors: str) -> list:
 
 
 def _note_stats(
-    files: list[str],
-    reference: list[str] | None,
-    encoding_errors: str,
-    json_out: bool,
-    quiet: bool,
+    files: list[str], reference: list[str] | None, encoding_errors: str, json_out: bool
 ) -> None:
     from genseq.documents import read_music
     from genseq.errors import GenseqError
@@ -171,7 +167,7 @@ def _note_stats(
                 f"{name.replace('_', ' ')} vs reference",
                 f"overlap {number(d['overlap'], '.3f')}, KL {number(d['kl'], '.4f')}",
             )
-    print_table(table, quiet=quiet)
+    print_table(table)
 
 
 def _readable(notes: NoteSet, where: str) -> NoteSet:
@@ -274,7 +270,7 @@ def _reference_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _print_report(report: dict[str, Any], quiet: bool) -> None:
+def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     title = f"{report['tunes']:,} tunes from {', '.join(report['files'])}"
@@ -287,7 +283,7 @@ def _print_report(report: dict[str, Any], quiet: bool) -> None:
     for row in rows:
         table.add_row(*row)
     runs = [] if report["memorisation"] is None else [_runs_table(report)]
-    print_table(table, *runs, quiet=quiet)
+    print_table(table, *runs)
 
 
 def _runs_table(report: dict[str, Any]):
