@@ -215,6 +215,8 @@ def test_tables_through_a_pipe_are_whole_tab_separated_rows(cli, tiny_run, words
     descriptions = {name: entry.description for name, entry in load_registry().items()}
     assert {row[0]: row[3] for row in rows} == descriptions  # nothing cut
     assert "…" not in listed.stdout and "┃" not in listed.stdout
+    models = cli("models", "list").stdout.splitlines()
+    assert models[0] == "name\tlevel\tsize\tstatus\tdescription"
     scores = cli("eval", tiny_run, words_file, words_file)
     assert scores.exit_code == 0, scores.stderr
     header, *rows = [line.split("\t") for line in scores.stdout.splitlines()]
