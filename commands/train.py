@@ -74,7 +74,7 @@ def train(
     ] = None,
     seq_len: Annotated[int | None, Opt(help="BPTT window (tokens).")] = None,
     batch_size: Annotated[int | None, Opt(help="Parallel streams per batch.")] = None,
-    optimizer: Annotated[Optimizer | None, Opt(help="[default: adamw].")] = None,
+    optimizer: Annotated[Optimizer | None, Opt(help="The optimizer [default: adamw].")] = None,
     lr: Annotated[float | None, Opt(help="Peak learning rate.")] = None,
     weight_decay: Annotated[float | None, Opt(help="Decoupled weight decay (AdamW) or L2.")] = None,
     schedule: Annotated[Schedule | None, Opt(help="Learning-rate schedule.")] = None,
