@@ -11,8 +11,8 @@ from genseq.commands._common import (
     JsonOpt,
     QuietOpt,
     number,
-    out_console,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def evaluate(
             show_default=False,
         ),
     ],
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     encoding_errors: EncodingErrorsOpt = "strict",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -66,7 +66,7 @@ def evaluate(
         for row in rows:
             print_json({"schema": 1, "checkpoint": str(ckpt.path), **row})
     elif not quiet:
-        out_console().print(_table(f"{ckpt.path} ({tok.describe()})", tok, rows))
+        print_table(_table(f"{ckpt.path} ({tok.describe()})", tok, rows))
 
 
 def _table(title: str, tok: Tokenizer, rows: list[dict]) -> Table:

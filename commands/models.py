@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genseq.commands._common import JsonOpt, out_console, print_json
+from genseq.commands._common import JsonOpt, print_json, print_table
 
 
 def list_models(json_out: JsonOpt = False) -> None:
@@ -42,4 +42,4 @@ def list_models(json_out: JsonOpt = False) -> None:
     for row in rows:
         size = f"{row['size'] / 1e6:.1f} MB"
         table.add_row(row["name"], row["level"], size, row["status"], row["description"])
-    out_console().print(table)
+    print_table(table)

@@ -14,6 +14,7 @@ from genseq.commands.sample_request import (
     is_stdout,
     make_folders,
     report_written,
+    sample_row,
     wav_soundfont,
 )
 
@@ -151,19 +152,24 @@ class MidiJob:
         return render.write_wav(s.tune_notes(), path, tempo_qpm=qpm, soundfont=self.soundfont)
 
     def _row(self, s: MidiSample, seed: int, files: list[str]) -> dict:
-        return {
-            "schema": 1,
-            "index": s.index,
-            "events": len(s.events),
-            "new_events": s.new_events,
-            "primer_events": len(self.primer),
-            "notes": s.note_count,
-            "finish_reason": s.finish_reason,
-            "seed": seed,
-            "constrained": self.request.constrain,
-            "files": files,
-            "checkpoint": str(self.ckpt.path),
-        }
+        """The shared row, the .mid file beside the events' text, and the event counts."""
+        return sample_row(
+            self.request,
+            kind="midi",
+            index=s.index,
+            text=" ".join(s.events),
+            tokens=len(s.events),
+            finish_reason=s.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            events=len(s.events),
+            new_events=s.new_events,
+            primer_events=len(self.primer),
+            notes=s.note_count,
+            constrained=self.request.constrain,
+        )
 
 
 def _check_stdout(r: SampleRequest) -> None:

@@ -119,6 +119,49 @@ class SampleRequest:
             print(message, file=sys.stderr)
 
 
+SAMPLE_SCHEMA = 2  # the JSON row of every kind of sample (README: "JSON rows of a sample")
+
+
+def sample_row(
+    request: SampleRequest,
+    *,
+    kind: str,
+    index: int,
+    text: str,
+    tokens: int,
+    finish_reason: str,
+    seed: int,
+    files: Sequence[str],
+    checkpoint: Path,
+    **kind_fields: object,
+) -> dict:
+    """One sample as a JSON row with the keys every kind shares: ``text`` is what the command
+    prints without --json (a text sample's continuation, a tune's ABC, a MIDI sample's events),
+    ``tokens`` the tokens in it, and the sampling settings that drew it; ``kind_fields`` follow
+    (``abc``, ``midi`` and the tune conditioning, or the MIDI event counts)."""
+    s = request.settings
+    return {
+        "schema": SAMPLE_SCHEMA,
+        "kind": kind,
+        "index": index,
+        "text": text,
+        "prompt": request.prompt,
+        "tokens": tokens,
+        "finish_reason": finish_reason,
+        "files": list(files),
+        "seed": seed,
+        "num_samples": request.num_samples,
+        "temperature": s.temperature,
+        "top_k": s.top_k,
+        "top_p": s.top_p,
+        "min_p": s.min_p,
+        "repetition_penalty": s.repetition_penalty,
+        "greedy": s.greedy,
+        **kind_fields,
+        "checkpoint": str(checkpoint),
+    }
+
+
 def seed_for(request: SampleRequest) -> int:
     """The request's seed, or a new one shown on stderr so that the run can be repeated."""
     if request.seed is not None:

@@ -93,20 +93,19 @@ class TextJob:
             out.write("\n")
 
     def _row(self, s: Sample, seed: int) -> dict:
-        r = self.request
-        return {
-            "schema": 1,
-            "index": s.index,
-            "prompt": r.prompt,
-            "text": s.text,
-            "tokens": s.tokens,
-            "finish_reason": s.finish_reason,
-            "seed": seed,
-            "temperature": r.settings.temperature,
-            "top_k": r.settings.top_k,
-            "top_p": r.settings.top_p,
-            "checkpoint": str(self.ckpt.path),
-        }
+        from genseq.commands.sample_request import sample_row
+
+        return sample_row(
+            self.request,
+            kind="text",
+            index=s.index,
+            text=s.text,
+            tokens=s.tokens,
+            finish_reason=s.finish_reason,
+            seed=seed,
+            files=[],
+            checkpoint=self.ckpt.path,
+        )
 
 
 def _writer(out: TextIO) -> Callable[[int, str], None]:

@@ -15,6 +15,7 @@ from genseq.commands.sample_request import (
     is_stdout,
     make_folders,
     report_written,
+    sample_row,
     wav_soundfont,
 )
 
@@ -85,10 +86,11 @@ class TuneJob:
         if r.output is not None and not r.to_stdout:
             tunes = self._write_book(tunes, seed)
             written.append(str(r.output))
-        written += self._write_files(tunes)
+        files = self._write_files(tunes)
+        written += [path for t in tunes for path in files.get(t.index, [])]
         if r.json:
             for t in tunes:
-                print_json(self._row(t, seed))
+                print_json(self._row(t, seed, files.get(t.index, [])))
         elif r.output is None or r.to_stdout:
             out = stdout()
             out.write("\n".join(t.abc for t in tunes))
@@ -107,9 +109,10 @@ class TuneJob:
             book.write("\n".join(t.abc for t in tunes))
         return tunes
 
-    def _write_files(self, tunes: list[Tune]) -> list[str]:
+    def _write_files(self, tunes: list[Tune]) -> dict[int, list[str]]:
         """Note the tunes cut short; write the MIDI, WAV and piano roll of each playable tune
-        where asked, numbered on from the files already in those folders."""
+        where asked, numbered on from the files already in those folders: each tune's files
+        by its index."""
         from genseq.music.abc_lexer import AbcError
         from genseq.music.notes import tune_notes
         from genseq.output_names import claim_numbers
@@ -129,11 +132,11 @@ class TuneJob:
         places = [(r.midi, ".mid"), (r.wav, ".wav"), (r.png, ".png")]
         places = [(folder, suffix) for folder, suffix in places if folder is not None]
         with claim_numbers(places, len(playable), overwrite=r.overwrite) as numbers:
-            return [
-                str(path)
-                for i, (t, notes) in enumerate(playable)
-                for path in self._write_tune(t, notes, partial(numbers.path, i))
-            ]
+            written = {}
+            for i, (t, notes) in enumerate(playable):
+                paths = self._write_tune(t, notes, partial(numbers.path, i))
+                written[t.index] = [str(path) for path in paths]
+            return written
 
     def _write_tune(self, t: Tune, notes: TuneNotes, path_in: Callable) -> list[Path]:
         """One tune's files: ``path_in(folder, suffix)`` names each."""
@@ -154,19 +157,27 @@ class TuneJob:
             files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
         return files
 
-    def _row(self, t: Tune, seed: int) -> dict:
-        constrained = self.request.constrain
-        return {
-            "schema": 1,
-            "index": t.index,
-            "abc": t.abc,
-            "tokens": len(t.tokens),
-            "finish_reason": t.finish_reason,
-            "seed": seed,
-            "constrained": constrained,
-            "form": None if self.form is None or not constrained else vars(self.form),
-            "checkpoint": str(self.ckpt.path),
-        }
+    def _row(self, t: Tune, seed: int, files: list[str]) -> dict:
+        """The shared row, the tune's ABC beside its text, and what conditioned it."""
+        r = self.request
+        return sample_row(
+            r,
+            kind="abc",
+            index=t.index,
+            text=t.abc,
+            tokens=len(t.tokens),
+            finish_reason=t.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            abc=t.abc,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            meter=r.meter,
+            key=r.key,
+            mode=r.mode,
+            constrained=r.constrain,
+            form=None if self.form is None or not r.constrain else vars(self.form),
+        )
 
 
 def _part_form(request: SampleRequest) -> PartForm | None:

@@ -19,9 +19,10 @@ from genseq.commands._common import (
     print_json,
     refuse_stdout,
 )
+from genseq.commands.choices import Level, Split, TokenDtype
 
 LevelOpt = Annotated[
-    str,
+    Level,
     typer.Option(
         "--level",
         help="char | word | bpe | abc (one token per musical symbol) | midi-melody (one "
@@ -112,7 +113,7 @@ ValFractionOpt = Annotated[
     float, typer.Option("--val-fraction", help="Share held out for validation.")
 ]
 SplitOpt = Annotated[
-    str,
+    Split,
     typer.Option(
         "--split",
         help="position (the end of the text), document (whole files drawn "
@@ -120,7 +121,7 @@ SplitOpt = Annotated[
     ),
 ]
 GlobOpt = Annotated[str, typer.Option("--glob", help="Files to read from directories.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Token file type: auto | uint16 | uint32.")]
+DtypeOpt = Annotated[TokenDtype, typer.Option("--dtype", help="Token file type.")]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Processes that encode in parallel (memory stays bounded).")
 ]

@@ -214,9 +214,10 @@ def test_models_list_json_is_the_registry(cli):
 def test_models_list_table(cli):
     result = cli("models", "list")
     assert result.exit_code == 0, result.stderr
-    assert "shipped models (use the name as CHECKPOINT)" in result.stdout
-    row = next(line for line in result.stdout.splitlines() if "folk-tunes" in line)
-    assert row.split("│")[1:5] == [" folk-tunes ", " abc   ", " 1.5 MB ", " ok     "]
+    lines = result.stdout.splitlines()  # not a terminal: tab-separated rows, header first
+    assert lines[0] == "name\tlevel\tsize\tstatus\tdescription"
+    row = next(line for line in lines if line.startswith("folk-tunes\t"))
+    assert row.split("\t")[:4] == ["folk-tunes", "abc", "1.5 MB", "ok"]
 
 
 # ---------------------------------------------------------------------------------------------
