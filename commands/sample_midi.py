@@ -20,6 +20,7 @@ NOT_FOR_MIDI = (
     "prompt",
     "stop",
     "max_new_tokens",
+    "rhythm",
     "meter",
     "key",
     "mode",
@@ -49,9 +50,9 @@ class MidiJob:
         )
         if r.output is not None and r.midi is not None and r.output != r.midi:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
-        steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.tempo)
+        steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.playback_tempo)
         primer = primer_events(
-            ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.tempo
+            ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.playback_tempo
         )
         return cls(ckpt, request, steps, primer)
 
@@ -101,10 +102,10 @@ class MidiJob:
         if s.note_count == 0:
             r.note(f"note: sample {s.index + 1} has no notes")
         name = f"sample_{s.index + 1:03d}"
-        notes, qpm = s.tune_notes(), s.playback_qpm(r.tempo)
+        notes, qpm = s.tune_notes(), s.playback_qpm(r.playback_tempo)
         files = []
         if self.folder is not None:
-            files.append(s.write_midi(self.folder / f"{name}.mid", r.tempo))
+            files.append(s.write_midi(self.folder / f"{name}.mid", r.playback_tempo))
         if r.wav is not None:
             files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=qpm))
         if r.png is not None:

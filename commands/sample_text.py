@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 # SampleRequest fields, in the order a refusal names them
 TUNE_OPTIONS = (
+    "rhythm",
     "meter",
     "key",
     "mode",
@@ -26,6 +27,7 @@ TUNE_OPTIONS = (
     "bars_per_part",
     "parts",
     "program",
+    "tempo",
 )
 
 

@@ -38,7 +38,12 @@ class TuneJob:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
         prompt = build_prompt(
-            ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
+            ckpt,
+            request.prompt,
+            meter=request.meter,
+            key=request.key,
+            mode=request.mode,
+            rhythm=request.rhythm,
         )
         return cls(ckpt, request, prompt, form)
 
@@ -102,12 +107,12 @@ class TuneJob:
         files = []
         if r.midi is not None:
             path = r.midi / f"{name}.mid"
-            files.append(render.write_midi(notes, path, r.tempo, program, t.title))
+            files.append(render.write_midi(notes, path, t.tempo, program, t.title))
         if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=r.tempo))
+            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=t.tempo))
         if r.png is not None:
             path = r.png / f"{name}.png"
-            files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
+            files.append(render.write_piano_roll(notes, path, tempo_qpm=t.tempo, title=t.title))
         return [str(f) for f in files]
 
     def _row(self, t: Tune, seed: int) -> dict:
