@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genseq.errors import GenseqError, UsageError
-from genseq.music.header import TuneRhythm
-
-DEFAULT_TEMPO = 120.0  # quarter notes per minute (genseq.music.tune_sampling's too)
+from genseq.music.header import DEFAULT_TEMPO, TuneRhythm
 
 if TYPE_CHECKING:
     from genseq.sample import SamplingSettings

@@ -64,10 +64,11 @@ RHYTHM_PREFIX = "R:"
 TEMPO_PREFIX = "Q:"
 # Band centres in quarter notes per minute; a tempo joins the nearest on a log scale.
 TEMPO_BANDS = (60, 80, 100, 120, 144, 180, 208, 240)
+DEFAULT_TEMPO = 120.0  # quarter notes per minute, for a tune with no tempo of its own
 TEMPO_RANGE = (20, 600)  # quarter notes per minute; outside it a Q: field is damage: dropped
 _QUOTED = re.compile(r'"[^"]*"')
-_BEAT = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
-_OLD_BEAT = re.compile(r"\s*[A-Ga-g]\s*(\d*)\s*")  # Q:C=120, Q:C2=120: unit-note multiples
+_BEAT = re.compile(r"(\d{1,3})/(\d{1,3})")
+_OLD_BEAT = re.compile(r"\s*[A-Ga-g]\s*(\d{0,3})\s*")  # Q:C=120, Q:C2=120: unit-note multiples
 _NUMBER = re.compile(r"\s*(\d{1,4}(?:\.\d+)?)\s*")
 
 
@@ -121,7 +122,7 @@ def _beat_length(text: str, unit: Fraction) -> Fraction | None:
     total = Fraction(0)
     for part in text.split():
         b = _BEAT.fullmatch(part)
-        if not b or int(b.group(2)) == 0 or len(part) > 9:
+        if not b or int(b.group(2)) == 0:
             return None
         total += Fraction(int(b.group(1)), int(b.group(2)))
     return total or None

@@ -31,11 +31,10 @@ from genseq.music.abc_lexer import (
 )
 from genseq.music.abc_vocab import info
 from genseq.music.abc_writer import header_tempo, tune_text
-from genseq.music.header import rhythm_token
+from genseq.music.header import DEFAULT_TEMPO, rhythm_token
 from genseq.sample import SamplingSettings
 
 TUNE_TOKENS = 1000  # a tune's length limit when none is asked for
-DEFAULT_TEMPO = 120.0  # quarter notes per minute, for a tune with no tempo of its own
 
 
 @dataclass
