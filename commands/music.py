@@ -232,7 +232,24 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     rows += [("meters", _top(report["meters"])), ("keys", _top(report["keys"]))]
-    return rows + _form_rows(report)
+    return rows + [_rhythm_row(report)] + _form_rows(report)
+
+
+def _rhythm_row(report: dict[str, Any], n: int = 6) -> tuple[str, str]:
+    """Each rhythm's share of the tunes (``none``: no R:), beside the reference's share; the
+    reference's rhythms that the tunes lack are listed too, at 0 %."""
+    ours = report["rhythms"]
+    theirs = (report.get("reference") or {}).get("rhythms")
+    names = list(ours) + [name for name in theirs or {} if name not in ours]
+    total, ref_total = max(sum(ours.values()), 1), max(sum((theirs or {}).values()), 1)
+    shares = []
+    for name in names[:n]:
+        share = f"{name} {ours.get(name, 0) / total:.1%}"
+        if theirs is not None:
+            share += f" (reference {theirs.get(name, 0) / ref_total:.1%})"
+        shares.append(share)
+    more = f", +{len(names) - n} more" if len(names) > n else ""
+    return ("rhythms (R:)", ", ".join(shares) + more if shares else "-")
 
 
 def _form_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

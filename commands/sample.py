@@ -1,6 +1,6 @@
 """`genseq sample`: generate text or tunes from a checkpoint; text on stdout, streamed.
 
-An ABC checkpoint samples whole tunes: header conditioning (--meter, --key, --mode), the
+An ABC checkpoint samples whole tunes: header conditioning (--rhythm, --meter, --key, --mode), the
 grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
 and piano-roll files on request. A MIDI checkpoint (midi-melody, midi-performance) samples
 pieces of a given length from an optional MIDI or ABC primer, written as .mid files.
@@ -19,6 +19,8 @@ import typer
 from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, options_for
 from genseq.commands.choices import complete_mode
 from genseq.commands.sample_request import SampleRequest, TuneForm
+
+from genseq.music.header import TuneRhythm
 
 if TYPE_CHECKING:
     from genseq.commands.sample_midi import MidiJob
@@ -138,6 +140,15 @@ def sample(
             rich_help_panel="Prompt and length",
         ),
     ] = True,
+    rhythm: Annotated[
+        TuneRhythm | None,
+        Opt(
+            "--rhythm",
+            help="ABC: the tunes' rhythm (R:), e.g. jig; the model picks a meter to suit.",
+            show_default=False,
+            rich_help_panel="Tunes (ABC models)",
+        ),
+    ] = None,
     meter: Annotated[
         str | None,
         Opt(
@@ -262,13 +273,15 @@ def sample(
         ),
     ] = False,
     tempo: Annotated[
-        float,
+        float | None,
         Opt(
             "--tempo",
-            help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's).",
+            help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's) "
+            "[default: a tune's own Q: tempo, else 120].",
+            show_default=False,
             rich_help_panel="Output files",
         ),
-    ] = 120.0,
+    ] = None,
     program: Annotated[
         int | None,
         Opt(

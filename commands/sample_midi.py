@@ -29,6 +29,7 @@ NOT_FOR_MIDI = (
     "prompt",
     "stop",
     "max_new_tokens",
+    "rhythm",
     "meter",
     "key",
     "mode",
@@ -61,9 +62,9 @@ class MidiJob:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
         if is_stdout(r.output or r.midi):
             _check_stdout(r)
-        steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.tempo)
+        steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.playback_tempo)
         primer = primer_events(
-            ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.tempo
+            ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.playback_tempo
         )
         # the WAV files play the piano, as the .mid files do (their program is 0)
         return cls(ckpt, request, steps, primer, wav_soundfont(request, 0))
@@ -108,7 +109,7 @@ class MidiJob:
                 if r.json:
                     print_json(self._row(s, seed, files))
                 elif self.to_stdout:
-                    _write_stdout_midi(s, r.tempo)
+                    _write_stdout_midi(s, r.playback_tempo)
                 elif self.folder is None and r.wav is None and r.png is None:
                     out = stdout()
                     out.write(" ".join(s.events) + "\n")
@@ -132,10 +133,10 @@ class MidiJob:
         from genseq.music import render
 
         r = self.request
-        notes, qpm = s.tune_notes(), s.playback_qpm(r.tempo)
+        notes, qpm = s.tune_notes(), s.playback_qpm(r.playback_tempo)
         files = []
         if self.folder is not None:
-            files.append(s.write_midi(path_in(self.folder, ".mid"), r.tempo))
+            files.append(s.write_midi(path_in(self.folder, ".mid"), r.playback_tempo))
         if r.wav is not None:
             files.append(self._write_wav(s, path_in(r.wav, ".wav"), qpm))
         if r.png is not None:

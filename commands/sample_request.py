@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genseq.errors import GenseqError, UsageError
+from genseq.music.header import DEFAULT_TEMPO, TuneRhythm
 
 if TYPE_CHECKING:
     from genseq.sample import SamplingSettings
@@ -44,8 +45,9 @@ class SampleRequest:
     stop: tuple[str, ...] = ()
     echo: bool = True
     constrain: bool = True
-    tempo: float = 120.0
+    tempo: float | None = None  # None: a tune's own tempo, else DEFAULT_TEMPO
     # tunes (ABC models)
+    rhythm: TuneRhythm | None = None
     meter: str | None = None
     key: str | None = None
     mode: str | None = None
@@ -74,7 +76,7 @@ class SampleRequest:
             raise UsageError("--max-new-tokens must be at least 1")
         if self.num_samples < 1:
             raise UsageError("--num-samples must be at least 1")
-        if not (math.isfinite(self.tempo) and self.tempo > 0):
+        if self.tempo is not None and not (math.isfinite(self.tempo) and self.tempo > 0):
             raise UsageError("--tempo must be a positive number")
         if self.program is not None and not 0 <= self.program <= 127:
             raise UsageError("--program must be a General MIDI program, 0-127")
@@ -99,6 +101,11 @@ class SampleRequest:
     def to_stdout(self) -> bool:
         """-o - : the samples go to standard output."""
         return is_stdout(self.output)
+
+    @property
+    def playback_tempo(self) -> float:
+        """Quarter notes per minute for a piece that has no tempo of its own (MIDI)."""
+        return DEFAULT_TEMPO if self.tempo is None else self.tempo
 
     def given(self, fields: Sequence[str]) -> list[str]:
         """The options among ``fields`` that were given (an empty prompt or stop list was not)."""

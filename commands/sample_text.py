@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # SampleRequest fields, in the order a refusal names them
 TUNE_OPTIONS = (
+    "rhythm",
     "meter",
     "key",
     "mode",
@@ -28,6 +29,7 @@ TUNE_OPTIONS = (
     "bars_per_part",
     "parts",
     "program",
+    "tempo",
 )
 
 

@@ -47,7 +47,12 @@ class TuneJob:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
         prompt = build_prompt(
-            ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
+            ckpt,
+            request.prompt,
+            meter=request.meter,
+            key=request.key,
+            mode=request.mode,
+            rhythm=request.rhythm,
         )
         return cls(ckpt, request, prompt, form, wav_soundfont(request, cls.program(request)))
 
@@ -105,7 +110,7 @@ class TuneJob:
 
         r = self.request
         with open_book(r.output, overwrite=r.overwrite) as book:
-            tunes = numbered(tunes, book.first_x, seed, r.tempo)
+            tunes = numbered(tunes, book.first_x, seed)
             book.write("\n".join(t.abc for t in tunes))
         return tunes
 
@@ -147,14 +152,14 @@ class TuneJob:
         files = []
         if r.midi is not None:
             path = path_in(r.midi, ".mid")
-            files.append(render.write_midi(notes, path, r.tempo, program, t.title))
+            files.append(render.write_midi(notes, path, t.tempo, program, t.title))
         if r.wav is not None:
             sound = {"program": program, "soundfont": self.soundfont}
             path = path_in(r.wav, ".wav")
-            files.append(render.write_wav(notes, path, tempo_qpm=r.tempo, **sound))
+            files.append(render.write_wav(notes, path, tempo_qpm=t.tempo, **sound))
         if r.png is not None:
             path = path_in(r.png, ".png")
-            files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
+            files.append(render.write_piano_roll(notes, path, tempo_qpm=t.tempo, title=t.title))
         return files
 
     def _row(self, t: Tune, seed: int, files: list[str]) -> dict:

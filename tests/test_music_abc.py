@@ -147,12 +147,15 @@ NOTES = ["C,", "D", "E", "F", "G", "A", "B", "c", "d", "e", "f", "g", "a", "b", 
 
 @st.composite
 def tunes(draw):
-    """Well-formed token sequences: whole bars of notes, rests, chords and triplets."""
+    """Well-formed token sequences: a header (a rhythm and a tempo or not), then whole bars
+    of notes, rests, chords and triplets."""
+    rhythm = draw(st.sampled_from([[], ["R:reel"], ["R:slip-jig"], ["R:set-dance"]]))
     meter = draw(st.sampled_from(["4/4", "6/8", "3/4", "2/4"]))
     key = draw(st.sampled_from(["K:Dmaj", "K:Gmaj", "K:Amin", "K:Edor", "K:Fmaj", "K:Dmix"]))
+    tempo = draw(st.sampled_from([[], ["Q:60"], ["Q:180"]]))
     num, den = map(int, meter.split("/"))
     bar_units = 8 * num // den  # eighths
-    tokens = [f"M:{meter}", key, "|:"]
+    tokens = [*rhythm, f"M:{meter}", key, *tempo, "|:"]
     for b in range(draw(st.integers(1, 4))):
         left = bar_units
         while left:

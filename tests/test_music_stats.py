@@ -117,3 +117,52 @@ def test_cli_errors(cli, tmp_path):
     assert result.exit_code == 2 and "--transpose" in result.stderr
     result = cli("music", "stats", tmp_path / "missing.abc")
     assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+SAMPLES = """\
+X:1
+T:a
+R:jig
+M:6/8
+K:G
+GAB cBA|GBd g3|]
+
+X:2
+T:b
+R:Jig
+M:6/8
+K:G
+GAB cBA|GBd g3|]
+
+X:3
+T:c
+M:4/4
+K:D
+d2fd AdFA|d8|]
+"""
+
+REFERENCE = TUNES.replace("T:Jig One\n", "T:Jig One\nR:double jig\n").replace(
+    "T:Reel Two\n", "T:Reel Two\nR: REEL\n"
+)
+
+
+def test_rhythm_shares_against_the_reference(cli, tmp_path):
+    tunes, reference = tmp_path / "tunes.abc", tmp_path / "reference.abc"
+    tunes.write_text(SAMPLES, "utf-8")
+    reference.write_text(REFERENCE, "utf-8")
+    stats = compute_stats(
+        split_sources([("t", SAMPLES)]), split_sources([("r", REFERENCE)]), parse_limit=0
+    ).as_dict()
+    assert stats["rhythms"] == {"jig": 2, "none": 1}
+    assert stats["reference"]["rhythms"] == {"jig": 1, "reel": 1}  # the broken tune is unread
+    assert [row["rhythm"] for row in stats["per_tune"]] == ["jig", "jig", "none"]
+    assert 0 < stats["reference"]["distances"]["rhythm"]["overlap"] < 1
+    args = ["music", "stats", tunes, "--reference", reference, "--parse-limit", "0"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.replace("│", " ").split())  # table cells may wrap
+    assert (
+        "rhythms (R:) jig 66.7% (reference 50.0%), none 33.3% (reference 0.0%), "
+        "reel 0.0% (reference 50.0%)"
+    ) in text
+    assert "rhythm vs reference" in text

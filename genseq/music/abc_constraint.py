@@ -5,7 +5,8 @@ every sample, which tokens keep the tune valid. The rules are those the referenc
 (``abc2midi``, ``abcm2ps``) check, so that every program reads a sampled tune alike. With it
 on, every sample
 
-* starts with a meter and a key, then the body;
+* starts with a meter and a key (a rhythm before them, a tempo after, where the vocabulary
+  has them), then the body; a hornpipe is in 2/4 or 4/4 (abc2midi's rule);
 * fills every bar exactly to the meter's length, except the pickup (first) bar. A section that
   opens with a short bar (a pickup) closes (``:|`` ``||`` ``|]``) with the bar that completes
   it, so that a repeat, or the next section's pickup, lands on the beat; a section that opens
@@ -51,6 +52,7 @@ import torch
 
 from genseq.errors import UsageError
 from genseq.music.abc_vocab import degree, info
+from genseq.music.header import RHYTHM_METERS
 from genseq.music.rhythm import Rhythm, drawable
 
 MAX_CHORD_NOTES = 4
@@ -97,7 +99,7 @@ class _Section:
 class _State:
     """Where one sample is in its tune."""
 
-    phase: str = "meter"  # meter | key | unit | body
+    phase: str = "meter"  # meter (a rhythm may come first) | key | tempo | unit | body
     bar: Fraction = ONE  # bar length in whole notes
     rhythm: Rhythm = Rhythm()  # durations: unit, tuplet, broken rhythm, the pending element
     bar_accidentals: tuple[tuple[tuple[str, int], int], ...] = ()  # (letter, octave) -> alt
@@ -123,6 +125,7 @@ class _State:
     ending_from: _Section | None = None
     expect_ending2: bool = False
     key: tuple[str, str] | None = None  # tonic and mode
+    dance: str | None = None  # the rhythm token's name (``R:``), if the tune has one
     part_time: Fraction = Fraction(0)  # time of the current part's closed bars
     parts_done: int = 0
     done: bool = False
@@ -154,6 +157,14 @@ class AbcConstraint:
         self.meters = ids(lambda x: x.kind == "meter")
         self.keys = ids(lambda x: x.kind == "key")
         self.units = ids(lambda x: x.kind == "unit")
+        self.rhythm_meters = {  # rhythm -> the meter ids it may take
+            name: ids(lambda x, m=meters: x.kind == "meter" and x.meter in m)
+            for name, meters in RHYTHM_METERS.items()
+        }
+        self.rhythms = ids(
+            lambda x: x.kind == "rhythm" and len(self.rhythm_meters.get(x.rhythm, self.meters))
+        )
+        self.tempos = ids(lambda x: x.kind == "tempo")
         self.notes = ids(lambda x: x.kind == "note")
         self.rests = ids(lambda x: x.kind == "rest")
         self.chord_start = ids(lambda x: x.kind == "chord_start")
@@ -387,11 +398,15 @@ class AbcConstraint:
         if s.done or s.last_bar == "|]" or self._form_complete(s):
             mask[self.eos] = True
         elif s.phase == "meter":
-            mask[self.meters] = True
+            mask[self.rhythm_meters.get(s.dance, self.meters)] = True
+            if s.tokens == 0:
+                mask[self.rhythms] = True
         elif s.phase == "key":
             mask[self.keys] = True
         else:
-            if s.phase == "unit":
+            if s.phase == "tempo":
+                mask[self.tempos] = True
+            if s.phase in ("tempo", "unit"):
                 mask[self.units] = True
             self._body(s, mask)
         if not mask.any():
@@ -624,6 +639,10 @@ class AbcConstraint:
         if s.phase in ("meter", "key"):
             self._header(s, t)
             return
+        if s.phase == "tempo":
+            s.phase = self._after_tempo()
+            if kind == "tempo":
+                return
         if s.phase == "unit":
             s.phase = "body"
             if kind == "unit":
@@ -652,12 +671,18 @@ class AbcConstraint:
             self._structure(s, t)
 
     def _header(self, s: _State, t) -> None:
-        if s.phase == "meter" and t.kind == "meter":
+        """Rhythm (first, optional), meter, key; then a tempo and a unit may follow."""
+        if t.kind == "rhythm":
+            s.dance = t.rhythm
+        elif s.phase == "meter" and t.kind == "meter":
             _set_meter(s, t)
             s.phase = "key"
         elif s.phase == "key" and t.kind == "key":
             s.key = (t.tonic, t.mode)
-            s.phase = "unit" if len(self.units) else "body"
+            s.phase = "tempo" if len(self.tempos) else self._after_tempo()
+
+    def _after_tempo(self) -> str:
+        return "unit" if len(self.units) else "body"
 
     def _structure(self, s: _State, t) -> None:
         """Tuplets, bar lines, endings and key changes."""

@@ -4,7 +4,8 @@ This is the tokenizer's inner loop, so it is a hand-written scanner over the tun
 a millisecond per tune) rather than music21 (50-100 ms per tune); music21 is used to check
 the results, in the tests and in `genseq music stats`.
 
-What it keeps is what a melody model should learn: meter and key tokens, notes (accidental,
+What it keeps is what a melody model should learn: rhythm (``R:``), meter, key and tempo
+(``Q:``) tokens from the header (see ``header``), notes (accidental,
 letter and octave in one token), durations, rests, bar lines, repeats and endings, tuplets,
 broken rhythm, ties and chords. Slurs, beaming spaces, line breaks, annotations, lyrics and
 other header fields are dropped; chord symbols, decorations and grace notes are kept only when
@@ -36,6 +37,7 @@ from genseq.music.abc_vocab import (
     short_number,
     tonic_semitone,
 )
+from genseq.music.header import normalise_rhythm, rhythm_token, tempo_qpm, tempo_token
 
 
 class AbcError(ValueError):
@@ -65,6 +67,8 @@ class LexOptions:
     grace: bool = False
     normalise_unit: bool = True
     transpose: str | None = None  # a tonic such as "C": every tune moves to it, mode kept
+    rhythm: bool = True  # an R: field in the header becomes a token (``R:jig``)
+    tempo: bool = True  # a Q: field in the header becomes a tempo band token (``Q:120``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,6 +517,7 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
     meter: tuple[int, int] | None = None
     unit: Fraction | None = None
     key: tuple[str, str] | None = None
+    fields: dict[str, str] = {}  # the first R: and Q: of the header
     lines = text.splitlines()
     body_start = None
     for n, raw in enumerate(lines):
@@ -533,6 +538,8 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
             break
         elif name == "V":
             raise AbcError("several voices (V:) are not supported")
+        elif name in ("R", "Q"):
+            fields.setdefault(name, value)
     if key is None or body_start is None:
         raise AbcError("no K: field (truncated header?)")
     if meter is None:
@@ -540,7 +547,8 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
     if unit is None:  # ABC 2.1's default: 1/16 below a meter of 3/4, else 1/8
         unit = Fraction(1, 16) if Fraction(*meter) < Fraction(3, 4) else Fraction(1, 8)
     scanner = _Scanner(options, meter, unit)
-    scanner.tokens = [f"M:{meter[0]}/{meter[1]}", key_token(*key)]
+    scanner.tokens = [*_rhythm(fields, options), f"M:{meter[0]}/{meter[1]}", key_token(*key)]
+    scanner.tokens += _tempo(fields, options, unit)
     if not options.normalise_unit:
         scanner.tokens.append(f"L:{unit.numerator}/{unit.denominator}")
     scanner.body(lines[body_start:])
@@ -550,6 +558,18 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
     if options.transpose:
         tokens = transpose_to(tokens, options.transpose)
     return tokens
+
+
+def _rhythm(fields: dict[str, str], options: LexOptions) -> list[str]:
+    """``R:jig`` first in the header, so that a model asked for a rhythm picks the meter."""
+    rhythm = normalise_rhythm(fields["R"]) if options.rhythm and "R" in fields else None
+    return [rhythm_token(rhythm)] if rhythm else []
+
+
+def _tempo(fields: dict[str, str], options: LexOptions, unit: Fraction) -> list[str]:
+    """The tempo band after the key: the model picks it knowing the rhythm and meter."""
+    qpm = tempo_qpm(fields["Q"], unit) if options.tempo and "Q" in fields else None
+    return [] if qpm is None else [tempo_token(qpm)]
 
 
 def tokenize_fragment(

@@ -8,8 +8,10 @@ bar line...), so they ask ``info(token)`` here instead of parsing strings themse
 Token forms (all produced by ``abc_lexer``; nothing else is ever in a vocabulary):
 
 =================  =============================================================================
+``R:jig``          rhythm (``header.TuneRhythm``), first in the header when the tune names one
 ``M:6/8``          meter; ``bar`` is its length in whole notes (6/8)
 ``K:Dmix``         key: tonic (``C``, ``F#``, ``Bb``...) and mode (maj min dor mix phr lyd loc)
+``Q:120``          tempo band after the key: quarter notes per minute (``header.TEMPO_BANDS``)
 ``L:1/4``          unit note length (only when not normalised; absent means ``L:1/8``)
 ``^c'``            a note: accidental (``^^ ^ = _ __`` or none), letter, octave marks
 ``z``              a rest
@@ -32,6 +34,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+
+from genseq.music.header import RHYTHM_PREFIX, TuneRhythm
 
 DEFAULT_UNIT = Fraction(1, 8)
 
@@ -62,14 +66,16 @@ _KEY = re.compile(r"K:([A-G][#b]?)(maj|min|dor|mix|phr|lyd|loc)")
 _METER = re.compile(r"M:(\d+)/(\d+)")
 _UNIT = re.compile(r"L:(\d+)/(\d+)")
 _ENDING = re.compile(r"\[(\d[\d,\-]*)")
+_TEMPO = re.compile(r"Q:([1-9]\d{0,2})")
+RHYTHM_NAMES = frozenset(r.value for r in TuneRhythm)
 
 
 @dataclass(frozen=True)
 class TokenInfo:
     """The meaning of one token. Only the fields of its ``kind`` are set."""
 
-    kind: str  # meter key unit note rest chord_start chord_end duration tie broken tuplet
-    #            bar ending chord_symbol decoration grace special unknown
+    kind: str  # rhythm tempo meter key unit note rest chord_start chord_end duration tie
+    #            broken tuplet bar ending chord_symbol decoration grace special unknown
     text: str
     value: Fraction | None = None  # duration multiplier; meter bar length; unit length
     letter: str | None = None  # note: upper-case letter
@@ -82,6 +88,7 @@ class TokenInfo:
     ending: int | None = None  # ending: its first pass
     passes: tuple[int, ...] = ()  # ending: every pass it is played on
     factors: tuple[Fraction, Fraction] | None = None  # broken rhythm: first, second note
+    rhythm: str | None = None  # rhythm: its name (``slip-jig``)
 
 
 def ending_passes(text: str) -> tuple[int, ...] | None:
@@ -211,6 +218,10 @@ def info(token: str) -> TokenInfo:
         n, d = int(m.group(1)), int(m.group(2))
         if n > 0 and d > 0:
             return TokenInfo("unit", token, value=Fraction(n, d))
+    if token.startswith(RHYTHM_PREFIX) and token[2:] in RHYTHM_NAMES:
+        return TokenInfo("rhythm", token, rhythm=token[2:])
+    if m := _TEMPO.fullmatch(token):
+        return TokenInfo("tempo", token, value=Fraction(int(m.group(1))))
     if m := _KEY.fullmatch(token):
         return TokenInfo("key", token, tonic=m.group(1), mode=m.group(2))
     if m := _TUPLET.fullmatch(token):

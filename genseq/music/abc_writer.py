@@ -4,9 +4,9 @@ The body is written as a musician would: notes and their durations run together,
 separated by spaces, endings sit on their bar line (``|1``, ``:|2``), and a line breaks after
 every four bars, or sooner where the next bar would bring the line past ``NOTES_PER_LINE``
 notes, rests and chords (more do not fit on a staff line: abcm2ps's "Line too much
-shrunk"). Meter, unit and key tokens at the start become header fields; later ones become
-field lines of their own (music21 ignores some inline ``[K:F]`` fields). No token spaces leak
-into the output (folk-rnn#11).
+shrunk"). Rhythm, meter, key, tempo and unit tokens at the start become header fields;
+later ones become field lines of their own (music21 ignores some inline ``[K:F]`` fields).
+No token spaces leak into the output (folk-rnn#11).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from genseq.music.abc_vocab import info
+from genseq.music.header import rhythm_field, tempo_field
 
 BARS_PER_LINE = 4
 NOTES_PER_LINE = 32
@@ -32,21 +33,41 @@ def key_field(tonic: str, mode: str) -> str:
     return f"{tonic}{MODE_SUFFIX[mode]}"
 
 
+FIELD_LETTERS = {"rhythm": "R", "meter": "M", "key": "K", "tempo": "Q", "unit": "L"}
+
+
 def _field(token: str) -> str:
-    """A meter/unit/key token as the value it has in an ABC field (``K:Dmix`` -> ``Dmix``)."""
+    """A header token as the ABC field it stands for (``K:Dmix``, ``R:slip jig``,
+    ``Q:1/4=120``)."""
     i = info(token)
     if i.kind == "key":
         return "K:" + key_field(i.tonic, i.mode)
+    if i.kind == "rhythm":
+        return "R:" + rhythm_field(i.rhythm)
+    if i.kind == "tempo":
+        return "Q:" + tempo_field(float(i.value))
     return token
 
 
+def header_tempo(tokens: Sequence[str]) -> float | None:
+    """The tempo (quarter notes per minute) of the tune's header tempo token, if it has one."""
+    for token in tokens:
+        i = info(token)
+        if i.kind == "tempo":
+            return float(i.value)
+        if i.kind not in FIELD_LETTERS:
+            return None
+    return None
+
+
 def split_header(tokens: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """The leading meter/unit/key tokens as fields, and the rest of the tune."""
+    """The leading header tokens (rhythm, meter, key, tempo, unit) as fields, and the rest of
+    the tune."""
     fields: dict[str, str] = {}
     n = 0
     for token in tokens:
         kind = info(token).kind
-        letter = {"meter": "M", "unit": "L", "key": "K"}.get(kind)
+        letter = FIELD_LETTERS.get(kind)
         if letter is None or letter in fields:
             break
         fields[letter] = _field(token)[2:]
@@ -81,7 +102,7 @@ def body_text(tokens: Sequence[str]) -> str:
             else:
                 out.append(token)
             out.append(" ")
-        elif i.kind in ("meter", "unit", "key"):  # a field line of its own: read everywhere
+        elif i.kind in FIELD_LETTERS:  # a field line of its own: read everywhere
             if out and not out[-1].endswith("\n"):
                 out[-1] = out[-1].rstrip(" ")
                 out.append("\n")
@@ -117,12 +138,17 @@ def _bar_notes(tokens: Sequence[str]) -> int:
 def tune_text(
     tokens: Sequence[str], number: int = 1, title: str = "", tempo: float | None = None
 ) -> str:
-    """A complete tunebook entry for one tune; ``tempo`` (quarter notes a minute) as ``Q:``."""
+    """A complete tunebook entry for one tune. ``tempo`` (quarter notes a minute) is its
+    ``Q:``, in place of the tune's own tempo token; with neither there is no ``Q:``."""
     fields, body = split_header(tokens)
     lines = [f"X:{number}", f"T:{title or f'genseq tune {number}'}"]
+    if "R" in fields:
+        lines.append(f"R:{fields['R']}")
     lines.append(f"M:{fields.get('M', 'none')}")
     lines.append(f"L:{fields.get('L', '1/8')}")
     if tempo is not None:
-        lines.append(f"Q:1/4={max(1, round(tempo))}")
+        lines.append(f"Q:{tempo_field(tempo)}")
+    elif "Q" in fields:
+        lines.append(f"Q:{fields['Q']}")
     lines.append(f"K:{fields.get('K', 'C')}")
     return "\n".join(lines) + "\n" + body_text(body)

@@ -58,7 +58,7 @@ from genseq.music.abc_vocab import TokenInfo, info, key_signature, midi_pitch
 from genseq.music.rhythm import Rhythm
 
 SECTION_ENDS = ("||", "|]")
-IGNORED_KINDS = ("chord_symbol", "decoration", "grace")
+IGNORED_KINDS = ("chord_symbol", "decoration", "grace", "rhythm", "tempo")  # not heard here
 
 
 @dataclass(frozen=True)

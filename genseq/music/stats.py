@@ -8,7 +8,7 @@ assembles the report; each measure lives in its own module:
 - **bar validity** (``bars``): the share of bars whose notes fill the meter, with the
   corrections that real tunes need (anacrusis, bars split across repeat signs, endings);
 - **musical features** (``features``): pitch range, pitch-class, interval and note-length
-  histograms, meters and keys, and their distance to a reference set;
+  histograms, meters, keys and rhythms (``R:``), and their distance to a reference set;
 - **form** (``form``): parts of 8 or 16 bars and endings on the tonic;
 - **memorisation** (``genseq.shared_runs``): the longest run of tokens a tune copies from any
   reference tune.
@@ -45,6 +45,7 @@ from genseq.shared_runs import RunMatch, longest_shared_runs, token_ids
 # Reading tunes
 
 DEFAULT_OPTIONS = LexOptions()  # melody only: no chord symbols, decorations or grace notes
+NO_RHYTHM = "none"  # the rhythm of a tune with no R: field (or one outside the known names)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class ReadTune:
     features: TuneFeatures | None
     meter: str | None
     key: str | None
-    problems: tuple[str, ...] = ()  # what abc2midi or abcm2ps would flag (``TuneNotes``)
+    problems: tuple[str, ...] = ()
+    rhythm: str = NO_RHYTHM  # what abc2midi or abcm2ps would flag (``TuneNotes``)
 
 
 @dataclass
@@ -118,13 +120,14 @@ def read_tunes(
                 _first(tokens, "meter"),
                 _first(tokens, "key"),
                 problems,
+                _first(tokens, "rhythm") or NO_RHYTHM,
             )
         )
     return TuneSet(list(tunes), read, unreadable, notes_unreadable)
 
 
 def _first(tokens: Sequence[str], kind: str) -> str | None:
-    """The first token of a kind, without its ``M:``/``K:`` prefix."""
+    """The first token of a kind, without its ``M:``/``K:``/``R:`` prefix."""
     return next((t[2:] for t in tokens if info(t).kind == kind), None)
 
 
@@ -188,6 +191,7 @@ class MusicStats:
     histograms: dict[str, list[int]]
     meters: dict[str, int]
     keys: dict[str, int]
+    rhythms: dict[str, int]  # every readable tune's, ``NO_RHYTHM`` for a tune without one
     per_tune: list[dict[str, Any]]
     form: dict[str, Any] = field(default_factory=dict)  # genseq.music.form.form_summary
     reference: dict[str, Any] | None = None
@@ -217,6 +221,7 @@ class MusicStats:
             },
             "meters": self.meters,
             "keys": self.keys,
+            "rhythms": self.rhythms,
             "form": self.form,
             "reference": self.reference,
             "memorisation": self.memorisation,
@@ -249,10 +254,13 @@ def bar_summary(read: Sequence[ReadTune]) -> dict[str, Any]:
 
 
 def distances(ours: TuneSet, theirs: TuneSet) -> dict[str, dict[str, float]]:
-    """OA and KL(ours || reference) per histogram feature, and for meters and keys."""
+    """OA and KL(ours || reference) per histogram feature, and for meters, keys and rhythms
+    (tunes without a rhythm count as one more rhythm: a model that never names one is far
+    from a corpus that mostly does)."""
     out = histogram_distances(histograms(ours.read), histograms(theirs.read))
     out["meter"] = compare_counts(_counts(ours.read, "meter"), _counts(theirs.read, "meter"))
     out["key"] = compare_counts(_counts(ours.read, "key"), _counts(theirs.read, "key"))
+    out["rhythm"] = compare_counts(_counts(ours.read, "rhythm"), _counts(theirs.read, "rhythm"))
     return out
 
 
@@ -323,6 +331,7 @@ def compute_stats(
         histograms={k: [int(x) for x in v] for k, v in hist.items()},
         meters=_counts(ours.read, "meter"),
         keys=_counts(ours.read, "key"),
+        rhythms=_counts(ours.read, "rhythm"),
         per_tune=[_tune_row(r) for r in ours.read],
         form=_form(ours),
     )
@@ -344,6 +353,7 @@ def _add_reference(result: MusicStats, ours: TuneSet, theirs: TuneSet) -> None:
         "readable": len(theirs.read),
         "unreadable": sum(theirs.unreadable.values()),
         "distances": distances(ours, theirs),
+        "rhythms": _counts(theirs.read, "rhythm"),
         "form": _form(theirs),
     }
     result.memorisation = summary
@@ -358,6 +368,7 @@ def _tune_row(r: ReadTune) -> dict[str, Any]:
     return {
         "tune": r.tune.label,
         "title": r.tune.raw.title,
+        "rhythm": r.rhythm,
         "tokens": len(r.tokens),
         "bars": len(r.bars.bars),
         "invalid_bars": r.bars.invalid,

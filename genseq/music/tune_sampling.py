@@ -1,10 +1,11 @@
 """Sampling tunes from an ABC checkpoint: header conditioning, ABC prompts, valid output.
 
-The prompt of a tune is ``<eos>`` (a tune starts), then its header tokens (``M:6/8`` from
-``--meter``, ``K:Ddor`` from ``--key``/``--mode``), then any bars to continue. A model trained
-on tunes moved to one tonic is prompted in that tonic, and its samples are moved back to the
-key that was asked for. Each sample becomes a tunebook entry (``abc_writer``) and, on request,
-MIDI, WAV and a piano roll (``notes`` + ``render``).
+The prompt of a tune is ``<eos>`` (a tune starts), then its header tokens (``R:jig`` from
+``--rhythm``, ``M:6/8`` from ``--meter``, ``K:Ddor`` from ``--key``/``--mode``), then any
+bars to continue. A rhythm comes first, so that the model asked for a jig picks its meter.
+A model trained on tunes moved to one tonic is prompted in that tonic, and its samples are
+moved back to the key that was asked for. Each sample becomes a tunebook entry
+(``abc_writer``) and, on request, MIDI, WAV and a piano roll (``notes`` + ``render``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from genseq.music.abc_lexer import (
     transpose_tokens,
 )
 from genseq.music.abc_vocab import info
-from genseq.music.abc_writer import tune_text
+from genseq.music.abc_writer import header_tempo, tune_text
+from genseq.music.header import DEFAULT_TEMPO, rhythm_token
 from genseq.sample import SamplingSettings
 
 TUNE_TOKENS = 1000  # a tune's length limit when none is asked for
@@ -42,6 +44,7 @@ class Tune:
     abc: str
     finish_reason: str  # eos (a complete tune) | length (cut off at --max-new-tokens)
     title: str = ""
+    tempo: float = DEFAULT_TEMPO  # quarter notes per minute: its Q: and its MIDI and WAV
 
 
 @dataclass
@@ -57,12 +60,15 @@ def build_prompt(
     meter: str | None = None,
     key: str | None = None,
     mode: str | None = None,
+    rhythm: str | None = None,
 ) -> TunePrompt:
     """The prompt tokens for ``text`` (a tune with a header, or bars) and the header options."""
     tok = ckpt.tokenizer
+    if rhythm is not None:
+        _check_rhythm(tok, rhythm)
     options: LexOptions = tok.options  # as the training tunes were read
     moved_to = options.transpose
-    plain = LexOptions(options.chords, options.decorations, options.grace, options.normalise_unit)
+    plain = replace(options, transpose=None)
     tokens: list[str] = []
     try:
         if re.search(r"^\s*K:", text, re.MULTILINE):
@@ -71,10 +77,12 @@ def build_prompt(
                 raise UsageError("the prompt has a K: line but no tune")
             tokens = tokenize_tune(tunes[0].text, plain)
             tokens = _strip_end(tokens)
-            if meter or key or mode:
-                raise UsageError("the prompt has its own header: leave out --meter/--key/--mode")
+            if meter or key or mode or rhythm:
+                raise UsageError(
+                    "the prompt has its own header: leave out --rhythm/--meter/--key/--mode"
+                )
         else:
-            header = []
+            header = [rhythm_token(rhythm)] if rhythm is not None else []
             if meter is not None:
                 m = parse_meter(meter)
                 header.append(f"M:{m[0]}/{m[1]}")
@@ -86,7 +94,7 @@ def build_prompt(
                     tonic = moved_to or "C"
                 header.append(key_token(tonic, key_mode))
             if text.strip():
-                if len(header) < 2:
+                if meter is None or (key is None and mode is None):
                     raise UsageError(
                         "an ABC prompt without a header needs --meter and --key "
                         "(or give a whole tune start with M: and K: lines)"
@@ -115,6 +123,21 @@ def build_prompt(
     return TunePrompt(tokens, shift)
 
 
+def _check_rhythm(tok, rhythm: str) -> None:
+    """A rhythm the model can be asked for: one it has a token for."""
+    known = sorted(info(t).rhythm for t in tok.ids if info(t).kind == "rhythm")
+    if not known:
+        raise UsageError(
+            "--rhythm: this model has no rhythm tokens (its training tunes had no R: field "
+            "it read); sample without --rhythm"
+        )
+    if rhythm_token(rhythm) not in tok.ids:
+        raise UsageError(
+            f"--rhythm {rhythm}: the model never saw it in training; "
+            f"this model knows {', '.join(known)}"
+        )
+
+
 def _strip_end(tokens: list[str]) -> list[str]:
     """A prompt tune stops before its final bar line so that the model goes on."""
     while tokens and tokens[-1] in ("|]", "||"):
@@ -135,7 +158,8 @@ def sample_tunes(
     tempo: float | None = None,
 ) -> list[Tune]:
     """Draw ``num_samples`` tunes (with the grammar constraint unless ``constrain`` is off,
-    and with ``form``'s parts and cadences if given); ``tempo`` goes in each tune's ``Q:``."""
+    and with ``form``'s parts and cadences if given). Each tune's tempo is ``tempo`` if given,
+    else the one its tempo token says, else ``DEFAULT_TEMPO``."""
     tok = ckpt.tokenizer
     ids = [tok.eos_id, *(tok.ids[t] for t in prompt.tokens)]
     constraint = None
@@ -160,16 +184,17 @@ def sample_tunes(
                 tokens = transpose_tokens(tokens, *prompt.shift)
             except AbcError:
                 pass  # an unreadable unconstrained sample stays in the model's key
-        tunes.append(Tune(s.index, tokens, "", s.finish_reason))
-    return numbered(tunes, 1, seed, tempo)
+        qpm = tempo or header_tempo(tokens) or DEFAULT_TEMPO
+        tunes.append(Tune(s.index, tokens, "", s.finish_reason, "", qpm))
+    return numbered(tunes, 1, seed)
 
 
-def numbered(tunes: list[Tune], first: int, seed: int | None, tempo: float | None) -> list[Tune]:
+def numbered(tunes: list[Tune], first: int, seed: int | None) -> list[Tune]:
     """The tunes as tunebook entries numbered from ``first``: ``X:`` and the title's number
     agree, so that tunes appended to a book continue its numbers."""
     out = []
     for t in tunes:
         number = first + t.index
         title = f"genseq tune {number}" + (f" (seed {seed})" if seed is not None else "")
-        out.append(replace(t, abc=tune_text(t.tokens, number, title, tempo), title=title))
+        out.append(replace(t, abc=tune_text(t.tokens, number, title, t.tempo), title=title))
     return out

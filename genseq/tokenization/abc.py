@@ -6,10 +6,11 @@ tokens, so ``tokenizer.json`` also reads folk-rnn style token strings (``M:6/8 K
 in any program that uses the ``tokenizers`` library.
 
 The vocabulary describes itself: chord symbols, decorations and grace notes are in it only if
-they were kept, and when every tune was moved to one tonic all its key tokens share that tonic.
-A loaded tokenizer takes its lexer options from its vocabulary (``prompt_options``), so
-prompts and evaluated files are read as the training tunes were, and nothing but the
-vocabulary needs saving.
+they were kept, rhythm (``R:jig``) and tempo (``Q:120``) tokens only if the corpus named
+them, and when every tune was moved to one tonic all its key tokens share that tonic. A
+loaded tokenizer takes its lexer options from its vocabulary (``prompt_options``), so prompts
+and evaluated files are read as the training tunes were (a vocabulary from before rhythm and
+tempo tokens existed reads neither field), and nothing but the vocabulary needs saving.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ class AbcTokenizer(SymbolTokenizer):
         normalise_unit: bool = True,
         transpose: str | None = None,
         augment_keys: int = 0,
+        rhythm: bool = True,
+        tempo: bool = True,
     ) -> None:
         super().__init__(hf, vocab_size, min_frequency, lowercase)
         from genseq.music.abc_lexer import LexOptions
 
-        self.options = LexOptions(chords, decorations, grace, normalise_unit, transpose)
+        self.options = LexOptions(
+            chords, decorations, grace, normalise_unit, transpose, rhythm, tempo
+        )
         self.augment_keys = augment_keys
 
     # -- tokens --------------------------------------------------------------------------------
@@ -146,6 +151,8 @@ class AbcTokenizer(SymbolTokenizer):
             grace="grace" in kinds,
             normalise_unit="unit" not in kinds,
             transpose=self.common_tonic(),
+            rhythm="rhythm" in kinds,
+            tempo="tempo" in kinds,
         )
 
     def describe(self) -> str:

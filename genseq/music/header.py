@@ -1,0 +1,142 @@
+"""The rhythm (``R:``) and tempo (``Q:``) header fields: read, normalised, made tokens, written.
+
+A tune's ``R:`` names the dance it is (reel, jig, hornpipe...). Transcribers spell it many
+ways ("Reel", "REEL", "slipjig", "Slip Jig"), so a value is normalised (case, spacing,
+hyphens) and looked up in a small closed set of names that covers the folk corpora; a value
+outside the set (a one-off "walkaround", a free description) is dropped, never an error.
+"Double jig" and "single jig" are the ordinary 6/8 jig in Irish usage, so they read as
+``jig``; "highland fling" is a ``fling``.
+
+A tune's ``Q:`` becomes one of a few tempo bands counted in quarter notes per minute. The
+band is the model's business and the meter token is beside it, so one unit for every meter
+keeps ``Q:3/8=120`` (a jig) and ``Q:1/4=180`` the same band, as they are the same speed. The
+bands are the metronome marks nearest the corpus's own settings, about a fifth apart: finer
+than a player would notice between two performances, coarse enough that each band has tunes.
+
+This module imports nothing heavy: the CLI imports ``TuneRhythm`` at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from fractions import Fraction
+
+
+class TuneRhythm(StrEnum):
+    """The rhythms a tune's ``R:`` field may name (``--rhythm`` offers these)."""
+
+    reel = "reel"
+    jig = "jig"
+    slip_jig = "slip-jig"
+    hornpipe = "hornpipe"
+    strathspey = "strathspey"
+    clog = "clog"
+    fling = "fling"
+    slide = "slide"
+    polka = "polka"
+    march = "march"
+    waltz = "waltz"
+    mazurka = "mazurka"
+    schottische = "schottische"
+    barndance = "barndance"
+    set_dance = "set-dance"
+    air = "air"
+
+
+# Spellings (lower case, with no spaces, hyphens or underscores) that name another rhythm.
+_ALIASES = {
+    "doublejig": TuneRhythm.jig,
+    "singlejig": TuneRhythm.jig,
+    "highlandfling": TuneRhythm.fling,
+    "highland": TuneRhythm.fling,
+    "setdance": TuneRhythm.set_dance,
+}
+_BY_KEY = {r.value.replace("-", ""): r for r in TuneRhythm} | _ALIASES
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+# abc2midi swings a hornpipe and refuses one in any other meter ("Hornpipe must be in 2/4 or
+# 4/4 time"), so a sampled hornpipe takes one of these (the corpus also writes them in 2/2).
+RHYTHM_METERS = {TuneRhythm.hornpipe.value: ((2, 4), (4, 4))}
+
+RHYTHM_PREFIX = "R:"
+TEMPO_PREFIX = "Q:"
+# Band centres in quarter notes per minute; a tempo joins the nearest on a log scale.
+TEMPO_BANDS = (60, 80, 100, 120, 144, 180, 208, 240)
+DEFAULT_TEMPO = 120.0  # quarter notes per minute, for a tune with no tempo of its own
+TEMPO_RANGE = (20, 600)  # quarter notes per minute; outside it a Q: field is damage: dropped
+_QUOTED = re.compile(r'"[^"]*"')
+_BEAT = re.compile(r"(\d{1,3})/(\d{1,3})")
+_OLD_BEAT = re.compile(r"\s*[A-Ga-g]\s*(\d{0,3})\s*")  # Q:C=120, Q:C2=120: unit-note multiples
+_NUMBER = re.compile(r"\s*(\d{1,4}(?:\.\d+)?)\s*")
+
+
+def normalise_rhythm(value: str) -> TuneRhythm | None:
+    """An ``R:`` field value as one of ``TuneRhythm``, or None when it names none of them."""
+    key = _SEPARATORS.sub("", value.split("%")[0]).lower()
+    return _BY_KEY.get(key)
+
+
+def rhythm_token(rhythm: TuneRhythm | str) -> str:
+    return RHYTHM_PREFIX + TuneRhythm(rhythm).value
+
+
+def rhythm_field(rhythm: str) -> str:
+    """The ``R:`` value written for a rhythm (``slip-jig`` -> ``slip jig``)."""
+    return rhythm.replace("-", " ")
+
+
+def tempo_qpm(value: str, unit: Fraction) -> float | None:
+    """A ``Q:`` field value in quarter notes per minute, or None (no tempo, or unreadable).
+
+    ``Q:1/4=120``, ``Q:3/8=120``, ``Q:1/4 3/8=40`` (beats summed), ``Q:"Allegro" 1/4=120``,
+    ``Q:1/4 =50``; and the old forms ABC 2.1 still reads: ``Q:120`` counts unit notes
+    (``L:``) per minute, and ``Q:C2=120`` multiples of the unit note. Text alone
+    (``Q:"Slowly"``) names no tempo.
+    """
+    text = _QUOTED.sub(" ", value.split("%")[0]).strip()
+    beats, eq, number = text.rpartition("=")
+    if not eq:
+        beats, number = "", text
+    m = _NUMBER.fullmatch(number)
+    if not m:
+        return None
+    per_minute = float(m.group(1))
+    beat = _beat_length(beats, unit)
+    if beat is None:
+        return None
+    qpm = per_minute * float(beat) * 4
+    low, high = TEMPO_RANGE
+    return qpm if low <= qpm <= high else None
+
+
+def _beat_length(text: str, unit: Fraction) -> Fraction | None:
+    """The beat of a ``Q:`` field in whole notes: ``1/4 3/8`` summed, ``C2`` unit notes, or
+    the unit note when none is written."""
+    if not text.strip():
+        return unit
+    m = _OLD_BEAT.fullmatch(text)
+    if m:
+        return unit * int(m.group(1) or 1)
+    total = Fraction(0)
+    for part in text.split():
+        b = _BEAT.fullmatch(part)
+        if not b or int(b.group(2)) == 0:
+            return None
+        total += Fraction(int(b.group(1)), int(b.group(2)))
+    return total or None
+
+
+def tempo_band(qpm: float) -> int:
+    """The band (its centre, quarter notes per minute) that ``qpm`` falls in."""
+    return min(TEMPO_BANDS, key=lambda centre: abs(math.log(qpm / centre)))
+
+
+def tempo_token(qpm: float) -> str:
+    return f"{TEMPO_PREFIX}{tempo_band(qpm)}"
+
+
+def tempo_field(qpm: float) -> str:
+    """The ``Q:`` value for ``qpm`` quarter notes a minute (the unit ``--tempo`` counts in)."""
+    return f"1/4={max(1, round(qpm))}"
