@@ -7,6 +7,7 @@ genseq eval RUN FILE...                loss, perplexity, bits per character
 genseq info RUN                        what a checkpoint holds
 genseq corpus list | fetch             the corpora genseq knows by name
 genseq music stats FILE...             ABC tunes: bar validity, features, memorisation
+genseq music render FILE... --svg DIR  tunebooks -> sheet music, MusicXML, MIDI, WAV
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import sys
 from typing import Annotated
 
 import typer
-from genseq.commands import corpus, evaluate, info, music, sample, tokenize_corpus, train
+from genseq.commands import (
+    corpus,
+    evaluate,
+    info,
+    music,
+    music_render,
+    sample,
+    tokenize_corpus,
+    train,
+)
 from genseq.commands._common import guard, quiet_broken_pipe
 
 from genseq import __version__
@@ -45,12 +55,14 @@ corpus_app.command("fetch")(guard(corpus.fetch_corpus))
 app.add_typer(corpus_app, name="corpus")
 
 music_app = typer.Typer(
-    help="Statistics of real or generated ABC tunes and MIDI files.", no_args_is_help=True
+    help="Statistics of ABC tunes and MIDI files; tunebooks as sheet music, MIDI and audio.",
+    no_args_is_help=True,
 )
 music_app.command("stats")(guard(music.stats))
+music_app.command("render")(guard(music_render.render))
 app.add_typer(music_app, name="music")
 
-GROUPS = {"corpus": ["list", "fetch"], "music": ["stats"]}
+GROUPS = {"corpus": ["list", "fetch"], "music": ["stats", "render"]}
 
 
 def _version(value: bool) -> None:

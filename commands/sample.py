@@ -159,6 +159,24 @@ def sample(
         Path | None,
         Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),
     ] = None,
+    svg: Annotated[
+        Path | None,
+        Opt(
+            "--svg",
+            help="ABC: engrave one sheet-music .svg per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
+    musicxml: Annotated[
+        Path | None,
+        Opt(
+            "--musicxml",
+            help="ABC: write one .musicxml per tune here (for MuseScore, Finale, Sibelius...).",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
     tempo: Annotated[
         float,
         Opt(

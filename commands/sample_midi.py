@@ -27,6 +27,7 @@ NOT_FOR_MIDI = (
     "parts",
     "program",
 )
+NOTATION_OPTIONS = ("svg", "musicxml")  # sheet music is engraved from a tune's ABC
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class MidiJob:
             f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
             "and --num-steps/--seconds",
         )
+        r.refuse(NOTATION_OPTIONS, f"only for ABC models ({ckpt.level} level here)")
         if r.output is not None and r.midi is not None and r.output != r.midi:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
         steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.tempo)

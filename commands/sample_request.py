@@ -63,6 +63,8 @@ class SampleRequest:
     midi: Path | None = None
     wav: Path | None = None
     png: Path | None = None
+    svg: Path | None = None
+    musicxml: Path | None = None
     json: bool = False
     quiet: bool = False
 
@@ -144,8 +146,17 @@ def _read_prompt_file(prompt_file: str) -> tuple[str, bytes | str]:
         raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
 
 
+def check_folders(*folders: Path | None) -> None:
+    """Refuse an output folder that exists as something else (a file), before any is made."""
+    for folder in folders:
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise GenseqError(f"{folder}: not a folder; give a folder for the files")
+
+
 def make_folders(*folders: Path | None) -> None:
-    """Create the output folders that were given."""
+    """Create the output folders that were given, after checking them all, so that a bad one
+    leaves no new folder behind."""
+    check_folders(*folders)
     for folder in folders:
         if folder is not None:
             try:

@@ -23,6 +23,8 @@ TUNE_OPTIONS = (
     "midi",
     "wav",
     "png",
+    "svg",
+    "musicxml",
     "bars_per_part",
     "parts",
     "program",

@@ -19,6 +19,7 @@ from genseq.errors import GenseqError, UsageError
 if TYPE_CHECKING:
     from genseq.checkpoint import Checkpoint
     from genseq.music.abc_constraint import PartForm
+    from genseq.music.tune_files import TuneFolders
     from genseq.music.tune_sampling import Tune, TunePrompt
 
 
@@ -65,7 +66,7 @@ class TuneJob:
             form=self.form,
             tempo=r.tempo,
         )
-        make_folders(r.midi, r.wav, r.png)  # only now: a refused prompt leaves no folder
+        make_folders(*self.folders.given)  # only now: a refused prompt leaves no folder
         written = [path for t in tunes for path in self._write_files(t)]
         book = "\n".join(t.abc for t in tunes)
         if r.output is not None:
@@ -80,34 +81,25 @@ class TuneJob:
             out.flush()
         report_written(r, written)
 
+    @property
+    def folders(self) -> TuneFolders:
+        from genseq.music.tune_files import TuneFolders
+
+        r = self.request
+        return TuneFolders(midi=r.midi, wav=r.wav, png=r.png, svg=r.svg, musicxml=r.musicxml)
+
     def _write_files(self, t: Tune) -> list[str]:
-        """Note a tune cut short; write its MIDI, WAV and piano roll where asked."""
-        from genseq.music import render
-        from genseq.music.abc_lexer import AbcError
-        from genseq.music.notes import tune_notes
+        """Note a tune cut short; write its MIDI, WAV, piano roll, SVG and MusicXML where
+        asked."""
+        from genseq.music.tune_files import TuneSource, tune_stem, write_tune_files
 
         r = self.request
         if t.finish_reason != "eos":
             limit = self.max_new_tokens
             r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
-        if not (r.midi or r.wav or r.png):
-            return []
-        try:
-            notes = tune_notes(t.tokens)
-        except AbcError as exc:
-            r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
-            return []
-        name = f"tune_{t.index + 1:03d}"
-        program = render.FIDDLE if r.program is None else r.program
-        files = []
-        if r.midi is not None:
-            path = r.midi / f"{name}.mid"
-            files.append(render.write_midi(notes, path, r.tempo, program, t.title))
-        if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=r.tempo))
-        if r.png is not None:
-            path = r.png / f"{name}.png"
-            files.append(render.write_piano_roll(notes, path, tempo_qpm=r.tempo, title=t.title))
+        tune = TuneSource(t.tokens, t.abc, t.title, label=f"tune {t.index + 1}")
+        name = tune_stem(t.index + 1)
+        files = write_tune_files(tune, name, self.folders, r.tempo, r.program, r.note)
         return [str(f) for f in files]
 
     def _row(self, t: Tune, seed: int) -> dict:

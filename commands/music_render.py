@@ -1,0 +1,141 @@
+"""`genseq music render`: any tunebook -> sheet music, MusicXML, MIDI, WAV and piano rolls.
+
+Each tune goes through the writer `genseq sample` uses (``music.tune_files``), so a corpus
+tune and a sampled one come out alike. Every source is read, and every output folder
+checked, before the first file is written: a bad argument leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from genseq.commands._common import EncodingErrorsOpt, QuietOpt
+
+if TYPE_CHECKING:
+    from genseq.music.abc_lexer import RawTune
+    from genseq.music.tune_files import TuneSource
+
+Opt = typer.Option
+
+
+def render(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="ABC tunebooks: files, directories of .abc files, corpus names such as "
+            "oneills1850, or - for standard input.",
+            show_default=False,
+        ),
+    ],
+    svg: Annotated[
+        Path | None,
+        Opt("--svg", help="Engrave one sheet-music .svg per tune here.", show_default=False),
+    ] = None,
+    musicxml: Annotated[
+        Path | None,
+        Opt("--musicxml", help="Write one .musicxml per tune here.", show_default=False),
+    ] = None,
+    midi: Annotated[
+        Path | None, Opt("--midi", help="Write one .mid per tune here.", show_default=False)
+    ] = None,
+    wav: Annotated[
+        Path | None, Opt("--wav", help="Write one .wav per tune here.", show_default=False)
+    ] = None,
+    png: Annotated[
+        Path | None,
+        Opt("--png", help="Write one piano-roll .png per tune here.", show_default=False),
+    ] = None,
+    tempo: Annotated[
+        float, Opt("--tempo", help="Quarter notes per minute of the MIDI, WAV and piano roll.")
+    ] = 120.0,
+    program: Annotated[
+        int | None,
+        Opt(
+            "--program",
+            help="The General MIDI program (0-127, as pretty_midi counts) the MIDI files play "
+            "[default: 40, Violin: the fiddle].",
+            show_default=False,
+        ),
+    ] = None,
+    encoding_errors: EncodingErrorsOpt = "strict",
+    quiet: QuietOpt = False,
+) -> None:
+    """Sheet music (SVG), MusicXML, MIDI, WAV or piano rolls of every tune in ABC tunebooks.
+
+    Files are named tune_001, tune_002... in the order the tunes are read. A tune genseq or
+    music21 cannot read is noted on stderr and skipped; a source with no tunes is an error.
+    """
+    import math
+
+    from genseq.commands.sample_request import check_folders, make_folders
+
+    from genseq.errors import UsageError
+    from genseq.music.tune_files import TuneFolders, tune_stem, write_tune_files
+
+    folders = TuneFolders(midi=midi, wav=wav, png=png, svg=svg, musicxml=musicxml)
+    if not folders.given:
+        raise UsageError("give at least one of --svg, --musicxml, --midi, --wav, --png")
+    if not (math.isfinite(tempo) and tempo > 0):
+        raise UsageError("--tempo must be a positive number")
+    if program is not None and not 0 <= program <= 127:
+        raise UsageError("--program must be a General MIDI program, 0-127")
+    check_folders(*folders.given)
+    tunes = _read_sources(files, encoding_errors)
+    make_folders(*folders.given)
+
+    def note(message: str) -> None:
+        if not quiet:
+            print(message, file=sys.stderr)
+
+    written, skipped = [], 0
+    for number, (name, raw) in enumerate(tunes, 1):
+        tune = _source(name, raw, note)
+        if tune is None:
+            skipped += 1
+            continue
+        files_out = write_tune_files(tune, tune_stem(number), folders, tempo, program, note)
+        written += [str(f) for f in files_out]
+    _report(written, len(tunes), skipped, note)
+
+
+def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, RawTune]]:
+    """Every tune of every source, in order; a source without a tune is an error."""
+    from genseq.documents import read_tunes
+    from genseq.errors import GenseqError
+
+    tunes = []
+    for source in sources:
+        found = read_tunes([source], encoding_errors)
+        if not found:
+            where = "standard input" if source == "-" else source
+            raise GenseqError(f"{where}: no tunes (X: lines) found")
+        tunes += found
+    return tunes
+
+
+def _source(name: str, raw: RawTune, note) -> TuneSource | None:
+    """The tune as the writer takes it, or None (noted) when genseq cannot read it."""
+    from genseq.music.abc_lexer import AbcError, tokenize_tune
+    from genseq.music.tune_files import TuneSource
+
+    label = f"{name}:{raw.line} X:{raw.number or '?'}"
+    try:
+        tokens = tokenize_tune(raw.text)
+    except AbcError as exc:
+        note(f"note: {label} cannot be read ({exc}); skipped")
+        return None
+    return TuneSource(tokens, raw.text, raw.title, label=label)
+
+
+def _report(written: list[str], tunes: int, skipped: int, note) -> None:
+    """``wrote A, B, C and N more`` (and the tunes skipped) on stderr."""
+    from genseq.errors import GenseqError
+
+    if not written:
+        raise GenseqError(f"no files written: none of the {tunes:,} tunes could be rendered")
+    more = f" and {len(written) - 3:,} more" if len(written) > 3 else ""
+    extra = f"; {skipped:,} of {tunes:,} tunes skipped" if skipped else ""
+    note(f"wrote {', '.join(written[:3])}{more}{extra}")
