@@ -1,9 +1,10 @@
 """`genseq sample`: generate text or tunes from a checkpoint; text on stdout, streamed.
 
 An ABC checkpoint samples whole tunes: header conditioning (--meter, --key, --mode), the
-grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
-and piano-roll files on request. A MIDI checkpoint (midi-melody, midi-performance) samples
-pieces of a given length from an optional MIDI or ABC primer, written as .mid files.
+grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV,
+piano-roll, sheet-music (SVG) and MusicXML files on request. A MIDI checkpoint (midi-melody,
+midi-performance) samples pieces of a given length from an optional MIDI or ABC primer,
+written as .mid files.
 
 The options become one ``SampleRequest``; the checkpoint's kind picks the job (``sample_text``,
 ``sample_tunes``, ``sample_midi``) that refuses what it cannot use and reads its prompt, and

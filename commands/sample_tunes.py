@@ -1,4 +1,5 @@
-"""`genseq sample` for ABC checkpoints: tunes as a tunebook, and MIDI, WAV and piano rolls."""
+"""`genseq sample` for ABC checkpoints: tunes as a tunebook, and each tune's MIDI, WAV, piano
+roll, sheet music (SVG) and MusicXML through the writer `genseq music render` shares."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from genseq.commands._common import print_json, stdout
 from genseq.commands.sample_request import (
     SampleRequest,
     TuneForm,
+    check_folders,
     make_folders,
     report_written,
 )
@@ -38,6 +40,7 @@ class TuneJob:
         if request.stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
+        check_folders(request.midi, request.wav, request.png, request.svg, request.musicxml)
         prompt = build_prompt(
             ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
         )
