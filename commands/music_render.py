@@ -16,7 +16,7 @@ from genseq.commands._common import EncodingErrorsOpt, QuietOpt
 
 if TYPE_CHECKING:
     from genseq.music.abc_lexer import RawTune
-    from genseq.music.tune_files import TuneSource
+    from genseq.music.tune_files import TuneFolders, TuneSource
 
 Opt = typer.Option
 
@@ -55,50 +55,91 @@ def render(
         int | None,
         Opt(
             "--program",
-            help="The General MIDI program (0-127, as pretty_midi counts) the MIDI files play "
-            "[default: 40, Violin: the fiddle].",
+            help="The General MIDI program (0-127, as pretty_midi counts) the MIDI and WAV files "
+            "play [default: 40, Violin: the fiddle].",
             show_default=False,
         ),
     ] = None,
+    soundfont: Annotated[
+        Path | None,
+        Opt(
+            "--soundfont",
+            help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
+            "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        Opt(
+            "--overwrite",
+            help="Number files from 1 again, replacing those there (default: new files continue "
+            "the numbering).",
+        ),
+    ] = False,
     encoding_errors: EncodingErrorsOpt = "strict",
     quiet: QuietOpt = False,
 ) -> None:
     """Sheet music (SVG), MusicXML, MIDI, WAV or piano rolls of every tune in ABC tunebooks.
 
-    Files are named tune_001, tune_002... in the order the tunes are read. A tune genseq or
-    music21 cannot read is noted on stderr and skipped; a source with no tunes is an error.
+    Each tune's files share one number, tune_001, tune_002... continuing after the files
+    already in the folders, as `genseq sample` numbers them. A tune genseq or music21 cannot
+    read is noted on stderr and skipped; a source with no tunes is an error.
     """
-    import math
-
     from genseq.commands.sample_request import check_folders, make_folders
 
-    from genseq.errors import UsageError
-    from genseq.music.tune_files import TuneFolders, tune_stem, write_tune_files
+    from genseq.music.render import FIDDLE
+    from genseq.music.tune_files import Sound, TuneFolders, write_tunes
 
     folders = TuneFolders(midi=midi, wav=wav, png=png, svg=svg, musicxml=musicxml)
-    if not folders.given:
-        raise UsageError("give at least one of --svg, --musicxml, --midi, --wav, --png")
-    if not (math.isfinite(tempo) and tempo > 0):
-        raise UsageError("--tempo must be a positive number")
-    if program is not None and not 0 <= program <= 127:
-        raise UsageError("--program must be a General MIDI program, 0-127")
+    program = FIDDLE if program is None else program
+    _check_options(folders, tempo, program, soundfont)
     check_folders(*folders.given)
     tunes = _read_sources(files, encoding_errors)
-    make_folders(*folders.given)
 
     def note(message: str) -> None:
         if not quiet:
             print(message, file=sys.stderr)
 
-    written, skipped = [], 0
-    for number, (name, raw) in enumerate(tunes, 1):
-        tune = _source(name, raw, note)
-        if tune is None:
-            skipped += 1
-            continue
-        files_out = write_tune_files(tune, tune_stem(number), folders, tempo, program, note)
-        written += [str(f) for f in files_out]
-    _report(written, len(tunes), skipped, note)
+    sound = Sound(tempo, program, _soundfont(wav, soundfont, program, note))
+    make_folders(*folders.given)
+    readable = [tune for name, raw in tunes if (tune := _source(name, raw, note)) is not None]
+    written = write_tunes(readable, folders, sound, note, overwrite=overwrite)
+    _report([str(f) for paths in written for f in paths], len(tunes), note)
+
+
+def _check_options(
+    folders: TuneFolders, tempo: float, program: int, soundfont: Path | None
+) -> None:
+    """Usage errors: no folder, ``-`` for a folder, a tempo or program out of range."""
+    import math
+
+    from genseq.commands.sample_request import is_stdout
+
+    from genseq.errors import UsageError
+
+    if not folders.given:
+        raise UsageError("give at least one of --svg, --musicxml, --midi, --wav, --png")
+    if any(is_stdout(folder) for folder in folders.given):
+        raise UsageError("- is not a folder: give a folder for the files")
+    if not (math.isfinite(tempo) and tempo > 0):
+        raise UsageError("--tempo must be a positive number")
+    if not 0 <= program <= 127:
+        raise UsageError("--program must be a General MIDI program, 0-127")
+    if soundfont is not None and folders.wav is None:
+        raise UsageError("--soundfont: only with --wav (it is the sound of the WAV files)")
+
+
+def _soundfont(wav: Path | None, given: Path | None, program: int, note) -> Path | None:
+    """The SoundFont the WAV files play (None: sine tones, or no --wav), said once."""
+    if wav is None:
+        return None
+    from genseq.music.soundfont import choose
+
+    sound = choose(given, program)
+    if sound.note:
+        note(sound.note)
+    return sound.soundfont
 
 
 def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, RawTune]]:
@@ -130,12 +171,11 @@ def _source(name: str, raw: RawTune, note) -> TuneSource | None:
     return TuneSource(tokens, raw.text, raw.title, label=label)
 
 
-def _report(written: list[str], tunes: int, skipped: int, note) -> None:
-    """``wrote A, B, C and N more`` (and the tunes skipped) on stderr."""
+def _report(written: list[str], tunes: int, note) -> None:
+    """``wrote A, B, C and N more`` on stderr; an error when no tune could be written."""
     from genseq.errors import GenseqError
 
     if not written:
         raise GenseqError(f"no files written: none of the {tunes:,} tunes could be rendered")
     more = f" and {len(written) - 3:,} more" if len(written) > 3 else ""
-    extra = f"; {skipped:,} of {tunes:,} tunes skipped" if skipped else ""
-    note(f"wrote {', '.join(written[:3])}{more}{extra}")
+    note(f"wrote {', '.join(written[:3])}{more}")

@@ -12,11 +12,14 @@ from genseq.commands.sample_request import (
     SampleRequest,
     TuneForm,
     check_folders,
+    is_stdout,
     make_folders,
     report_written,
+    sample_row,
+    wav_soundfont,
 )
 
-from genseq.errors import GenseqError, UsageError
+from genseq.errors import UsageError
 
 if TYPE_CHECKING:
     from genseq.checkpoint import Checkpoint
@@ -31,12 +34,15 @@ class TuneJob:
     request: SampleRequest
     prompt: TunePrompt
     form: PartForm | None  # None: free
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TuneJob:
         """Refuse what a tune cannot take; build the prompt, which checks header and bars."""
         from genseq.music.tune_sampling import build_prompt
 
+        if is_stdout(request.midi):
+            raise UsageError("--midi -: give a folder (only -o writes standard output)")
         if request.stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
@@ -44,7 +50,14 @@ class TuneJob:
         prompt = build_prompt(
             ckpt, request.prompt, meter=request.meter, key=request.key, mode=request.mode
         )
-        return cls(ckpt, request, prompt, form)
+        return cls(ckpt, request, prompt, form, wav_soundfont(request, cls.program(request)))
+
+    @staticmethod
+    def program(request: SampleRequest) -> int:
+        """The General MIDI program the tunes play: --program, else the fiddle."""
+        from genseq.music.render import FIDDLE
+
+        return FIDDLE if request.program is None else request.program
 
     @property
     def max_new_tokens(self) -> int:
@@ -70,19 +83,32 @@ class TuneJob:
             tempo=r.tempo,
         )
         make_folders(*self.folders.given)  # only now: a refused prompt leaves no folder
-        written = [path for t in tunes for path in self._write_files(t)]
-        book = "\n".join(t.abc for t in tunes)
-        if r.output is not None:
-            _write_book(r.output, book)
-            written.insert(0, str(r.output))
+        written: list[str] = []
+        if r.output is not None and not r.to_stdout:
+            tunes = self._write_book(tunes, seed)
+            written.append(str(r.output))
+        files = self._write_files(tunes)
+        written += [path for t in tunes for path in files.get(t.index, [])]
         if r.json:
             for t in tunes:
-                print_json(self._row(t, seed))
-        elif r.output is None:
+                print_json(self._row(t, seed, files.get(t.index, [])))
+        elif r.output is None or r.to_stdout:
             out = stdout()
-            out.write(book)
+            out.write("\n".join(t.abc for t in tunes))
             out.flush()
         report_written(r, written)
+
+    def _write_book(self, tunes: list[Tune], seed: int) -> list[Tune]:
+        """Append the tunes to -o's book (or replace it with --overwrite), numbered on from
+        its highest X:; the tunes as written."""
+        from genseq.music.book_file import open_book
+        from genseq.music.tune_sampling import numbered
+
+        r = self.request
+        with open_book(r.output, overwrite=r.overwrite) as book:
+            tunes = numbered(tunes, book.first_x, seed, r.tempo)
+            book.write("\n".join(t.abc for t in tunes))
+        return tunes
 
     @property
     def folders(self) -> TuneFolders:
@@ -91,33 +117,43 @@ class TuneJob:
         r = self.request
         return TuneFolders(midi=r.midi, wav=r.wav, png=r.png, svg=r.svg, musicxml=r.musicxml)
 
-    def _write_files(self, t: Tune) -> list[str]:
-        """Note a tune cut short; write its MIDI, WAV, piano roll, SVG and MusicXML where
-        asked."""
-        from genseq.music.tune_files import TuneSource, tune_stem, write_tune_files
+    def _write_files(self, tunes: list[Tune]) -> dict[int, list[str]]:
+        """Note the tunes cut short; write the MIDI, WAV, piano roll, SVG and MusicXML of each
+        playable tune where asked (``tune_files``, as `genseq music render` does): each tune's
+        files by its index."""
+        from genseq.music.tune_files import Sound, TuneSource, write_tunes
 
         r = self.request
-        if t.finish_reason != "eos":
-            limit = self.max_new_tokens
-            r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
-        tune = TuneSource(t.tokens, t.abc, t.title, label=f"tune {t.index + 1}")
-        name = tune_stem(t.index + 1)
-        files = write_tune_files(tune, name, self.folders, r.tempo, r.program, r.note)
-        return [str(f) for f in files]
+        for t in tunes:
+            if t.finish_reason != "eos":
+                limit = self.max_new_tokens
+                r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
+        sources = [TuneSource(t.tokens, t.abc, t.title, f"tune {t.index + 1}") for t in tunes]
+        sound = Sound(r.tempo, self.program(r), self.soundfont)
+        files = write_tunes(sources, self.folders, sound, r.note, overwrite=r.overwrite)
+        return {t.index: [str(f) for f in paths] for t, paths in zip(tunes, files, strict=True)}
 
-    def _row(self, t: Tune, seed: int) -> dict:
-        constrained = self.request.constrain
-        return {
-            "schema": 1,
-            "index": t.index,
-            "abc": t.abc,
-            "tokens": len(t.tokens),
-            "finish_reason": t.finish_reason,
-            "seed": seed,
-            "constrained": constrained,
-            "form": None if self.form is None or not constrained else vars(self.form),
-            "checkpoint": str(self.ckpt.path),
-        }
+    def _row(self, t: Tune, seed: int, files: list[str]) -> dict:
+        """The shared row, the tune's ABC beside its text, and what conditioned it."""
+        r = self.request
+        return sample_row(
+            r,
+            kind="abc",
+            index=t.index,
+            text=t.abc,
+            tokens=len(t.tokens),
+            finish_reason=t.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            abc=t.abc,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            meter=r.meter,
+            key=r.key,
+            mode=r.mode,
+            constrained=r.constrain,
+            form=None if self.form is None or not r.constrain else vars(self.form),
+        )
 
 
 def _part_form(request: SampleRequest) -> PartForm | None:
@@ -129,12 +165,3 @@ def _part_form(request: SampleRequest) -> PartForm | None:
         request.refuse(("bars_per_part", "parts"), why)
         return None
     return PartForm(request.bars_per_part, 2 if request.parts is None else request.parts)
-
-
-def _write_book(path: Path, book: str) -> None:
-    from genseq.fileio import atomic_write_text
-
-    try:
-        atomic_write_text(path, book)
-    except OSError as exc:
-        raise GenseqError(f"{path}: cannot write ({exc.strerror})") from None

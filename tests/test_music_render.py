@@ -151,8 +151,7 @@ def test_render_writes_every_readable_tune_and_notes_the_others(tunebook, tmp_pa
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert f"note: {tunebook}:8 X:9 cannot be read" in result.stderr
-    assert "1 of 4 tunes skipped" in result.stderr
-    numbers = ["001", "003", "004"]  # a tune keeps its place in the book: 2 was skipped
+    numbers = ["001", "002", "003"]  # one number per tune written, shared by its files
     assert sorted(p.name for p in (out / "svg").iterdir()) == [f"tune_{n}.svg" for n in numbers]
     assert sorted(p.name for p in (out / "xml").iterdir()) == [
         f"tune_{n}.musicxml" for n in numbers
@@ -161,6 +160,25 @@ def test_render_writes_every_readable_tune_and_notes_the_others(tunebook, tmp_pa
     for raw, n in zip(TUNES, numbers, strict=True):
         measures, *_ = svg_facts(out / "svg" / f"tune_{n}.svg")
         assert measures == len(bar_report(tokenize_tune(raw.text)).bars)
+
+
+def test_render_continues_the_numbering_and_overwrite_starts_again(tunebook, tmp_path, cli):
+    """A second run into the same folder adds files after the first run's; --overwrite
+    numbers from 1 again, replacing them."""
+    out = tmp_path / "out"
+    assert cli("music", "render", tunebook, "--svg", out).exit_code == 0
+    first = files_below(out)
+    again = cli("music", "render", tunebook, "--svg", out, "--musicxml", out)
+    assert again.exit_code == 0, again.stderr
+    assert {k: v for k, v in files_below(out).items() if k in first} == first  # untouched
+    assert sorted(files_below(out)) == sorted(
+        [*first, *(f"tune_{n:03d}.{x}" for n in (4, 5, 6) for x in ("svg", "musicxml"))]
+    )
+    (out / "tune_001.svg").write_text("stale")
+    replaced = cli("music", "render", tunebook, "--svg", out, "--overwrite")
+    assert replaced.exit_code == 0, replaced.stderr
+    assert "wrote " + str(out / "tune_001.svg") in replaced.stderr
+    assert svg_facts(out / "tune_001.svg") == svg_facts(sheet(TUNES[0].text).svg())
 
 
 def test_render_reads_standard_input(tmp_path):

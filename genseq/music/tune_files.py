@@ -1,23 +1,27 @@
-"""One tune -> the files a person asked for: MIDI, WAV, piano roll, SVG sheet music, MusicXML.
+"""Tunes -> the files a person asked for: MIDI, WAV, piano roll, SVG sheet music, MusicXML.
 
-`genseq sample` (sampled tunes) and `genseq music render` (any tunebook) both write a tune's
-files through ``write_tune_files``, so the two commands name, play and engrave a tune alike.
-What is heard (MIDI, WAV, piano roll) comes from genseq's own reading of the tokens
-(``notes.tune_notes``: the reading the statistics use); what is read (SVG, MusicXML) from the
-tune's ABC text through music21 (``sheet``). A tune that cannot be played or engraved is
-noted, not fatal: its other files are still written where they can be.
+`genseq sample` (sampled tunes) and `genseq music render` (any tunebook) both write through
+``write_tunes``, so the two commands number, play and engrave a tune alike. What is heard
+(MIDI, WAV, piano roll) comes from genseq's own reading of the tokens (``notes.tune_notes``,
+the reading the statistics use); what is read (SVG, MusicXML) from the tune's ABC text through
+music21 (``sheet``). Numbers come from ``output_names.claim_numbers``: one number per tune
+across every folder, continuing after the files already there. A tune genseq cannot play gets
+no files and a note; one music21 or verovio cannot engrave gets its other files and a note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from genseq.music.notes import TuneNotes
 
-def tune_stem(number: int) -> str:
-    """The file name, without extension, of the ``number``-th tune (1-based): ``tune_001``."""
-    return f"tune_{number:03d}"
+Note = Callable[[str], None]  # a line for stderr
+SUFFIXES = {"midi": ".mid", "wav": ".wav", "png": ".png", "svg": ".svg", "musicxml": ".musicxml"}
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,23 @@ class TuneFolders:
         return [p for f in fields(self) if (p := getattr(self, f.name)) is not None]
 
     @property
-    def sound(self) -> bool:
-        """Files made from the notes genseq plays."""
-        return any(p is not None for p in (self.midi, self.wav, self.png))
+    def places(self) -> list[tuple[Path, str]]:
+        """(folder, suffix) of every kind asked for, as ``claim_numbers`` takes them."""
+        return [
+            (folder, SUFFIXES[f.name])
+            for f in fields(self)
+            if (folder := getattr(self, f.name)) is not None
+        ]
 
-    @property
-    def notation(self) -> bool:
-        """Files made from music21's reading of the ABC."""
-        return self.svg is not None or self.musicxml is not None
+
+@dataclass(frozen=True)
+class Sound:
+    """How the MIDI and WAV files play: tempo (quarter notes a minute), General MIDI program,
+    and the SoundFont of the WAV files (None: sine tones; see ``soundfont.choose``)."""
+
+    tempo: float
+    program: int
+    soundfont: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -55,57 +68,82 @@ class TuneSource:
     label: str = "tune"  # how notes name it: "tune 3", "book.abc:12 X:3"
 
 
+def write_tunes(
+    tunes: Sequence[TuneSource],
+    folders: TuneFolders,
+    sound: Sound,
+    note: Note,
+    overwrite: bool = False,
+) -> list[list[Path]]:
+    """Write every playable tune's files where asked, numbered on from the files already in
+    those folders (from 1 with ``overwrite``); the files of each tune, in order ([] for a
+    tune that was not written)."""
+    from genseq.output_names import claim_numbers
+
+    written: list[list[Path]] = [[] for _ in tunes]
+    if not folders.given:
+        return written
+    readings = [(k, tune, _notes(tune, note)) for k, tune in enumerate(tunes)]
+    playable = [(k, tune, notes) for k, tune, notes in readings if notes is not None]
+    with claim_numbers(folders.places, len(playable), overwrite=overwrite) as numbers:
+        for i, (k, tune, notes) in enumerate(playable):
+            path_in = partial(numbers.path, i)
+            written[k] = write_tune_files(tune, notes, path_in, folders, sound, note)
+    return written
+
+
+def _notes(tune: TuneSource, note: Note) -> TuneNotes | None:
+    from genseq.music.abc_lexer import AbcError
+    from genseq.music.notes import tune_notes
+
+    try:
+        return tune_notes(tune.tokens)
+    except AbcError as exc:
+        note(f"note: {tune.label} cannot be played ({exc})")
+        return None
+
+
 def write_tune_files(
     tune: TuneSource,
-    stem: str,
+    notes: TuneNotes,
+    path_in: Callable[[Path, str], Path],
     folders: TuneFolders,
-    tempo: float,
-    program: int | None,
-    note: Callable[[str], None],
+    sound: Sound,
+    note: Note,
 ) -> list[Path]:
-    """Write ``stem``.mid/.wav/.png/.svg/.musicxml into the folders asked for; each file is
-    written atomically. ``program`` is the General MIDI program (None: the fiddle)."""
-    return _sound_files(tune, stem, folders, tempo, program, note) + _notation_files(
-        tune, stem, folders, note
+    """One tune's files, each written atomically; ``path_in(folder, suffix)`` names each."""
+    return _sound_files(tune, notes, path_in, folders, sound) + _notation_files(
+        tune, path_in, folders, note
     )
 
 
 def _sound_files(
     tune: TuneSource,
-    stem: str,
+    notes: TuneNotes,
+    path_in: Callable[[Path, str], Path],
     folders: TuneFolders,
-    tempo: float,
-    program: int | None,
-    note: Callable[[str], None],
+    sound: Sound,
 ) -> list[Path]:
-    if not folders.sound:
-        return []
     from genseq.music import render
-    from genseq.music.abc_lexer import AbcError
-    from genseq.music.notes import tune_notes
 
-    try:
-        notes = tune_notes(tune.tokens)
-    except AbcError as exc:
-        note(f"note: {tune.label} cannot be played ({exc})")
-        return []
-    program = render.FIDDLE if program is None else program
     files = []
     if folders.midi is not None:
-        path = folders.midi / f"{stem}.mid"
-        files.append(render.write_midi(notes, path, tempo, program, tune.title))
+        path = path_in(folders.midi, ".mid")
+        files.append(render.write_midi(notes, path, sound.tempo, sound.program, tune.title))
     if folders.wav is not None:
-        files.append(render.write_wav(notes, folders.wav / f"{stem}.wav", tempo_qpm=tempo))
+        path = path_in(folders.wav, ".wav")
+        playing = {"program": sound.program, "soundfont": sound.soundfont}
+        files.append(render.write_wav(notes, path, tempo_qpm=sound.tempo, **playing))
     if folders.png is not None:
-        path = folders.png / f"{stem}.png"
-        files.append(render.write_piano_roll(notes, path, tempo_qpm=tempo, title=tune.title))
+        path = path_in(folders.png, ".png")
+        files.append(render.write_piano_roll(notes, path, tempo_qpm=sound.tempo, title=tune.title))
     return files
 
 
 def _notation_files(
-    tune: TuneSource, stem: str, folders: TuneFolders, note: Callable[[str], None]
+    tune: TuneSource, path_in: Callable[[Path, str], Path], folders: TuneFolders, note: Note
 ) -> list[Path]:
-    if not folders.notation:
+    if folders.svg is None and folders.musicxml is None:
         return []
     from genseq.music.sheet import EngraveError, sheet, write_musicxml, write_svg
 
@@ -113,9 +151,9 @@ def _notation_files(
     try:
         score = sheet(tune.abc)
         if folders.svg is not None:
-            files.append(write_svg(score, folders.svg / f"{stem}.svg"))
+            files.append(write_svg(score, path_in(folders.svg, ".svg")))
         if folders.musicxml is not None:
-            files.append(write_musicxml(score, folders.musicxml / f"{stem}.musicxml"))
+            files.append(write_musicxml(score, path_in(folders.musicxml, ".musicxml")))
     except EngraveError as exc:
         note(f"note: {tune.label} cannot be engraved ({exc})")
     return files

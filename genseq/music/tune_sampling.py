@@ -10,7 +10,7 @@ MIDI, WAV and a piano roll (``notes`` + ``render``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genseq.checkpoint import Checkpoint
 from genseq.errors import UsageError
@@ -160,7 +160,16 @@ def sample_tunes(
                 tokens = transpose_tokens(tokens, *prompt.shift)
             except AbcError:
                 pass  # an unreadable unconstrained sample stays in the model's key
-        title = f"genseq tune {s.index + 1}" + (f" (seed {seed})" if seed is not None else "")
-        abc = tune_text(tokens, s.index + 1, title, tempo)
-        tunes.append(Tune(s.index, tokens, abc, s.finish_reason, title))
-    return tunes
+        tunes.append(Tune(s.index, tokens, "", s.finish_reason))
+    return numbered(tunes, 1, seed, tempo)
+
+
+def numbered(tunes: list[Tune], first: int, seed: int | None, tempo: float | None) -> list[Tune]:
+    """The tunes as tunebook entries numbered from ``first``: ``X:`` and the title's number
+    agree, so that tunes appended to a book continue its numbers."""
+    out = []
+    for t in tunes:
+        number = first + t.index
+        title = f"genseq tune {number}" + (f" (seed {seed})" if seed is not None else "")
+        out.append(replace(t, abc=tune_text(t.tokens, number, title, tempo), title=title))
+    return out
