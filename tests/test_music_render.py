@@ -130,6 +130,17 @@ def test_a_tune_longer_than_a_page_stays_one_svg(monkeypatch):
     assert svg_facts(stacked) == one_page
 
 
+def test_a_chord_symbol_music21_cannot_read_costs_only_the_chord_symbols():
+    """Nottingham writes an empty chord symbol (``" "``), on which music21 raises; the tune is
+    engraved without its chord symbols rather than not at all."""
+    text = TUNES[0].text.replace('"G"g2e', '" ""G"g2e')
+    plain = sheet(text)
+    assert plain.dropped == "its chord symbols"
+    assert "<harmony" not in plain.musicxml and "<harmony" in sheet(TUNES[0].text).musicxml
+    assert svg_facts(plain.svg()) == svg_facts(sheet(TUNES[0].text).svg())
+    assert sheet(TUNES[0].text).dropped == ""
+
+
 # ---------------------------------------------------------------------------------------------
 # `genseq music render`
 

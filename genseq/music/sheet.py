@@ -46,6 +46,7 @@ class Sheet:
     """One tune as MusicXML, and engraved from it as SVG on request."""
 
     musicxml: str
+    dropped: str = ""  # what had to be left out for music21 to read the tune ("": nothing)
 
     def svg(self) -> str:
         """The tune engraved as one SVG document (pages stacked when there are several)."""
@@ -60,7 +61,19 @@ class Sheet:
 
 
 def sheet(abc: str) -> Sheet:
-    """The tune (one tunebook entry, X: to its last line) read by music21 as MusicXML."""
+    """The tune (one tunebook entry, X: to its last line) read by music21 as MusicXML. A tune
+    music21 cannot read for a chord symbol it does not know (``" "``, ``"Am/c#"``...) is read
+    again without its chord symbols, and says so in ``dropped``."""
+    try:
+        return Sheet(_musicxml(abc))
+    except EngraveError:
+        plain = without_chord_symbols(abc)
+        if plain == abc:
+            raise
+    return Sheet(_musicxml(plain), dropped="its chord symbols")
+
+
+def _musicxml(abc: str) -> str:
     import warnings
 
     import music21
@@ -75,7 +88,20 @@ def sheet(abc: str) -> Sheet:
         raise EngraveError(f"music21 cannot read it ({type(exc).__name__})") from None
     if not score.flatten().notes:
         raise EngraveError("music21 reads no notes in it")
-    return Sheet(data.decode("utf-8"))
+    return data.decode("utf-8")
+
+
+_QUOTED = re.compile(r'"[^"\n]*"')
+
+
+def without_chord_symbols(abc: str) -> str:
+    """The tune with every quoted string (chord symbols, annotations) after its first ``K:``
+    line removed; the header is kept as it is."""
+    head, sep, body = abc.partition("\nK:")
+    if not sep:
+        return abc
+    key_line, newline, music = body.partition("\n")
+    return head + sep + key_line + newline + _QUOTED.sub("", music)
 
 
 @functools.cache

@@ -150,6 +150,9 @@ def _notation_files(
     files = []
     try:
         score = sheet(tune.abc)
+        if score.dropped:
+            why = "music21 cannot read one"
+            note(f"note: {tune.label} is engraved without {score.dropped} ({why})")
         if folders.svg is not None:
             files.append(write_svg(score, path_in(folders.svg, ".svg")))
         if folders.musicxml is not None:
