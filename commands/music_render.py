@@ -16,7 +16,7 @@ from genseq.commands._common import EncodingErrorsOpt, QuietOpt
 
 if TYPE_CHECKING:
     from genseq.music.abc_lexer import RawTune
-    from genseq.music.tune_files import TuneFolders, TuneSource
+    from genseq.music.tune_files import Note, TuneFolders, TuneSource
 
 Opt = typer.Option
 
@@ -130,7 +130,7 @@ def _check_options(
         raise UsageError("--soundfont: only with --wav (it is the sound of the WAV files)")
 
 
-def _soundfont(wav: Path | None, given: Path | None, program: int, note) -> Path | None:
+def _soundfont(wav: Path | None, given: Path | None, program: int, note: Note) -> Path | None:
     """The SoundFont the WAV files play (None: sine tones, or no --wav), said once."""
     if wav is None:
         return None
@@ -157,7 +157,7 @@ def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, R
     return tunes
 
 
-def _source(name: str, raw: RawTune, note) -> TuneSource | None:
+def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     """The tune as the writer takes it, or None (noted) when genseq cannot read it."""
     from genseq.music.abc_lexer import AbcError, tokenize_tune
     from genseq.music.tune_files import TuneSource
@@ -171,7 +171,7 @@ def _source(name: str, raw: RawTune, note) -> TuneSource | None:
     return TuneSource(tokens, raw.text, raw.title, label=label)
 
 
-def _report(written: list[str], tunes: int, note) -> None:
+def _report(written: list[str], tunes: int, note: Note) -> None:
     """``wrote A, B, C and N more`` on stderr; an error when no tune could be written."""
     from genseq.errors import GenseqError
 

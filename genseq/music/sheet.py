@@ -5,13 +5,13 @@ measured on 100 corpus tunes (``benchmarks/sheet_music.py``, BENCHMARKS.md): the
 several times faster but draws no first and second endings, stretches a triplet over the
 notes beamed after it (genseq writes a bar's notes without spaces), ignores a ``K:`` change,
 and on some real tunes aborts the whole process (``std::out_of_range``), which no ``try`` can
-catch. The MusicXML route engraves more tunes
-right, and ``--musicxml`` needs music21's reading anyway, so one parse serves both files.
+catch. The MusicXML route engraves more tunes right, and ``--musicxml`` needs music21's
+reading anyway, so one parse serves both files.
 
 An SVG is one tall page (``adjustPageHeight``): verovio would otherwise paginate to A4, and a
 tune longer than its largest page is stacked page under page into the one file. The page is
 A4 wide at 40 % (840 px), so that a browser shows a tune at about the size of printed music,
-four bars of a reel to a line, with no sideways scrolling. music21 and verovio are imported
+four to six bars of a reel to a line, with no sideways scrolling. music21 and verovio are imported
 inside the functions, so importing genseq stays fast.
 """
 
