@@ -62,7 +62,12 @@ EXAMPLES = {
     ],
     "music": [
         "genseq music stats tunes.abc --reference folk-abc",
-        "genseq music stats out/ --reference folk-abc",
+        "genseq music render tunes.abc --svg sheets/ --musicxml sheets/",
+    ],
+    "music render": [
+        "genseq music render tunes.abc --svg sheets/ --musicxml sheets/",
+        "genseq sample folk-tunes --num-samples 4 | genseq music render - --svg out/ --wav out/",
+        "genseq music render oneills1850 --midi oneills/",
     ],
     "music stats": [
         "genseq music stats tunes.abc --reference folk-abc",

@@ -8,6 +8,7 @@ genseq info RUN                        what a checkpoint holds
 genseq corpus list | fetch             the corpora genseq knows by name
 genseq models list                     the models genseq ships (sample/info/eval take the name)
 genseq music stats FILE...             ABC tunes: bar validity, features, memorisation
+genseq music render FILE... --svg DIR  tunebooks -> sheet music, MusicXML, MIDI, WAV
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ import sys
 from typing import Annotated
 
 import typer
-from genseq.commands import corpus, evaluate, info, models, music, sample, tokenize_corpus, train
+from genseq.commands import (
+    corpus,
+    evaluate,
+    info,
+    models,
+    music,
+    music_render,
+    sample,
+    tokenize_corpus,
+    train,
+)
 from genseq.commands._common import guard, quiet_broken_pipe
 from genseq.commands.help_format import GenseqCommand, GenseqGroup, examples
 
@@ -69,9 +80,13 @@ group(
     {"list": corpus.list_corpora, "fetch": corpus.fetch_corpus},
 )
 group("models", "The models genseq ships, usable by name.", {"list": models.list_models})
-group("music", "Statistics of real or generated ABC tunes and MIDI files.", {"stats": music.stats})
+group(
+    "music",
+    "Statistics of ABC tunes and MIDI files; tunebooks as sheet music, MIDI and audio.",
+    {"stats": music.stats, "render": music_render.render},
+)
 
-GROUPS = {"corpus": ["list", "fetch"], "models": ["list"], "music": ["stats"]}
+GROUPS = {"corpus": ["list", "fetch"], "models": ["list"], "music": ["stats", "render"]}
 
 
 def _version(value: bool) -> None:

@@ -1,9 +1,10 @@
 """`genseq sample`: generate text or tunes from a checkpoint; text on stdout, streamed.
 
-An ABC checkpoint samples whole tunes: header conditioning (--rhythm, --meter, --key, --mode), the
-grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o, and MIDI, WAV
-and piano-roll files on request. A MIDI checkpoint (midi-melody, midi-performance) samples
-pieces of a given length from an optional MIDI or ABC primer, written as .mid files.
+An ABC checkpoint samples whole tunes: header conditioning (--rhythm, --meter, --key,
+--mode), the grammar constraint (--no-constrain to compare), a tunebook on stdout or in -o,
+and MIDI, WAV, piano-roll, sheet-music (SVG) and MusicXML files on request. A MIDI checkpoint
+(midi-melody, midi-performance) samples pieces of a given length from an optional MIDI or ABC
+primer, written as .mid files.
 
 The options become one ``SampleRequest``; the checkpoint's kind picks the job (``sample_text``,
 ``sample_tunes``, ``sample_midi``) that refuses what it cannot use and reads its prompt, and
@@ -259,6 +260,24 @@ def sample(
         Opt(
             "--png",
             help="ABC: write one piano-roll .png per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
+    svg: Annotated[
+        Path | None,
+        Opt(
+            "--svg",
+            help="ABC: engrave one sheet-music .svg per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
+    musicxml: Annotated[
+        Path | None,
+        Opt(
+            "--musicxml",
+            help="ABC: write one .musicxml per tune here (for MuseScore, Finale, Sibelius...).",
             show_default=False,
             rich_help_panel="Output files",
         ),

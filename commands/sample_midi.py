@@ -37,6 +37,7 @@ NOT_FOR_MIDI = (
     "parts",
     "program",
 )
+NOTATION_OPTIONS = ("svg", "musicxml")  # sheet music is engraved from a tune's ABC
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class MidiJob:
             f"not for MIDI models ({ckpt.level} level here); use --primer-midi/--primer-abc "
             "and --num-steps/--seconds",
         )
+        r.refuse(NOTATION_OPTIONS, f"only for ABC models ({ckpt.level} level here)")
         if r.output is not None and r.midi is not None and r.output != r.midi:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
         if is_stdout(r.output or r.midi):

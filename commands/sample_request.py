@@ -66,6 +66,8 @@ class SampleRequest:
     wav: Path | None = None
     soundfont: Path | None = None  # None: $GENSEQ_SOUNDFONT or one installed (soundfont.choose)
     png: Path | None = None
+    svg: Path | None = None
+    musicxml: Path | None = None
     overwrite: bool = False  # restart numbered files at 1 and replace -o's tunebook
     json: bool = False
     quiet: bool = False
@@ -86,15 +88,17 @@ class SampleRequest:
 
     def _check_outputs(self) -> None:
         """``-`` is standard output for -o only; --overwrite needs files to overwrite."""
-        for flag, folder in (("--wav", self.wav), ("--png", self.png)):
+        folders = (("--wav", self.wav), ("--png", self.png), ("--svg", self.svg))
+        for flag, folder in (*folders, ("--musicxml", self.musicxml)):
             if is_stdout(folder):
                 raise UsageError(f"{flag} -: give a folder (only -o writes standard output)")
         if self.to_stdout and self.json:
             raise UsageError("-o - and --json both write standard output; give one")
-        files = [self.output, self.midi, self.wav, self.png]
+        files = [self.output, self.midi, self.wav, self.png, self.svg, self.musicxml]
         if self.overwrite and all(f is None or is_stdout(f) for f in files):
             raise UsageError(
-                "--overwrite: no files to overwrite (give -o FILE, --midi, --wav or --png)"
+                "--overwrite: no files to overwrite (give -o FILE, --midi, --wav, --png, --svg "
+                "or --musicxml)"
             )
 
     @property
@@ -217,17 +221,24 @@ def _read_prompt_file(prompt_file: str) -> tuple[str, bytes | str]:
         raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
 
 
+def check_folders(*folders: Path | None) -> None:
+    """Refuse an output folder that exists as something else (a file), before any is made."""
+    for folder in folders:
+        if folder is not None and folder.exists() and not folder.is_dir() and not is_stdout(folder):
+            raise GenseqError(f"{folder}: not a folder (a file has that name)")
+
+
 def is_stdout(path: Path | None) -> bool:
     """A path given as ``-``: standard output."""
     return path is not None and str(path) == "-"
 
 
 def make_folders(*folders: Path | None) -> None:
-    """Create the output folders that were given."""
+    """Create the output folders that were given, after checking them all, so that a bad one
+    leaves no new folder behind."""
+    check_folders(*folders)
     for folder in folders:
         if folder is not None and not is_stdout(folder):
-            if folder.exists() and not folder.is_dir():
-                raise GenseqError(f"{folder}: not a folder (a file has that name)")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -26,6 +26,8 @@ TUNE_OPTIONS = (
     "wav",
     "soundfont",
     "png",
+    "svg",
+    "musicxml",
     "bars_per_part",
     "parts",
     "program",

@@ -1,10 +1,9 @@
-"""`genseq sample` for ABC checkpoints: tunes as a tunebook, and MIDI, WAV and piano rolls."""
+"""`genseq sample` for ABC checkpoints: tunes as a tunebook, and each tune's MIDI, WAV, piano
+roll, sheet music (SVG) and MusicXML through the writer `genseq music render` shares."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ from genseq.commands._common import print_json, stdout
 from genseq.commands.sample_request import (
     SampleRequest,
     TuneForm,
+    check_folders,
     is_stdout,
     make_folders,
     report_written,
@@ -24,7 +24,7 @@ from genseq.errors import UsageError
 if TYPE_CHECKING:
     from genseq.checkpoint import Checkpoint
     from genseq.music.abc_constraint import PartForm
-    from genseq.music.notes import TuneNotes
+    from genseq.music.tune_files import TuneFolders
     from genseq.music.tune_sampling import Tune, TunePrompt
 
 
@@ -46,6 +46,7 @@ class TuneJob:
         if request.stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
+        check_folders(request.midi, request.wav, request.png, request.svg, request.musicxml)
         prompt = build_prompt(
             ckpt,
             request.prompt,
@@ -86,7 +87,7 @@ class TuneJob:
             form=self.form,
             tempo=r.tempo,
         )
-        make_folders(r.midi, r.wav, r.png)  # only now: a refused prompt leaves no folder
+        make_folders(*self.folders.given)  # only now: a refused prompt leaves no folder
         written: list[str] = []
         if r.output is not None and not r.to_stdout:
             tunes = self._write_book(tunes, seed)
@@ -114,53 +115,30 @@ class TuneJob:
             book.write("\n".join(t.abc for t in tunes))
         return tunes
 
-    def _write_files(self, tunes: list[Tune]) -> dict[int, list[str]]:
-        """Note the tunes cut short; write the MIDI, WAV and piano roll of each playable tune
-        where asked, numbered on from the files already in those folders: each tune's files
-        by its index."""
-        from genseq.music.abc_lexer import AbcError
-        from genseq.music.notes import tune_notes
-        from genseq.output_names import claim_numbers
+    @property
+    def folders(self) -> TuneFolders:
+        from genseq.music.tune_files import TuneFolders
 
         r = self.request
-        playable = []
+        return TuneFolders(midi=r.midi, wav=r.wav, png=r.png, svg=r.svg, musicxml=r.musicxml)
+
+    def _write_files(self, tunes: list[Tune]) -> dict[int, list[str]]:
+        """Note the tunes cut short; write the MIDI, WAV, piano roll, SVG and MusicXML of each
+        playable tune where asked (``tune_files``, as `genseq music render` does): each tune's
+        files by its index."""
+        from genseq.music.tune_files import Sound, TuneSource, write_tunes
+
+        r = self.request
         for t in tunes:
             if t.finish_reason != "eos":
                 limit = self.max_new_tokens
                 r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
-            if not (r.midi or r.wav or r.png):
-                continue
-            try:
-                playable.append((t, tune_notes(t.tokens)))
-            except AbcError as exc:
-                r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
-        places = [(r.midi, ".mid"), (r.wav, ".wav"), (r.png, ".png")]
-        places = [(folder, suffix) for folder, suffix in places if folder is not None]
-        with claim_numbers(places, len(playable), overwrite=r.overwrite) as numbers:
-            written = {}
-            for i, (t, notes) in enumerate(playable):
-                paths = self._write_tune(t, notes, partial(numbers.path, i))
-                written[t.index] = [str(path) for path in paths]
-            return written
-
-    def _write_tune(self, t: Tune, notes: TuneNotes, path_in: Callable) -> list[Path]:
-        """One tune's files: ``path_in(folder, suffix)`` names each."""
-        from genseq.music import render
-
-        r = self.request
-        program = self.program(r)
-        files = []
-        if r.midi is not None:
-            path = path_in(r.midi, ".mid")
-            files.append(render.write_midi(notes, path, t.tempo, program, t.title))
-        if r.wav is not None:
-            sound = {"program": program, "soundfont": self.soundfont}
-            path = path_in(r.wav, ".wav")
-            files.append(render.write_wav(notes, path, tempo_qpm=t.tempo, **sound))
-        if r.png is not None:
-            path = path_in(r.png, ".png")
-            files.append(render.write_piano_roll(notes, path, tempo_qpm=t.tempo, title=t.title))
-        return files
+        sources = [
+            TuneSource(t.tokens, t.abc, t.title, f"tune {t.index + 1}", t.tempo) for t in tunes
+        ]
+        sound = Sound(None, self.program(r), self.soundfont)  # each tune plays at its own tempo
+        files = write_tunes(sources, self.folders, sound, r.note, overwrite=r.overwrite)
+        return {t.index: [str(f) for f in paths] for t, paths in zip(tunes, files, strict=True)}
 
     def _row(self, t: Tune, seed: int, files: list[str]) -> dict:
         """The shared row, the tune's ABC beside its text, and what conditioned it."""

@@ -53,6 +53,9 @@ SETTINGS = [  # exit 2: the options cannot work together or with this model
     (["tokenize", "WORDS", "-o", "OUT", "--pitch-range", "60-62"], 2, "--pitch-range"),
     (["tokenize", "WORDS", "-o", "OUT", "--abc-chords"], 2, "--level abc"),
     (["tokenize", "WORDS", "-o", "OUT", "--val", "WORDS", "--split", "document"], 2, "--split"),
+    (["sample", "RUN", "--svg", "OUT"], 2, "--svg: only for ABC models"),
+    (["music", "render", "NOTUNES.abc"], 2, "give at least one of --svg"),
+    (["music", "render", "NOTUNES.abc", "--svg", "OUT", "--program", "128"], 2, "--program"),
 ]
 
 PATHS = [  # exit 1: a path that names nothing genseq can use
@@ -72,6 +75,8 @@ PATHS = [  # exit 1: a path that names nothing genseq can use
     (["train", "DATA", "-o", "WORDS"], 1, "is a file"),
     (["tokenize", "WORDS", "-o", "DATA"], 1, "--overwrite"),
     (["tokenize", "WORDS", "-o", "NOTES"], 1, "not a genseq data directory"),
+    (["music", "render", "NOWHERE.abc", "--svg", "OUT"], 1, "no such file"),
+    (["music", "render", "NOTUNES.abc", "--midi", "OUT", "--svg", "WORDS"], 1, "not a folder"),
 ]
 
 CORPORA = [  # exit 1: sources that cannot be read
@@ -86,6 +91,8 @@ CORPORA = [  # exit 1: sources that cannot be read
     (["sample", "RUN", "-f", "LATIN1.txt"], 1, "--encoding-errors"),
     (["sample", "RUN", "-f", "NOWHERE.txt"], 1, "No such file"),
     (["music", "stats", "EMPTY.txt"], 1, "EMPTY.txt"),
+    (["music", "render", "NOTUNES.abc", "--svg", "OUT"], 1, "no tunes"),
+    (["music", "render", "EMPTY.txt", "--musicxml", "OUT"], 1, "no tunes"),
 ]
 
 CHECKPOINTS = [  # exit 1: checkpoints that are damaged or not genseq's

@@ -180,7 +180,10 @@ def test_flags_that_do_not_fit_the_model_are_refused(melody_run, tiny_run, cli, 
     assert unreadable.exit_code == 1 and "cannot be used as a primer" in unreadable.stderr
     midi_flags = cli("sample", str(tiny_run), "--num-steps", "10")
     assert midi_flags.exit_code == 2 and "only for MIDI models" in midi_flags.stderr
-    for result in (text_flags, both, missing, unreadable, midi_flags):
+    sheet = cli("sample", str(melody_run), "--svg", str(tmp_path / "svg"))
+    assert sheet.exit_code == 2 and "--svg: only for ABC models" in sheet.stderr
+    assert not (tmp_path / "svg").exists()
+    for result in (text_flags, both, missing, unreadable, midi_flags, sheet):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
