@@ -165,8 +165,7 @@ def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, R
 
 def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     """The tune as the writer takes it, or None (noted) when genseq cannot read it."""
-    from genseq.music.abc_lexer import AbcError, tokenize_tune
-    from genseq.music.abc_writer import header_tempo
+    from genseq.music.abc_lexer import AbcError, tokenize_tune, written_tempo
     from genseq.music.tune_files import TuneSource
 
     label = f"{name}:{raw.line} X:{raw.number or '?'}"
@@ -175,7 +174,7 @@ def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     except AbcError as exc:
         note(f"note: {label} cannot be read ({exc}); skipped")
         return None
-    return TuneSource(tokens, raw.text, raw.title, label, header_tempo(tokens))
+    return TuneSource(tokens, raw.text, raw.title, label, written_tempo(raw.text))
 
 
 def _report(written: list[str], tunes: int, note: Note) -> None:

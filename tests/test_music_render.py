@@ -309,3 +309,22 @@ def test_text_models_refuse_sheet_music(tiny_run, tmp_path, cli):
     assert result.exit_code == 2
     assert "--svg, --musicxml: only for ABC models" in one_error_line(result.stderr)
     assert not (tmp_path / "s").exists()
+
+
+def test_render_plays_each_tune_at_its_own_q_tempo_unless_tempo_is_given(tmp_path, cli):
+    """A tune's Q: sets its MIDI tempo (a dotted-quarter 6/8 beat counts as 1.5 quarters); a
+    tune without Q: plays at 120; --tempo overrides every tune."""
+    import pretty_midi
+
+    book = tmp_path / "book.abc"
+    with_q = TUNEBOOK.replace("M:6/8\n", "M:6/8\nQ:3/8=60\n", 1)
+    book.write_text(with_q)
+    assert cli("music", "render", book, "--midi", tmp_path / "own").exit_code == 0
+    assert cli("music", "render", book, "--midi", tmp_path / "set", "--tempo", 90).exit_code == 0
+
+    def qpm(path: Path) -> float:
+        return round(pretty_midi.PrettyMIDI(str(path)).get_tempo_changes()[1][0], 3)
+
+    assert qpm(tmp_path / "own" / "tune_001.mid") == 90.0  # 60 dotted quarters a minute
+    assert qpm(tmp_path / "own" / "tune_002.mid") == 120.0  # no Q: of its own
+    assert {qpm(p) for p in (tmp_path / "set").glob("*.mid")} == {90.0}

@@ -511,15 +511,20 @@ def _clean(text: str) -> str:
     return text
 
 
-def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
-    """The tokens of one tune (its text from ``X:`` on); raises ``AbcError`` with a reason."""
-    text = _clean(text)
+@dataclass(frozen=True)
+class _Header:
+    meter: tuple[int, int]
+    unit: Fraction  # the unit note length, in whole notes
+    key: tuple[str, str]
+    fields: dict[str, str]  # the first R: and Q: of the header, as written
+    body_start: int  # the line after K:
+
+
+def _read_header(lines: list[str]) -> _Header:
+    """The header up to and including ``K:``; raises ``AbcError`` with a reason."""
     meter: tuple[int, int] | None = None
     unit: Fraction | None = None
-    key: tuple[str, str] | None = None
-    fields: dict[str, str] = {}  # the first R: and Q: of the header
-    lines = text.splitlines()
-    body_start = None
+    fields: dict[str, str] = {}
     for n, raw in enumerate(lines):
         line = raw.strip()
         if not line or line.startswith("%"):
@@ -533,25 +538,44 @@ def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
         elif name == "L":
             unit = parse_unit(value)
         elif name == "K":
-            key = parse_key(value)
-            body_start = n + 1
-            break
+            if meter is None:
+                raise AbcError("no meter (M:) field")
+            if unit is None:  # ABC 2.1's default: 1/16 below a meter of 3/4, else 1/8
+                unit = Fraction(1, 16) if Fraction(*meter) < Fraction(3, 4) else Fraction(1, 8)
+            return _Header(meter, unit, parse_key(value), fields, n + 1)
         elif name == "V":
             raise AbcError("several voices (V:) are not supported")
         elif name in ("R", "Q"):
             fields.setdefault(name, value)
-    if key is None or body_start is None:
-        raise AbcError("no K: field (truncated header?)")
-    if meter is None:
-        raise AbcError("no meter (M:) field")
-    if unit is None:  # ABC 2.1's default: 1/16 below a meter of 3/4, else 1/8
-        unit = Fraction(1, 16) if Fraction(*meter) < Fraction(3, 4) else Fraction(1, 8)
+    raise AbcError("no K: field (truncated header?)")
+
+
+def written_tempo(text: str) -> float | None:
+    """The tempo a tune's own ``Q:`` field writes, in quarter notes a minute (exact, not the
+    band its token keeps), or None when it has none or cannot be read."""
+    try:
+        header = _read_header(_clean(text).splitlines())
+    except AbcError:
+        return None
+    value = header.fields.get("Q")
+    return None if value is None else tempo_qpm(value, header.unit)
+
+
+def tokenize_tune(text: str, options: LexOptions = LexOptions()) -> list[str]:
+    """The tokens of one tune (its text from ``X:`` on); raises ``AbcError`` with a reason."""
+    lines = _clean(text).splitlines()
+    header = _read_header(lines)
+    meter, unit, fields = header.meter, header.unit, header.fields
     scanner = _Scanner(options, meter, unit)
-    scanner.tokens = [*_rhythm(fields, options), f"M:{meter[0]}/{meter[1]}", key_token(*key)]
+    scanner.tokens = [
+        *_rhythm(fields, options),
+        f"M:{meter[0]}/{meter[1]}",
+        key_token(*header.key),
+    ]
     scanner.tokens += _tempo(fields, options, unit)
     if not options.normalise_unit:
         scanner.tokens.append(f"L:{unit.numerator}/{unit.denominator}")
-    scanner.body(lines[body_start:])
+    scanner.body(lines[header.body_start :])
     tokens = scanner.tokens
     if not any(info(t).kind == "note" for t in tokens):
         raise AbcError("no notes")
