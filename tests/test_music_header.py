@@ -15,6 +15,8 @@ from genseq.music.abc_writer import tune_text
 from genseq.music.header import normalise_rhythm, tempo_qpm
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
+# The model genseq shipped before R: and Q: were tokens: it must sample as it did.
+BEFORE_RHYTHM = Path(__file__).resolve().parent / "data" / "folk-tunes-schema1"
 EIGHTH, QUARTER, SIXTEENTH = Fraction(1, 8), Fraction(1, 4), Fraction(1, 16)
 
 
@@ -214,16 +216,16 @@ def test_an_unknown_rhythm_is_a_usage_error_listing_the_choices(cli):
     assert "reel" in result.stderr and "slip-jig" in result.stderr and "tango" in result.stderr
 
 
-def test_the_shipped_model_has_no_rhythm_tokens_and_samples_as_before(cli):
+def test_a_model_without_rhythm_tokens_refuses_rhythm_and_samples_as_before(cli):
     from genseq.checkpoint import load_checkpoint
 
-    result = cli("sample", SHIPPED, "--rhythm", "jig")
+    result = cli("sample", BEFORE_RHYTHM, "--rhythm", "jig")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: --rhythm: this model has no rhythm tokens (its training tunes had no R: "
         "field it read); sample without --rhythm"
     )
-    tok = load_checkpoint(SHIPPED).tokenizer
+    tok = load_checkpoint(BEFORE_RHYTHM).tokenizer
     assert not tok.options.rhythm and not tok.options.tempo
     # a tune with R: and Q: fields reads as it did before they were tokens
     assert (
@@ -232,6 +234,6 @@ def test_the_shipped_model_has_no_rhythm_tokens_and_samples_as_before(cli):
             JIG.replace("R:Double Jig\n", "").replace("Q:3/8=120\n", "")
         ).tolist()
     )
-    plain = cli("sample", SHIPPED, "--meter", "6/8", "--seed", "4", "-n", "60")
+    plain = cli("sample", BEFORE_RHYTHM, "--meter", "6/8", "--seed", "4", "-n", "60")
     assert plain.exit_code == 0, plain.stderr
     assert "\nR:" not in plain.stdout and "Q:1/4=120\n" in plain.stdout

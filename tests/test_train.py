@@ -310,14 +310,15 @@ def test_best_is_never_worse_than_last_on_the_whole_split(tmp_path, tiny_data):
     assert summary["best_val_loss"] == pytest.approx(best_loss, abs=1e-5)
 
 
-def test_the_shipped_schema_1_checkpoint_loads_as_schema_2():
-    """Schema 2 writes every training setting; a schema 1 config (the shipped model's) gets
-    the values its missing settings meant then, in one migration."""
+def test_a_schema_1_checkpoint_loads_as_schema_2():
+    """Schema 2 writes every training setting; a schema 1 config (genseq 0.1's, kept as the
+    model genseq shipped then) gets the values its missing settings meant then, in one
+    migration."""
     from pathlib import Path
 
     from genseq.checkpoint import CHECKPOINT_SCHEMA, SCHEMA_1_DEFAULTS
 
-    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "folk-tunes"
+    shipped = Path(__file__).resolve().parent / "data" / "folk-tunes-schema1"
     raw = json.loads((shipped / "config.json").read_text())
     assert raw["schema"] == 1 and not set(SCHEMA_1_DEFAULTS) & set(raw["train"])
     ckpt = load_checkpoint(shipped)
