@@ -9,10 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from genseq.commands.choices import EncodingErrors, complete_device
 
 from genseq.errors import GenseqError, UsageError
 from genseq.jsonable import jsonable
@@ -35,7 +37,12 @@ PROCESS_START = _process_start()  # --time-budget counts whole-process wall time
 
 DeviceOpt = Annotated[
     str,
-    typer.Option("--device", envvar="GENSEQ_DEVICE", help="auto | cpu | cuda | cuda:N | mps."),
+    typer.Option(
+        "--device",
+        envvar="GENSEQ_DEVICE",
+        help="auto | cpu | cuda | cuda:N | mps (auto: cuda, else mps, else cpu).",
+        autocompletion=complete_device,
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Write machine-readable JSON Lines to stdout.")
@@ -51,7 +58,7 @@ CacheDirOpt = Annotated[
     ),
 ]
 EncodingErrorsOpt = Annotated[
-    str,
+    EncodingErrors,
     typer.Option(
         "--encoding-errors",
         help="What to do with bytes that are not UTF-8: strict (stop), replace or ignore.",
@@ -71,6 +78,33 @@ def out_console():
     from rich.console import Console
 
     return Console(file=stdout(), highlight=False)
+
+
+def print_table(*tables) -> None:
+    """A command's result as Rich tables on a terminal; elsewhere (a pipe, a file) as plain
+    tab-separated rows, the header first, never cut to a terminal's width, one blank line
+    between two tables, and no title (the rows are the whole result, for cut, awk or a
+    spreadsheet; --json says more).
+
+    This is the one place that decides how tables look, for every command."""
+    out = stdout()
+    if out.isatty():
+        console = out_console()
+        for table in tables:
+            console.print(table)
+        return
+    for n, table in enumerate(tables):
+        lines = [[str(column.header) for column in table.columns]]
+        cells = ([str(cell) for cell in column.cells] for column in table.columns)
+        lines += zip(*cells, strict=True)
+        text = "\n".join("\t".join(_cell(c) for c in line) for line in lines)
+        out.write(("\n" if n else "") + text + "\n")
+    out.flush()
+
+
+def _cell(text: str) -> str:
+    """A cell on one line of a tab-separated row."""
+    return " ".join(text.split("\t")).replace("\n", " ")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -127,6 +161,13 @@ def stdout():
     return sys.stdout
 
 
+def refuse_stdout(output: Path | None, what: str) -> None:
+    """A usage error for ``-o -`` where the output is a directory, not a stream (rather than
+    a directory named ``-``)."""
+    if output is not None and str(output) == "-":
+        raise UsageError(f"-o -: {what}, not a stream; name a directory")
+
+
 def print_out(text: str) -> None:
     """A line of a command's result on stdout (an error when stdout is closed: a result
     nobody can read is a failure, not a success)."""
@@ -155,4 +196,10 @@ def options_for(cls: type, values: dict[str, Any], **replaced: Any) -> Any:
     from dataclasses import fields
 
     given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
-    return cls(**{**given, **replaced})
+    return cls(**{name: plain(value) for name, value in {**given, **replaced}.items()})
+
+
+def plain(value: Any) -> Any:
+    """A choice's value as the plain ``str`` the library's dataclasses hold (an enum member
+    is a ``str`` already, but one whose repr names the enum)."""
+    return value.value if isinstance(value, Enum) else value

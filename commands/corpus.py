@@ -8,9 +8,9 @@ import typer
 from genseq.commands._common import (
     CacheDirOpt,
     JsonOpt,
-    out_console,
     print_json,
     print_out,
+    print_table,
     stdout,
 )
 
@@ -61,7 +61,7 @@ def list_corpora(json_out: JsonOpt = False, cache_dir: CacheDirOpt = None) -> No
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["status"], row["detail"], row["description"])
-    out_console().print(table)
+    print_table(table)
 
 
 def fetch_corpus(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,8 +11,8 @@ from genseq.commands._common import (
     JsonOpt,
     QuietOpt,
     number,
-    out_console,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -24,7 +23,11 @@ if TYPE_CHECKING:
 
 def evaluate(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        str,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     files: Annotated[
         list[str],
@@ -33,7 +36,7 @@ def evaluate(
             show_default=False,
         ),
     ],
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     encoding_errors: EncodingErrorsOpt = "strict",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -63,7 +66,7 @@ def evaluate(
         for row in rows:
             print_json({"schema": 1, "checkpoint": str(ckpt.path), **row})
     elif not quiet:
-        out_console().print(_table(f"{ckpt.path} ({tok.describe()})", tok, rows))
+        print_table(_table(f"{ckpt.path} ({tok.describe()})", tok, rows))
 
 
 def _table(title: str, tok: Tokenizer, rows: list[dict]) -> Table:

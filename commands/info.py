@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +10,11 @@ from genseq.commands._common import JsonOpt, print_json, print_out
 
 def info(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        str,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     json_out: JsonOpt = False,
 ) -> None:

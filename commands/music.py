@@ -12,8 +12,8 @@ from genseq.commands._common import (
     QuietOpt,
     err_console,
     number,
-    out_console,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _note_stats(
                 f"{name.replace('_', ' ')} vs reference",
                 f"overlap {number(d['overlap'], '.3f')}, KL {number(d['kl'], '.4f')}",
             )
-    out_console().print(table)
+    print_table(table)
 
 
 def _readable(notes: NoteSet, where: str) -> NoteSet:
@@ -299,10 +299,8 @@ def _print_report(report: dict[str, Any]) -> None:
         rows += _reference_rows(report)
     for row in rows:
         table.add_row(*row)
-    console = out_console()
-    console.print(table)
-    if report["memorisation"] is not None:
-        console.print(_runs_table(report))
+    runs = [] if report["memorisation"] is None else [_runs_table(report)]
+    print_table(table, *runs)
 
 
 def _runs_table(report: dict[str, Any]):

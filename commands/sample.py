@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, options_for
+from genseq.commands.choices import complete_mode
 from genseq.commands.sample_request import SampleRequest, TuneForm
 
 from genseq.music.header import TuneRhythm
@@ -35,10 +36,21 @@ MIDI_OPTIONS = ("primer_midi", "primer_abc", "num_steps", "seconds")  # SampleRe
 
 def sample(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A run directory or checkpoint directory.", show_default=False)
+        str,
+        typer.Argument(
+            help="A run or checkpoint directory, or a shipped model's name (genseq models list).",
+            show_default=False,
+        ),
     ],
     prompt: Annotated[
-        str | None, Opt("--prompt", "-p", help="Text to continue.", show_default=False)
+        str | None,
+        Opt(
+            "--prompt",
+            "-p",
+            help="Text to continue.",
+            show_default=False,
+            rich_help_panel="Prompt and length",
+        ),
     ] = None,
     prompt_file: Annotated[
         str | None,
@@ -47,6 +59,7 @@ def sample(
             "-f",
             help="Read the prompt from a file (- for standard input).",
             show_default=False,
+            rich_help_panel="Prompt and length",
         ),
     ] = None,
     max_new_tokens: Annotated[
@@ -56,28 +69,50 @@ def sample(
             "-n",
             help="Tokens to generate per sample [default: 500; ABC: 1000, the tune length limit].",
             show_default=False,
+            rich_help_panel="Prompt and length",
         ),
     ] = None,
     temperature: Annotated[
-        float, Opt(help="Softmax temperature; lower is more conservative, 0 is greedy.")
+        float,
+        Opt(
+            help="Softmax temperature; lower is more conservative, 0 is greedy.",
+            rich_help_panel="Sampling",
+        ),
     ] = 1.0,
     top_k: Annotated[
-        int | None, Opt(help="Sample among the k most likely tokens.", show_default=False)
+        int | None,
+        Opt(
+            help="Sample among the k most likely tokens.",
+            show_default=False,
+            rich_help_panel="Sampling",
+        ),
     ] = None,
     top_p: Annotated[
         float | None,
         Opt(
             help="Nucleus sampling: the smallest set of tokens with this probability.",
             show_default=False,
+            rich_help_panel="Sampling",
         ),
     ] = None,
     min_p: Annotated[
         float | None,
-        Opt(help="Drop tokens below min-p x the top token's probability.", show_default=False),
+        Opt(
+            help="Drop tokens below min-p x the top token's probability.",
+            show_default=False,
+            rich_help_panel="Sampling",
+        ),
     ] = None,
-    repetition_penalty: Annotated[float, Opt(help="> 1 discourages tokens already used.")] = 1.0,
-    greedy: Annotated[bool, Opt("--greedy", help="Always take the most likely token.")] = False,
-    num_samples: Annotated[int, Opt(help="Samples to draw (decoded together as one batch).")] = 1,
+    repetition_penalty: Annotated[
+        float, Opt(help="> 1 discourages tokens already used.", rich_help_panel="Sampling")
+    ] = 1.0,
+    greedy: Annotated[
+        bool, Opt("--greedy", help="Always take the most likely token.", rich_help_panel="Sampling")
+    ] = False,
+    num_samples: Annotated[
+        int,
+        Opt(help="Samples to draw (decoded together as one batch).", rich_help_panel="Sampling"),
+    ] = 1,
     seed: Annotated[
         int | None,
         Opt(
@@ -85,6 +120,7 @@ def sample(
             "-s",
             help="Seed; the same seed, checkpoint and device give the same text.",
             show_default=False,
+            rich_help_panel="Sampling",
         ),
     ] = None,
     stop: Annotated[
@@ -93,10 +129,16 @@ def sample(
             "--stop",
             help="End a sample at this string (repeatable; not included).",
             show_default=False,
+            rich_help_panel="Prompt and length",
         ),
     ] = None,
     echo: Annotated[
-        bool, Opt("--echo/--no-echo", help="Print the prompt before the continuation.")
+        bool,
+        Opt(
+            "--echo/--no-echo",
+            help="Print the prompt before the continuation.",
+            rich_help_panel="Prompt and length",
+        ),
     ] = True,
     rhythm: Annotated[
         TuneRhythm | None,
@@ -108,20 +150,39 @@ def sample(
         ),
     ] = None,
     meter: Annotated[
-        str | None, Opt("--meter", help="ABC: the tunes' meter, e.g. 6/8.", show_default=False)
+        str | None,
+        Opt(
+            "--meter",
+            help="ABC: the tunes' meter, e.g. 6/8.",
+            show_default=False,
+            rich_help_panel="Tunes (ABC models)",
+        ),
     ] = None,
     key: Annotated[
-        str | None, Opt("--key", help="ABC: the tunes' tonic, e.g. D or Bb.", show_default=False)
+        str | None,
+        Opt(
+            "--key",
+            help="ABC: the tunes' tonic, e.g. D or Bb.",
+            show_default=False,
+            rich_help_panel="Tunes (ABC models)",
+        ),
     ] = None,
     mode: Annotated[
         str | None,
-        Opt("--mode", help="ABC: maj, min, dor, mix, phr, lyd or loc.", show_default=False),
+        Opt(
+            "--mode",
+            help="ABC: maj, min, dor, mix, phr, lyd or loc.",
+            show_default=False,
+            rich_help_panel="Tunes (ABC models)",
+            autocompletion=complete_mode,
+        ),
     ] = None,
     constrain: Annotated[
         bool,
         Opt(
             "--constrain/--no-constrain",
             help="ABC: mask tokens that would break the tune (bars, repeats, length).",
+            rich_help_panel="Tunes (ABC models)",
         ),
     ] = True,
     form: Annotated[
@@ -130,6 +191,7 @@ def sample(
             "--form",
             help="ABC: folk gives every tune --parts parts of --bars-per-part bars, each "
             "ending on the tonic triad and the tune on its tonic; free leaves form to the model.",
+            rich_help_panel="Tunes (ABC models)",
         ),
     ] = TuneForm.folk,
     bars_per_part: Annotated[
@@ -139,6 +201,7 @@ def sample(
             help="ABC with --form folk: bars in each part [default: 8, or 4 in bars longer "
             "than 4/4 such as 9/8, as the folk corpus writes them].",
             show_default=False,
+            rich_help_panel="Tunes (ABC models)",
         ),
     ] = None,
     parts: Annotated[
@@ -148,6 +211,7 @@ def sample(
             help="ABC with --form folk: parts in each tune (2: AB, each part repeated or "
             "not as the model chooses) [default: 2].",
             show_default=False,
+            rich_help_panel="Tunes (ABC models)",
         ),
     ] = None,
     output: Annotated[
@@ -155,21 +219,59 @@ def sample(
         Opt(
             "--output",
             "-o",
-            help="ABC: write the tunebook here. MIDI: write one .mid per sample in this folder.",
+            help="ABC: write the tunebook here (an existing book gets the new tunes appended, "
+            "X: numbers continuing). MIDI: write one .mid per sample in this folder. "
+            "- : standard output (a MIDI model's .mid bytes: one sample only).",
             show_default=False,
+            rich_help_panel="Output files",
         ),
     ] = None,
     midi: Annotated[
         Path | None,
-        Opt("--midi", help="ABC: write one .mid per tune here (MIDI: as -o).", show_default=False),
+        Opt(
+            "--midi",
+            help="ABC: write one .mid per tune here (MIDI: as -o).",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     wav: Annotated[
-        Path | None, Opt("--wav", help="ABC: write one .wav per tune here.", show_default=False)
+        Path | None,
+        Opt(
+            "--wav",
+            help="ABC: write one .wav per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
+    ] = None,
+    soundfont: Annotated[
+        Path | None,
+        Opt(
+            "--soundfont",
+            help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
+            "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     png: Annotated[
         Path | None,
-        Opt("--png", help="ABC: write one piano-roll .png per tune here.", show_default=False),
+        Opt(
+            "--png",
+            help="ABC: write one piano-roll .png per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        Opt(
+            "--overwrite",
+            help="Number files from 1 again, replacing those there, and replace -o's tunebook "
+            "(default: new files continue the numbering, new tunes are appended).",
+            rich_help_panel="Output files",
+        ),
+    ] = False,
     tempo: Annotated[
         float | None,
         Opt(
@@ -177,6 +279,7 @@ def sample(
             help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's) "
             "[default: a tune's own Q: tempo, else 120].",
             show_default=False,
+            rich_help_panel="Output files",
         ),
     ] = None,
     program: Annotated[
@@ -186,6 +289,7 @@ def sample(
             help="ABC: the General MIDI program (0-127, as pretty_midi counts) the MIDI files "
             "play [default: 40, Violin: the fiddle].",
             show_default=False,
+            rich_help_panel="Output files",
         ),
     ] = None,
     primer_midi: Annotated[
@@ -194,6 +298,7 @@ def sample(
             "--primer-midi",
             help="MIDI models: continue this MIDI file (read as the training files were).",
             show_default=False,
+            rich_help_panel="MIDI models",
         ),
     ] = None,
     primer_abc: Annotated[
@@ -202,6 +307,7 @@ def sample(
             "--primer-abc",
             help="MIDI models: continue the first tune of this ABC file.",
             show_default=False,
+            rich_help_panel="MIDI models",
         ),
     ] = None,
     num_steps: Annotated[
@@ -211,6 +317,7 @@ def sample(
             help="MIDI models: length after the primer in steps (melody: grid steps "
             "[default: 8 bars of 4/4]; performance: 10 ms steps).",
             show_default=False,
+            rich_help_panel="MIDI models",
         ),
     ] = None,
     seconds: Annotated[
@@ -219,9 +326,10 @@ def sample(
             "--seconds",
             help="MIDI models: length after the primer in seconds [performance default: 10].",
             show_default=False,
+            rich_help_panel="MIDI models",
         ),
     ] = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     encoding_errors: EncodingErrorsOpt = "strict",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genseq.commands._common import print_json, stdout
-from genseq.commands.sample_request import SampleRequest, make_folders, report_written
+from genseq.commands.sample_request import (
+    SampleRequest,
+    is_stdout,
+    make_folders,
+    report_written,
+    sample_row,
+    wav_soundfont,
+)
 
 from genseq.errors import UsageError
 
@@ -36,6 +45,7 @@ class MidiJob:
     request: SampleRequest
     steps: int  # the length asked for, after the primer, in the model's steps
     primer: list[str]
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> MidiJob:
@@ -50,21 +60,31 @@ class MidiJob:
         )
         if r.output is not None and r.midi is not None and r.output != r.midi:
             raise UsageError("give -o or --midi (the same folder of .mid files), not both")
+        if is_stdout(r.output or r.midi):
+            _check_stdout(r)
         steps = steps_for(ckpt, num_steps=r.num_steps, seconds=r.seconds, tempo=r.playback_tempo)
         primer = primer_events(
             ckpt, primer_midi=r.primer_midi, primer_abc=r.primer_abc, tempo=r.playback_tempo
         )
-        return cls(ckpt, request, steps, primer)
+        # the WAV files play the piano, as the .mid files do (their program is 0)
+        return cls(ckpt, request, steps, primer, wav_soundfont(request, 0))
 
     @property
     def folder(self) -> Path | None:
-        """Where the .mid files go: -o, or --midi as its other name."""
-        return self.request.output or self.request.midi
+        """Where the .mid files go: -o, or --midi as its other name (None: none, or stdout)."""
+        folder = self.request.output or self.request.midi
+        return None if is_stdout(folder) else folder
+
+    @property
+    def to_stdout(self) -> bool:
+        """-o - : the one sample's .mid bytes go to standard output."""
+        return is_stdout(self.request.output or self.request.midi)
 
     def run(self, seed: int) -> None:
         """Sample the pieces and write them where asked; without -o, --wav or --png the events
         of each sample are printed, one line each."""
         from genseq.music.midi_sampling import sample_midi
+        from genseq.output_names import claim_numbers
 
         r = self.request
         make_folders(self.folder, r.wav, r.png)
@@ -77,22 +97,27 @@ class MidiJob:
             seed=seed,
             constrain=r.constrain,
         )
-        written: list[str] = []
         for s in samples:
-            files = self._write_files(s, seed)
-            written += files
-            if r.json:
-                print_json(self._row(s, seed, files))
-            elif self.folder is None and r.wav is None and r.png is None:
-                out = stdout()
-                out.write(" ".join(s.events) + "\n")
-                out.flush()
+            self._note(s)
+        places = [(self.folder, ".mid"), (r.wav, ".wav"), (r.png, ".png")]
+        places = [(folder, suffix) for folder, suffix in places if folder is not None]
+        written: list[str] = []
+        with claim_numbers(places, len(samples), stem="sample", overwrite=r.overwrite) as names:
+            for s in samples:
+                files = self._write_files(s, seed, partial(names.path, s.index))
+                written += files
+                if r.json:
+                    print_json(self._row(s, seed, files))
+                elif self.to_stdout:
+                    _write_stdout_midi(s, r.playback_tempo)
+                elif self.folder is None and r.wav is None and r.png is None:
+                    out = stdout()
+                    out.write(" ".join(s.events) + "\n")
+                    out.flush()
         report_written(r, written)
 
-    def _write_files(self, s: MidiSample, seed: int) -> list[str]:
-        """Note a sample cut short or silent; write its MIDI, WAV and piano roll where asked."""
-        from genseq.music import render
-
+    def _note(self, s: MidiSample) -> None:
+        """Note a sample cut short or silent."""
         r = self.request
         if s.finish_reason != "eos":
             r.note(
@@ -101,29 +126,73 @@ class MidiJob:
             )
         if s.note_count == 0:
             r.note(f"note: sample {s.index + 1} has no notes")
-        name = f"sample_{s.index + 1:03d}"
+
+    def _write_files(self, s: MidiSample, seed: int, path_in: Callable) -> list[str]:
+        """The sample's MIDI, WAV and piano roll where asked; ``path_in(folder, suffix)``
+        names each."""
+        from genseq.music import render
+
+        r = self.request
         notes, qpm = s.tune_notes(), s.playback_qpm(r.playback_tempo)
         files = []
         if self.folder is not None:
-            files.append(s.write_midi(self.folder / f"{name}.mid", r.playback_tempo))
+            files.append(s.write_midi(path_in(self.folder, ".mid"), r.playback_tempo))
         if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=qpm))
+            files.append(self._write_wav(s, path_in(r.wav, ".wav"), qpm))
         if r.png is not None:
             title = f"genseq sample {s.index + 1} (seed {seed})"
-            files.append(render.write_piano_roll(notes, r.png / f"{name}.png", qpm, title))
+            files.append(render.write_piano_roll(notes, path_in(r.png, ".png"), qpm, title))
         return [str(f) for f in files]
 
+    def _write_wav(self, s: MidiSample, path: Path, qpm: float) -> Path:
+        """A melody as ``render.write_wav`` plays tunes; a performance with its velocities."""
+        from genseq.music import render
+
+        if s.performance is not None:
+            return render.write_performance_wav(s.performance, path, soundfont=self.soundfont)
+        return render.write_wav(s.tune_notes(), path, tempo_qpm=qpm, soundfont=self.soundfont)
+
     def _row(self, s: MidiSample, seed: int, files: list[str]) -> dict:
-        return {
-            "schema": 1,
-            "index": s.index,
-            "events": len(s.events),
-            "new_events": s.new_events,
-            "primer_events": len(self.primer),
-            "notes": s.note_count,
-            "finish_reason": s.finish_reason,
-            "seed": seed,
-            "constrained": self.request.constrain,
-            "files": files,
-            "checkpoint": str(self.ckpt.path),
-        }
+        """The shared row, the .mid file beside the events' text, and the event counts."""
+        return sample_row(
+            self.request,
+            kind="midi",
+            index=s.index,
+            text=" ".join(s.events),
+            tokens=len(s.events),
+            finish_reason=s.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            events=len(s.events),
+            new_events=s.new_events,
+            primer_events=len(self.primer),
+            notes=s.note_count,
+            constrained=self.request.constrain,
+        )
+
+
+def _check_stdout(r: SampleRequest) -> None:
+    """A .mid on standard output: one sample, and not onto a terminal."""
+    import sys
+
+    if r.json:
+        raise UsageError("-o - and --json both write standard output; give one")
+    if r.num_samples > 1:
+        raise UsageError("-o -: standard output holds one .mid; use --num-samples 1 or a folder")
+    if sys.stdout is not None and sys.stdout.isatty():
+        raise UsageError("-o -: will not write MIDI bytes to a terminal; redirect or pipe it")
+
+
+def _write_stdout_midi(s: MidiSample, tempo: float) -> None:
+    """The sample's .mid bytes on standard output (rendered through a temporary file, as the
+    MIDI writers write files)."""
+    import tempfile
+
+    out = stdout()
+    with tempfile.TemporaryDirectory(prefix="genseq-") as tmp:
+        data = Path(s.write_midi(Path(tmp) / "sample.mid", tempo)).read_bytes()
+    out.flush()
+    out.buffer.write(data)
+    out.buffer.flush()

@@ -64,7 +64,9 @@ class SampleRequest:
     output: Path | None = None
     midi: Path | None = None
     wav: Path | None = None
+    soundfont: Path | None = None  # None: $GENSEQ_SOUNDFONT or one installed (soundfont.choose)
     png: Path | None = None
+    overwrite: bool = False  # restart numbered files at 1 and replace -o's tunebook
     json: bool = False
     quiet: bool = False
 
@@ -78,6 +80,27 @@ class SampleRequest:
             raise UsageError("--tempo must be a positive number")
         if self.program is not None and not 0 <= self.program <= 127:
             raise UsageError("--program must be a General MIDI program, 0-127")
+        self._check_outputs()
+        if self.soundfont is not None and self.wav is None:
+            raise UsageError("--soundfont: only with --wav (it is the sound of the WAV files)")
+
+    def _check_outputs(self) -> None:
+        """``-`` is standard output for -o only; --overwrite needs files to overwrite."""
+        for flag, folder in (("--wav", self.wav), ("--png", self.png)):
+            if is_stdout(folder):
+                raise UsageError(f"{flag} -: give a folder (only -o writes standard output)")
+        if self.to_stdout and self.json:
+            raise UsageError("-o - and --json both write standard output; give one")
+        files = [self.output, self.midi, self.wav, self.png]
+        if self.overwrite and all(f is None or is_stdout(f) for f in files):
+            raise UsageError(
+                "--overwrite: no files to overwrite (give -o FILE, --midi, --wav or --png)"
+            )
+
+    @property
+    def to_stdout(self) -> bool:
+        """-o - : the samples go to standard output."""
+        return is_stdout(self.output)
 
     @property
     def playback_tempo(self) -> float:
@@ -101,6 +124,49 @@ class SampleRequest:
         """A line on stderr, unless --quiet."""
         if not self.quiet:
             print(message, file=sys.stderr)
+
+
+SAMPLE_SCHEMA = 2  # the JSON row of every kind of sample (README: "JSON rows of a sample")
+
+
+def sample_row(
+    request: SampleRequest,
+    *,
+    kind: str,
+    index: int,
+    text: str,
+    tokens: int,
+    finish_reason: str,
+    seed: int,
+    files: Sequence[str],
+    checkpoint: Path,
+    **kind_fields: object,
+) -> dict:
+    """One sample as a JSON row with the keys every kind shares: ``text`` is what the command
+    prints without --json (a text sample's continuation, a tune's ABC, a MIDI sample's events),
+    ``tokens`` the tokens in it, and the sampling settings that drew it; ``kind_fields`` follow
+    (``abc``, ``midi`` and the tune conditioning, or the MIDI event counts)."""
+    s = request.settings
+    return {
+        "schema": SAMPLE_SCHEMA,
+        "kind": kind,
+        "index": index,
+        "text": text,
+        "prompt": request.prompt,
+        "tokens": tokens,
+        "finish_reason": finish_reason,
+        "files": list(files),
+        "seed": seed,
+        "num_samples": request.num_samples,
+        "temperature": s.temperature,
+        "top_k": s.top_k,
+        "top_p": s.top_p,
+        "min_p": s.min_p,
+        "repetition_penalty": s.repetition_penalty,
+        "greedy": s.greedy,
+        **kind_fields,
+        "checkpoint": str(checkpoint),
+    }
 
 
 def seed_for(request: SampleRequest) -> int:
@@ -151,14 +217,34 @@ def _read_prompt_file(prompt_file: str) -> tuple[str, bytes | str]:
         raise GenseqError(f"{prompt_file}: {exc.strerror}") from None
 
 
+def is_stdout(path: Path | None) -> bool:
+    """A path given as ``-``: standard output."""
+    return path is not None and str(path) == "-"
+
+
 def make_folders(*folders: Path | None) -> None:
     """Create the output folders that were given."""
     for folder in folders:
-        if folder is not None:
+        if folder is not None and not is_stdout(folder):
+            if folder.exists() and not folder.is_dir():
+                raise GenseqError(f"{folder}: not a folder (a file has that name)")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenseqError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+
+
+def wav_soundfont(request: SampleRequest, program: int) -> Path | None:
+    """The SoundFont the WAV files will play (None: sine tones, or no --wav), chosen before
+    anything is sampled so that a bad one fails first, and said once on stderr."""
+    if request.wav is None:
+        return None
+    from genseq.music.soundfont import choose
+
+    sound = choose(request.soundfont, program)
+    if sound.note:
+        request.note(sound.note)
+    return sound.soundfont
 
 
 def report_written(request: SampleRequest, written: Sequence[str]) -> None:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from genseq.commands._common import print_json, stdout
 
+from genseq.errors import UsageError
+
 if TYPE_CHECKING:
     from genseq.commands.sample_request import SampleRequest
 
@@ -20,9 +22,9 @@ TUNE_OPTIONS = (
     "meter",
     "key",
     "mode",
-    "output",
     "midi",
     "wav",
+    "soundfont",
     "png",
     "bars_per_part",
     "parts",
@@ -42,6 +44,11 @@ class TextJob:
         from genseq.generate import encode_prompt
 
         request.refuse(TUNE_OPTIONS, f"only for ABC models ({ckpt.level} level here)")
+        if request.output is not None and not request.to_stdout:
+            raise UsageError(
+                f"-o {request.output}: a text model writes standard output only "
+                "(-o -, or redirect it with > FILE)"
+            )
         unknown = encode_prompt(ckpt.tokenizer, request.prompt).unknown
         if unknown:
             request.note(
@@ -88,20 +95,19 @@ class TextJob:
             out.write("\n")
 
     def _row(self, s: Sample, seed: int) -> dict:
-        r = self.request
-        return {
-            "schema": 1,
-            "index": s.index,
-            "prompt": r.prompt,
-            "text": s.text,
-            "tokens": s.tokens,
-            "finish_reason": s.finish_reason,
-            "seed": seed,
-            "temperature": r.settings.temperature,
-            "top_k": r.settings.top_k,
-            "top_p": r.settings.top_p,
-            "checkpoint": str(self.ckpt.path),
-        }
+        from genseq.commands.sample_request import sample_row
+
+        return sample_row(
+            self.request,
+            kind="text",
+            index=s.index,
+            text=s.text,
+            tokens=s.tokens,
+            finish_reason=s.finish_reason,
+            seed=seed,
+            files=[],
+            checkpoint=self.ckpt.path,
+        )
 
 
 def _writer(out: TextIO) -> Callable[[int, str], None]:

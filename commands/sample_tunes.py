@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,15 +12,19 @@ from genseq.commands._common import print_json, stdout
 from genseq.commands.sample_request import (
     SampleRequest,
     TuneForm,
+    is_stdout,
     make_folders,
     report_written,
+    sample_row,
+    wav_soundfont,
 )
 
-from genseq.errors import GenseqError, UsageError
+from genseq.errors import UsageError
 
 if TYPE_CHECKING:
     from genseq.checkpoint import Checkpoint
     from genseq.music.abc_constraint import PartForm
+    from genseq.music.notes import TuneNotes
     from genseq.music.tune_sampling import Tune, TunePrompt
 
 
@@ -28,12 +34,15 @@ class TuneJob:
     request: SampleRequest
     prompt: TunePrompt
     form: PartForm | None  # None: free
+    soundfont: Path | None  # what the WAV files play; None: sine tones
 
     @classmethod
     def prepare(cls, ckpt: Checkpoint, request: SampleRequest) -> TuneJob:
         """Refuse what a tune cannot take; build the prompt, which checks header and bars."""
         from genseq.music.tune_sampling import build_prompt
 
+        if is_stdout(request.midi):
+            raise UsageError("--midi -: give a folder (only -o writes standard output)")
         if request.stop:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
@@ -45,7 +54,14 @@ class TuneJob:
             mode=request.mode,
             rhythm=request.rhythm,
         )
-        return cls(ckpt, request, prompt, form)
+        return cls(ckpt, request, prompt, form, wav_soundfont(request, cls.program(request)))
+
+    @staticmethod
+    def program(request: SampleRequest) -> int:
+        """The General MIDI program the tunes play: --program, else the fiddle."""
+        from genseq.music.render import FIDDLE
+
+        return FIDDLE if request.program is None else request.program
 
     @property
     def max_new_tokens(self) -> int:
@@ -71,63 +87,102 @@ class TuneJob:
             tempo=r.tempo,
         )
         make_folders(r.midi, r.wav, r.png)  # only now: a refused prompt leaves no folder
-        written = [path for t in tunes for path in self._write_files(t)]
-        book = "\n".join(t.abc for t in tunes)
-        if r.output is not None:
-            _write_book(r.output, book)
-            written.insert(0, str(r.output))
+        written: list[str] = []
+        if r.output is not None and not r.to_stdout:
+            tunes = self._write_book(tunes, seed)
+            written.append(str(r.output))
+        files = self._write_files(tunes)
+        written += [path for t in tunes for path in files.get(t.index, [])]
         if r.json:
             for t in tunes:
-                print_json(self._row(t, seed))
-        elif r.output is None:
+                print_json(self._row(t, seed, files.get(t.index, [])))
+        elif r.output is None or r.to_stdout:
             out = stdout()
-            out.write(book)
+            out.write("\n".join(t.abc for t in tunes))
             out.flush()
         report_written(r, written)
 
-    def _write_files(self, t: Tune) -> list[str]:
-        """Note a tune cut short; write its MIDI, WAV and piano roll where asked."""
-        from genseq.music import render
-        from genseq.music.abc_lexer import AbcError
-        from genseq.music.notes import tune_notes
+    def _write_book(self, tunes: list[Tune], seed: int) -> list[Tune]:
+        """Append the tunes to -o's book (or replace it with --overwrite), numbered on from
+        its highest X:; the tunes as written."""
+        from genseq.music.book_file import open_book
+        from genseq.music.tune_sampling import numbered
 
         r = self.request
-        if t.finish_reason != "eos":
-            limit = self.max_new_tokens
-            r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
-        if not (r.midi or r.wav or r.png):
-            return []
-        try:
-            notes = tune_notes(t.tokens)
-        except AbcError as exc:
-            r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
-            return []
-        name = f"tune_{t.index + 1:03d}"
-        program = render.FIDDLE if r.program is None else r.program
+        with open_book(r.output, overwrite=r.overwrite) as book:
+            tunes = numbered(tunes, book.first_x, seed)
+            book.write("\n".join(t.abc for t in tunes))
+        return tunes
+
+    def _write_files(self, tunes: list[Tune]) -> dict[int, list[str]]:
+        """Note the tunes cut short; write the MIDI, WAV and piano roll of each playable tune
+        where asked, numbered on from the files already in those folders: each tune's files
+        by its index."""
+        from genseq.music.abc_lexer import AbcError
+        from genseq.music.notes import tune_notes
+        from genseq.output_names import claim_numbers
+
+        r = self.request
+        playable = []
+        for t in tunes:
+            if t.finish_reason != "eos":
+                limit = self.max_new_tokens
+                r.note(f"note: tune {t.index + 1} did not end within --max-new-tokens {limit}")
+            if not (r.midi or r.wav or r.png):
+                continue
+            try:
+                playable.append((t, tune_notes(t.tokens)))
+            except AbcError as exc:
+                r.note(f"note: tune {t.index + 1} cannot be played ({exc})")
+        places = [(r.midi, ".mid"), (r.wav, ".wav"), (r.png, ".png")]
+        places = [(folder, suffix) for folder, suffix in places if folder is not None]
+        with claim_numbers(places, len(playable), overwrite=r.overwrite) as numbers:
+            written = {}
+            for i, (t, notes) in enumerate(playable):
+                paths = self._write_tune(t, notes, partial(numbers.path, i))
+                written[t.index] = [str(path) for path in paths]
+            return written
+
+    def _write_tune(self, t: Tune, notes: TuneNotes, path_in: Callable) -> list[Path]:
+        """One tune's files: ``path_in(folder, suffix)`` names each."""
+        from genseq.music import render
+
+        r = self.request
+        program = self.program(r)
         files = []
         if r.midi is not None:
-            path = r.midi / f"{name}.mid"
+            path = path_in(r.midi, ".mid")
             files.append(render.write_midi(notes, path, t.tempo, program, t.title))
         if r.wav is not None:
-            files.append(render.write_wav(notes, r.wav / f"{name}.wav", tempo_qpm=t.tempo))
+            sound = {"program": program, "soundfont": self.soundfont}
+            path = path_in(r.wav, ".wav")
+            files.append(render.write_wav(notes, path, tempo_qpm=t.tempo, **sound))
         if r.png is not None:
-            path = r.png / f"{name}.png"
+            path = path_in(r.png, ".png")
             files.append(render.write_piano_roll(notes, path, tempo_qpm=t.tempo, title=t.title))
-        return [str(f) for f in files]
+        return files
 
-    def _row(self, t: Tune, seed: int) -> dict:
-        constrained = self.request.constrain
-        return {
-            "schema": 1,
-            "index": t.index,
-            "abc": t.abc,
-            "tokens": len(t.tokens),
-            "finish_reason": t.finish_reason,
-            "seed": seed,
-            "constrained": constrained,
-            "form": None if self.form is None or not constrained else vars(self.form),
-            "checkpoint": str(self.ckpt.path),
-        }
+    def _row(self, t: Tune, seed: int, files: list[str]) -> dict:
+        """The shared row, the tune's ABC beside its text, and what conditioned it."""
+        r = self.request
+        return sample_row(
+            r,
+            kind="abc",
+            index=t.index,
+            text=t.abc,
+            tokens=len(t.tokens),
+            finish_reason=t.finish_reason,
+            seed=seed,
+            files=files,
+            checkpoint=self.ckpt.path,
+            abc=t.abc,
+            midi=next((f for f in files if f.endswith(".mid")), None),
+            meter=r.meter,
+            key=r.key,
+            mode=r.mode,
+            constrained=r.constrain,
+            form=None if self.form is None or not r.constrain else vars(self.form),
+        )
 
 
 def _part_form(request: SampleRequest) -> PartForm | None:
@@ -139,12 +194,3 @@ def _part_form(request: SampleRequest) -> PartForm | None:
         request.refuse(("bars_per_part", "parts"), why)
         return None
     return PartForm(request.bars_per_part, 2 if request.parts is None else request.parts)
-
-
-def _write_book(path: Path, book: str) -> None:
-    from genseq.fileio import atomic_write_text
-
-    try:
-        atomic_write_text(path, book)
-    except OSError as exc:
-        raise GenseqError(f"{path}: cannot write ({exc.strerror})") from None

@@ -17,10 +17,12 @@ from genseq.commands._common import (
     err_console,
     options_for,
     print_json,
+    refuse_stdout,
 )
+from genseq.commands.choices import Level, Split, TokenDtype
 
 LevelOpt = Annotated[
-    str,
+    Level,
     typer.Option(
         "--level",
         help="char | word | bpe | abc (one token per musical symbol) | midi-melody (one "
@@ -111,7 +113,7 @@ ValFractionOpt = Annotated[
     float, typer.Option("--val-fraction", help="Share held out for validation.")
 ]
 SplitOpt = Annotated[
-    str,
+    Split,
     typer.Option(
         "--split",
         help="position (the end of the text), document (whole files drawn "
@@ -119,7 +121,7 @@ SplitOpt = Annotated[
     ),
 ]
 GlobOpt = Annotated[str, typer.Option("--glob", help="Files to read from directories.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Token file type: auto | uint16 | uint32.")]
+DtypeOpt = Annotated[TokenDtype, typer.Option("--dtype", help="Token file type.")]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Processes that encode in parallel (memory stays bounded).")
 ]
@@ -283,6 +285,7 @@ def tokenize(
 
     from genseq.prepare import TokenizeOptions
 
+    refuse_stdout(output, "tokenize writes a data directory")
     options = options_for(TokenizeOptions, locals(), fit_sample_mb=fit_sample)
     summary = run_tokenize(sources, output, options, glob, cache_dir, quiet, val, overwrite)
     if json_out:

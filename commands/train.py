@@ -19,7 +19,9 @@ from genseq.commands._common import (
     number,
     options_for,
     print_json,
+    refuse_stdout,
 )
+from genseq.commands.choices import Cell, OnNan, Optimizer, Precision, Schedule
 
 Opt = typer.Option
 
@@ -42,7 +44,7 @@ def train(
             show_default=False,
         ),
     ] = None,
-    cell: Annotated[str | None, Opt(help="lstm | gru | rnn-tanh | rnn-relu.")] = None,
+    cell: Annotated[Cell | None, Opt(help="The recurrent cell [default: lstm].")] = None,
     num_layers: Annotated[int | None, Opt("--layers", help="Recurrent layers.")] = None,
     hidden_size: Annotated[int | None, Opt(help="Units per recurrent layer.")] = None,
     embed_size: Annotated[int | None, Opt(help="Embedding width.")] = None,
@@ -73,10 +75,10 @@ def train(
     ] = None,
     seq_len: Annotated[int | None, Opt(help="BPTT window (tokens).")] = None,
     batch_size: Annotated[int | None, Opt(help="Parallel streams per batch.")] = None,
-    optimizer: Annotated[str | None, Opt(help="adamw | adam | sgd.")] = None,
+    optimizer: Annotated[Optimizer | None, Opt(help="The optimizer [default: adamw].")] = None,
     lr: Annotated[float | None, Opt(help="Peak learning rate.")] = None,
     weight_decay: Annotated[float | None, Opt(help="Decoupled weight decay (AdamW) or L2.")] = None,
-    schedule: Annotated[str | None, Opt(help="cosine | plateau | constant.")] = None,
+    schedule: Annotated[Schedule | None, Opt(help="Learning-rate schedule.")] = None,
     warmup_steps: Annotated[int | None, Opt(help="Linear warm-up steps.")] = None,
     clip_norm: Annotated[float | None, Opt(help="Clip the gradient norm (0 = off).")] = None,
     clip_value: Annotated[float | None, Opt(help="Clip each gradient value (0 = off).")] = None,
@@ -101,7 +103,7 @@ def train(
         Opt(help="Also save last/ every N steps (500) or seconds (30s, 5m).", show_default=False),
     ] = None,
     on_nan: Annotated[
-        str,
+        OnNan,
         Opt(
             help="On a non-finite loss: stop (keep the last good checkpoint) or skip (skip the "
             "update, halve the learning rate)."
@@ -124,9 +126,9 @@ def train(
     ] = None,
     device: DeviceOpt = "auto",
     precision: Annotated[
-        str,
+        Precision,
         Opt(
-            help="auto | fp32 | bf16: bf16 autocast multiplies in bfloat16 and keeps fp32 "
+            help="bf16 autocast multiplies in bfloat16 and keeps fp32 "
             "weights (CPU only; auto: bf16 for characters on a CPU with AVX512-BF16 or AMX).",
         ),
     ] = "auto",
@@ -178,6 +180,7 @@ def train(
     from genseq.training import run_dir as run_dirs
     from genseq.training import run_guard
 
+    refuse_stdout(output, "train writes a run directory")
     run_dir = output or run_dirs.default_run_dir(sources[0])
     config = options_for(
         TrainConfig,

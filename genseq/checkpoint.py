@@ -19,6 +19,7 @@ one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -153,6 +154,26 @@ def update_summary(ckpt_dir: Path, **fields) -> None:
     atomic_write_text(ckpt_dir / "config.json", json.dumps(jsonable(config), indent=2))
 
 
+def resolve_checkpoint(arg: str | Path) -> Path:
+    """Where a CHECKPOINT argument points, the one rule of ``sample``, ``info`` and ``eval``:
+    a path that exists is that path (so a run of your own named ``folk-tunes`` wins over the
+    shipped model), as is anything written as a path (``runs/x``, ``./x``), which may then
+    not exist; a bare name is a shipped model, its installed files checked against the
+    registry's checksums; a bare name that is neither says which names are shipped."""
+    text = str(arg)
+    if os.path.lexists(text) or os.sep in text or "/" in text or text.startswith((".", "~")):
+        return Path(arg)
+    from genseq.shipped import shipped_models
+
+    models = shipped_models()
+    if text in models:
+        return models[text].verified()
+    raise GenseqError(
+        f"{text}: no such checkpoint, and no shipped model of that name "
+        f"(shipped: {', '.join(models) or 'none'}; see `genseq models list`)"
+    )
+
+
 def find_checkpoint(path: Path) -> Path:
     """The checkpoint directory for ``path``: itself, or a run directory's ``best``/``last``."""
     path = resolve_dir(Path(path))
@@ -215,13 +236,14 @@ class CheckpointContents:
         return self.path / "model.safetensors"
 
 
-def inspect_checkpoint(path: Path) -> CheckpointContents:
+def inspect_checkpoint(path: str | Path) -> CheckpointContents:
     """A checkpoint checked at the door, without building the model or reading a tensor:
     config values inside bounds, the tokenizer written at the level the config records and
     with the model's vocabulary, and every tensor in the weights file's header of the shape
     the config implies (a 16384-wide config over a 166 KB file is refused in milliseconds,
-    where building the model first would take gigabytes)."""
-    ckpt_dir = find_checkpoint(Path(path))
+    where building the model first would take gigabytes). ``path`` is a CHECKPOINT argument:
+    a run or checkpoint directory, or a shipped model's name (``resolve_checkpoint``)."""
+    ckpt_dir = find_checkpoint(resolve_checkpoint(path))
     config = read_config(ckpt_dir)
     model_config = _model_config(ckpt_dir, config["model"])
     tokenizer = _tokenizer(ckpt_dir, config["tokenizer"], model_config)
@@ -285,7 +307,7 @@ def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape)) or "a scalar"
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a checkpoint for sampling or evaluation; never executes code from it, and
     builds the model only once ``inspect_checkpoint`` found its files consistent."""
     from safetensors import SafetensorError

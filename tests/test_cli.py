@@ -25,6 +25,8 @@ def test_help_lists_exactly_the_registered_commands(cli):
     for line in result.stdout.splitlines():
         if line.strip() == "Commands:":
             in_commands = True
+        elif line and not line.startswith(" "):  # the next section (Examples)
+            in_commands = False
         elif in_commands and line.startswith("  ") and line.strip():
             listed.append(line.split()[0])
     assert sorted(listed) == sorted([*COMMANDS, *GROUPS])
@@ -125,13 +127,11 @@ def test_eval_and_info(cli, tiny_run, words_file):
         (["train", "DATA", "--seq-len", "0"], 2, "--seq-len"),
         (["train", "DATA", "--dropout", "1.5"], 2, "--dropout"),
         (["train", "DATA", "--weight-drop", "1"], 2, "--weight-drop"),
-        (["train", "DATA", "--cell", "transformer"], 2, "--cell"),
         (["train", "DATA", "--device", "cuda:7"], 2, "--device"),
         (["train", "DATA", "--ema", "1"], 2, "--ema"),
         (["tokenize", "DATA", "-o", "OUT", "--fit-sample", "-1"], 2, "--fit-sample"),
         (["train", "NOWHERE.txt"], 1, "no such file"),
         (["tokenize", "NOWHERE.txt", "-o", "OUT"], 1, "no such file"),
-        (["tokenize", "DATA", "-o", "OUT", "--level", "morse"], 2, "--level"),
         (["eval", "RUN", "NOWHERE.txt"], 1, "no such file"),
     ],
 )
@@ -439,7 +439,7 @@ def test_precision_is_a_train_flag_shown_by_info(cli, tmp_path, tiny_data):
     assert "bf16 autocast" in result.stderr  # the plan says how it trains
     assert "bf16" in cli("info", run_dir).stdout
     result = cli("train", tiny_data, "-o", tmp_path / "x", "--precision", "fp16", "-q")
-    assert result.exit_code == 2 and "--precision" in one_error_line(result.stderr)
+    assert result.exit_code == 2 and "'--precision'" in result.stderr  # a checked choice
 
 
 def test_weight_drop_is_a_train_flag_saved_and_shown(cli, tmp_path, tiny_data):

@@ -1,15 +1,19 @@
 """The built wheel matches the source tree (`commands/` ships as `genseq.commands`, `corpora/` as
-`genseq.corpora`), heavy libraries stay out of CLI start-up, and the console script lists the
-commands."""
+`genseq.corpora`, the shipped models in `checkpoints/` as `genseq.checkpoints`, without the runs
+users train beside them), heavy libraries stay out of CLI start-up, and the console script lists
+the commands."""
 
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -30,7 +34,7 @@ NOT_SOURCE = shutil.ignore_patterns(
     ".pytest_cache",
     ".ruff_cache",
     ".hypothesis",
-    "checkpoints",
+    "checkpoints",  # copied apart: the shipped models only, and a user's run planted beside them
     "data",
     "runs",
     ".whl",
@@ -38,8 +42,39 @@ NOT_SOURCE = shutil.ignore_patterns(
 )
 
 
+SHIPPED = tomllib.loads((REPO / "checkpoints" / "models.toml").read_text("utf-8"))
+# What genseq.checkpoints holds in the wheel: the registry and each registered model's files.
+SHIPPED_FILES = {"__init__.py", "models.toml"} | {
+    f"{name}/{filename}" for name, spec in SHIPPED.items() for filename in spec["sha256"]
+}
+# Runs a user trained into checkpoints/ before building: never package data. One sits inside a
+# shipped model's directory too, and a stray file beside the registry.
+USER_RUN = (
+    "folk-abc/best/config.json",
+    "folk-abc/best/model.safetensors",
+    "folk-abc/best/tokenizer.json",
+    "folk-abc/last/train_state.pt",
+    "folk-abc/log.jsonl",
+    "folk-tunes/last/model.safetensors",
+    "folk-tunes/train_state.pt",
+    "notes.toml",
+)
+
+
+def _copy_checkpoints(source: Path) -> None:
+    """The repository's shipped models (never its local runs, which may be big) and a planted
+    user run."""
+    target = source / "checkpoints"
+    for rel in [*SHIPPED_FILES, "README.md"]:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / "checkpoints" / rel, target / rel)
+    for rel in USER_RUN:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text("{}\n", encoding="utf-8")
+
+
 def _build(source: Path, outdir: Path, isolated: bool) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", str(outdir)]
+    cmd = [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(outdir)]
     if not isolated:
         cmd.append("--no-isolation")
     return subprocess.run(
@@ -49,10 +84,12 @@ def _build(source: Path, outdir: Path, isolated: bool) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """Build the wheel from a copy of the source tree, so the build's `build/` and `*.egg-info`
-    never land in the working tree. Isolated first; without the index, from the venv."""
+    """Build the sdist and the wheel from a copy of the source tree, so the build's `build/` and
+    `*.egg-info` never land in the working tree. Isolated first; without the index, from the
+    venv."""
     source = tmp_path_factory.mktemp("src") / "genseq"
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
+    _copy_checkpoints(source)
     outdir = tmp_path_factory.mktemp("wheel")
     result = _build(source, outdir, isolated=True)
     if result.returncode != 0:
@@ -65,6 +102,13 @@ def wheel(tmp_path_factory) -> Path:
     wheels = list(outdir.glob("genseq-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def sdist(wheel) -> Path:
+    sdists = list(wheel.parent.glob("genseq-*.tar.gz"))
+    assert len(sdists) == 1, sdists
+    return sdists[0]
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +152,25 @@ def test_wheel_ships_the_corpus_registry(names):
         assert f"genseq/corpora/{toml.name}" in names
 
 
+def test_wheel_ships_the_registered_models_and_no_user_run(names):
+    shipped = {n.removeprefix("genseq/checkpoints/") for n in names if "checkpoints/" in n}
+    assert "folk-tunes/model.safetensors" in shipped
+    assert shipped == SHIPPED_FILES, "pyproject's package-data and models.toml disagree"
+
+
+def test_sdist_ships_the_registered_models_and_no_user_run(sdist):
+    with tarfile.open(sdist) as tf:
+        members = [m.name.split("/", 1)[1] for m in tf.getmembers() if m.isfile()]
+    shipped = {m.removeprefix("checkpoints/") for m in members if m.startswith("checkpoints/")}
+    assert shipped == SHIPPED_FILES
+
+
 def test_wheel_has_no_stray_top_level_packages(names):
     top = {n.split("/", 1)[0] for n in names}
     dist_info = {t for t in top if t.endswith(".dist-info")}
     assert len(dist_info) == 1
     assert top - dist_info == {"genseq"}, sorted(top)
-    for stray in ("commands/", "corpora/", "tests/", "benchmarks/"):
+    for stray in ("commands/", "corpora/", "checkpoints/", "tests/", "benchmarks/"):
         assert not any(n.startswith(stray) for n in names), stray
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
@@ -151,6 +208,37 @@ def test_wheel_is_importable_on_its_own(wheel, tmp_path):
     module_file, registry = result.stdout.splitlines()
     assert Path(module_file).is_relative_to(site)
     assert "tinyshakespeare" in registry and "folk-abc" in registry
+
+
+def test_wheel_alone_samples_the_shipped_model_by_name(wheel, tmp_path):
+    """Unpacked alone and run from an unrelated directory, `genseq info folk-tunes` and
+    `genseq sample folk-tunes` find the weights inside the package, their checksums good."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+
+    def genseq(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "genseq", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    info = genseq("info", "folk-tunes", "--json")
+    assert info.returncode == 0, info.stderr
+    assert Path(json.loads(info.stdout)["checkpoint"]) == site / "genseq/checkpoints/folk-tunes"
+    sample = genseq("sample", "folk-tunes", "--seed", "1")
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("X:1\n")
+    listed = json.loads(genseq("models", "list", "--json").stdout)
+    assert listed["status"] == "ok" and listed["path"].startswith(str(site))
 
 
 def test_cli_import_keeps_heavy_libraries_out(tmp_path):
@@ -197,6 +285,15 @@ def test_console_script_lists_exactly_the_commands(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     listed = _help_commands(result.stdout)
-    expected = [*COMMANDS, "corpus", "music"]
+    expected = [*COMMANDS, "corpus", "models", "music"]
     assert sorted(listed) == sorted(expected)
-    assert set(expected) == {"tokenize", "train", "sample", "eval", "info", "corpus", "music"}
+    assert set(expected) == {
+        "tokenize",
+        "train",
+        "sample",
+        "eval",
+        "info",
+        "corpus",
+        "models",
+        "music",
+    }

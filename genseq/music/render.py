@@ -13,6 +13,7 @@ its CLI) stays fast.
 from __future__ import annotations
 
 import wave
+from bisect import bisect_right
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
 
 PEAK = 0.9  # WAV peak level: headroom so players that resample do not clip
 FIDDLE = 40  # General MIDI program (0-based) of folk tunes: Violin, the fiddle
+SAMPLE_RATE = 22050  # Hz: a fiddle's sound lies below its 11 kHz limit, at half 44.1 kHz's time
+
+# Metric accents, as a player leans on the beats (MIDI velocities). A SoundFont turns velocity
+# v into a level of about 40*log10(v/127) dB (SoundFont 2's default velocity curve), so a bar's
+# first note at 100 sounds about 2 dB above the meter's secondary beat at 88 and 4 dB above the
+# other notes at 80: an accent one hears (a step of about 1 dB is the least one notices) that
+# leaves the tune a tune, not a march. The levels sit near the 90 that every note had before.
+DOWNBEAT_VELOCITY = 100
+SECONDARY_VELOCITY = 88
+PLAIN_VELOCITY = 80
 
 
 def on_bar_grid(tune: TuneNotes) -> TuneNotes:
@@ -51,27 +62,60 @@ def whole_note_seconds(tempo_qpm: float) -> float:
     return 4 * 60 / tempo_qpm
 
 
+def secondary_beats(meter: tuple[int, int]) -> tuple[Fraction, ...]:
+    """Where in a bar (as a fraction of it) the meter's main secondary beats fall: the half bar
+    of an even count (2/4 and 4/4 beat 3 or 2, 6/8 and 12/8 the second dotted beat), the
+    second and third dotted beats of 9/8; none in 3/4, 3/8 or an odd meter such as 5/4."""
+    numerator = meter[0]
+    if numerator % 2 == 0:
+        return (Fraction(1, 2),)
+    if numerator == 9:
+        return (Fraction(1, 3), Fraction(2, 3))
+    return ()
+
+
+def accent_velocities(tune: TuneNotes) -> list[int]:
+    """One velocity per note of a tune on the bar grid: ``DOWNBEAT_VELOCITY`` on a bar's first
+    beat, ``SECONDARY_VELOCITY`` on the meter's secondary beats, ``PLAIN_VELOCITY`` elsewhere
+    (and everywhere in a tune without a meter). Bars start at the bar lines the tune crosses,
+    so pickups and irregular bars are measured from their own bar line."""
+    if tune.meter is None:
+        return [PLAIN_VELOCITY] * len(tune.notes)
+    bar = Fraction(*tune.meter)
+    secondary = {bar * beat for beat in secondary_beats(tune.meter)}
+    velocities = []
+    for note in tune.notes:
+        crossed = bisect_right(tune.bar_lines, note.start)
+        position = (note.start - (tune.bar_lines[crossed - 1] if crossed else 0)) % bar
+        if position == 0:
+            velocities.append(DOWNBEAT_VELOCITY)
+        elif position in secondary:
+            velocities.append(SECONDARY_VELOCITY)
+        else:
+            velocities.append(PLAIN_VELOCITY)
+    return velocities
+
+
 def to_pretty_midi(
     tune: TuneNotes,
     tempo_qpm: float = 120.0,
     program: int = 0,
-    velocity: int = 90,
     title: str = "",
 ) -> pretty_midi.PrettyMIDI:
-    """One instrument (named ``title``) playing the tune on the bar grid, with its tempo,
-    time signature and key signature."""
+    """One instrument (named ``title``) playing the tune on the bar grid with accents on the
+    beats (``accent_velocities``), with its tempo, time signature and key signature."""
     import pretty_midi
 
     tune = on_bar_grid(tune)
-    if not 0 <= program <= 127 or not 1 <= velocity <= 127:
-        raise ValueError(f"program must be 0-127 and velocity 1-127, got {program}, {velocity}")
+    if not 0 <= program <= 127:
+        raise ValueError(f"program must be 0-127, got {program}")
     scale = whole_note_seconds(tempo_qpm)
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_qpm)
     # At least 1.5 ticks, so that rounding to ticks never gives a note whose note-off lands on
     # (and sorts before) its own note-on, which would leave the note sounding forever.
     shortest = 1.5 * 60.0 / (tempo_qpm * midi.resolution)
     instrument = pretty_midi.Instrument(program=program, name=title)
-    for note in tune.notes:
+    for note, velocity in zip(tune.notes, accent_velocities(tune), strict=True):
         start = float(note.start) * scale
         end = max(float(note.start + note.duration) * scale, start + shortest)
         instrument.notes.append(pretty_midi.Note(velocity, note.pitch, start, end))
@@ -123,25 +167,51 @@ def write_midi(
 
 
 def write_wav(
-    tune: TuneNotes, path: Path | str, tempo_qpm: float = 120.0, sample_rate: int = 22050
+    tune: TuneNotes,
+    path: Path | str,
+    tempo_qpm: float = 120.0,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    program: int = 0,
+    soundfont: Path | None = None,
 ) -> Path:
-    """Write 16-bit mono PCM synthesised with pretty_midi's sine synthesiser (pure numpy: no
-    external synthesiser or sound font to install), normalised to a peak of 0.9."""
+    """Write 16-bit mono PCM of the tune, normalised to a peak of 0.9: General MIDI
+    ``program`` played by FluidSynth from ``soundfont`` (see ``soundfont.choose``), or
+    without one pretty_midi's sine synthesiser (pure numpy, nothing to install)."""
+    # Trailing rests count: the file lasts at least as long as the tune.
+    seconds = float(on_bar_grid(tune).length) * whole_note_seconds(tempo_qpm)
+    midi = to_pretty_midi(tune, tempo_qpm=tempo_qpm, program=program)
+    return _write_audio(midi, seconds, Path(path), sample_rate, soundfont)
+
+
+def write_performance_wav(
+    notes, path: Path | str, sample_rate: int = SAMPLE_RATE, *, soundfont: Path | None = None
+) -> Path:
+    """``write_wav`` for notes in seconds with their own velocities (a performance), played
+    as ``write_performance_midi`` writes them, dynamics included."""
+    midi = performance_midi(notes)
+    return _write_audio(midi, midi.get_end_time(), Path(path), sample_rate, soundfont)
+
+
+def _write_audio(
+    midi: pretty_midi.PrettyMIDI,
+    seconds: float,
+    path: Path,
+    sample_rate: int,
+    soundfont: Path | None,
+) -> Path:
+    """The MIDI as 16-bit mono PCM at least ``seconds`` long (pretty_midi adds a second of
+    release after the last note-off, which is kept), normalised to a peak of ``PEAK``."""
     import numpy as np
 
-    # Trailing rests count: the file lasts at least as long as the tune (pretty_midi adds a
-    # second of release after the last note-off, which is kept).
-    length = on_bar_grid(tune).length
-    frames = round(float(length) * whole_note_seconds(tempo_qpm) * sample_rate)
-    audio = np.zeros(frames)
-    if tune.notes:  # pretty_midi divides by the peak: silence would come back as NaN
-        sound = to_pretty_midi(tune, tempo_qpm=tempo_qpm).synthesize(fs=sample_rate)
+    audio = np.zeros(round(seconds * sample_rate))
+    if any(i.notes for i in midi.instruments):  # pretty_midi divides by the peak: no NaN
+        sound = _synthesize(midi, sample_rate, soundfont)
         audio = np.concatenate([sound, audio[len(sound) :]])
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0:
         audio = audio * (PEAK / peak)
     pcm = np.round(audio * 32767).astype("<i2").tobytes()
-    path = Path(path)
     with atomic_file(path, "wb") as f, wave.open(f, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -149,6 +219,19 @@ def write_wav(
         out.setnframes(len(pcm) // 2)
         out.writeframes(pcm)
     return path
+
+
+def _synthesize(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: Path | None):
+    """The MIDI as audio: through FluidSynth with ``soundfont``, else sine tones."""
+    if soundfont is None:
+        return midi.synthesize(fs=sample_rate)
+    from genseq.music.soundfont import load_synth
+
+    synth, sfid = load_synth(soundfont, sample_rate)
+    try:
+        return midi.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid)
+    finally:
+        synth.delete()
 
 
 def write_piano_roll(
@@ -207,9 +290,9 @@ def _pitch_ticks(ax, low: int, high: int) -> None:
     ax.set_yticklabels([pretty_midi.note_number_to_name(p) for p in ticks], fontsize=7)
 
 
-def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
-    """Write notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
-    performance level), one instrument at 120 qpm; every note ends after it starts."""
+def performance_midi(notes, program: int = 0) -> pretty_midi.PrettyMIDI:
+    """Notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
+    performance level) as one instrument at 120 qpm; every note ends after it starts."""
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
@@ -219,6 +302,12 @@ def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
         end = max(float(n.end), float(n.start) + shortest)
         instrument.notes.append(pretty_midi.Note(int(n.velocity), int(n.pitch), n.start, end))
     midi.instruments.append(instrument)
+    return midi
+
+
+def write_performance_midi(notes, path: Path | str, program: int = 0) -> Path:
+    """Write ``performance_midi`` as a standard MIDI file."""
+    midi = performance_midi(notes, program)
     path = Path(path)
     with atomic_file(path, "wb") as f:
         midi.write(f)

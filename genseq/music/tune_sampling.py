@@ -184,8 +184,17 @@ def sample_tunes(
                 tokens = transpose_tokens(tokens, *prompt.shift)
             except AbcError:
                 pass  # an unreadable unconstrained sample stays in the model's key
-        title = f"genseq tune {s.index + 1}" + (f" (seed {seed})" if seed is not None else "")
         qpm = tempo or header_tempo(tokens) or DEFAULT_TEMPO
-        abc = tune_text(tokens, s.index + 1, title, qpm)
-        tunes.append(Tune(s.index, tokens, abc, s.finish_reason, title, qpm))
-    return tunes
+        tunes.append(Tune(s.index, tokens, "", s.finish_reason, "", qpm))
+    return numbered(tunes, 1, seed)
+
+
+def numbered(tunes: list[Tune], first: int, seed: int | None) -> list[Tune]:
+    """The tunes as tunebook entries numbered from ``first``: ``X:`` and the title's number
+    agree, so that tunes appended to a book continue its numbers."""
+    out = []
+    for t in tunes:
+        number = first + t.index
+        title = f"genseq tune {number}" + (f" (seed {seed})" if seed is not None else "")
+        out.append(replace(t, abc=tune_text(t.tokens, number, title, t.tempo), title=title))
+    return out
