@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -183,6 +184,17 @@ def test_sample_rhythm_conditions_the_tune_header(rhythm_run, tmp_path, cli):
         assert len(tempo) == 1  # the model's tempo token, played by the MIDI file too
         played = pretty_midi.PrettyMIDI(str(midi / f"tune_{n:03d}.mid")).get_tempo_changes()[1]
         assert played[0] == pytest.approx(float(tempo[0].partition("=")[2]), rel=1e-3)
+
+
+def test_json_rows_say_the_rhythm_and_the_tempo(rhythm_run, cli):
+    args = ["--rhythm", "jig", "--json", "--seed", "2", "--num-samples", "2", "--quiet"]
+    result = cli("sample", rhythm_run, *args)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["rhythm"] == "jig" and "\nR:jig\n" in row["abc"]
+        assert f"\nQ:1/4={round(row['tempo'])}\n" in row["abc"]
 
 
 def test_sample_tempo_overrides_the_models(rhythm_run, cli):
