@@ -155,9 +155,11 @@ class TuneJob:
             checkpoint=self.ckpt.path,
             abc=t.abc,
             midi=next((f for f in files if f.endswith(".mid")), None),
+            rhythm=None if r.rhythm is None else str(r.rhythm),
             meter=r.meter,
             key=r.key,
             mode=r.mode,
+            tempo=t.tempo,  # quarter notes a minute: --tempo, else the tune's own, else 120
             constrained=r.constrain,
             form=None if self.form is None or not r.constrain else vars(self.form),
         )

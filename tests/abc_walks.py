@@ -15,12 +15,15 @@ def random_walk(
     max_tokens: int = 200,
     scale: float = 3.0,
     form: PartForm | None = None,
+    prompt: tuple[str, ...] = (),
 ) -> tuple[list[list[str]], list[bool]]:
-    """``batch`` tunes (tokens without the final ``<eos>``) and whether each one ended."""
+    """``batch`` tunes (tokens without the final ``<eos>``, from ``prompt`` on) and whether
+    each one ended."""
     gen = torch.Generator().manual_seed(seed)
-    constraint = AbcConstraint(tokenizer, [tokenizer.eos_id], max_tokens=max_tokens, form=form)
+    ids = [tokenizer.eos_id, *(tokenizer.ids[t] for t in prompt)]
+    constraint = AbcConstraint(tokenizer, ids, max_tokens=max_tokens, form=form)
     constraint.start(batch, torch.device("cpu"))
-    out: list[list[str]] = [[] for _ in range(batch)]
+    out: list[list[str]] = [list(prompt) for _ in range(batch)]
     done = [False] * batch
     for _ in range(max_tokens + 1):
         mask = constraint.allowed()

@@ -28,6 +28,7 @@ SETTINGS = [  # exit 2: the options cannot work together or with this model
     (["sample", "RUN", "--num-samples", "0"], 2, "--num-samples"),
     (["sample", "RUN", "-p", "a", "-f", "x"], 2, "not both"),
     (["sample", "RUN", "--meter", "6/8"], 2, "--meter"),
+    (["sample", "RUN", "--rhythm", "jig"], 2, "--rhythm"),
     (["sample", "RUN", "--primer-midi", "TUNE.mid"], 2, "--primer-midi"),
     (["train", "DATA", "-o", "OUT", "--seq-len", "0"], 2, "--seq-len"),
     (["train", "DATA", "-o", "OUT", "--batch-size", "0"], 2, "--batch-size"),

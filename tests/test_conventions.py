@@ -264,7 +264,7 @@ SHARED_KEYS = {
     "greedy",
     "checkpoint",
 }
-TUNE_KEYS = {"abc", "midi", "meter", "key", "mode", "form", "constrained"}
+TUNE_KEYS = {"abc", "midi", "rhythm", "meter", "key", "mode", "tempo", "form", "constrained"}
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from testkit import small
+from testkit import one_error_line, run, small
 
 from genseq.music.abc_lexer import LexOptions, split_tunebook, tokenize_tune
 from genseq.music.abc_writer import tune_text
@@ -187,6 +188,17 @@ def test_sample_rhythm_conditions_the_tune_header(rhythm_run, tmp_path, cli):
         assert played[0] == pytest.approx(float(tempo[0].partition("=")[2]), rel=1e-3)
 
 
+def test_json_rows_say_the_rhythm_and_the_tempo(rhythm_run, cli):
+    args = ["--rhythm", "jig", "--json", "--seed", "2", "--num-samples", "2", "--quiet"]
+    result = cli("sample", rhythm_run, *args)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["rhythm"] == "jig" and "\nR:jig\n" in row["abc"]
+        assert f"\nQ:1/4={round(row['tempo'])}\n" in row["abc"]
+
+
 def test_sample_tempo_overrides_the_models(rhythm_run, cli):
     result = cli("sample", rhythm_run, "--rhythm", "reel", "--tempo", "90", "--seed", "1")
     assert result.exit_code == 0, result.stderr
@@ -210,10 +222,11 @@ def test_rhythms_the_model_cannot_take_are_refused(rhythm_run, cli, args, messag
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
-def test_an_unknown_rhythm_is_a_usage_error_listing_the_choices(cli):
-    result = cli("sample", SHIPPED, "--rhythm", "tango")
-    assert result.exit_code == 2
-    assert "reel" in result.stderr and "slip-jig" in result.stderr and "tango" in result.stderr
+def test_an_unknown_rhythm_is_a_usage_error_listing_the_choices():
+    result = run("sample", SHIPPED, "--rhythm", "tango", text=True)  # the installed command
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "'tango' is not one of 'reel', 'jig', 'slip-jig', 'hornpipe'" in line
 
 
 def test_a_model_without_rhythm_tokens_refuses_rhythm_and_samples_as_before(cli):

@@ -6,7 +6,8 @@ every sample, which tokens keep the tune valid. The rules are those the referenc
 on, every sample
 
 * starts with a meter and a key (a rhythm before them, a tempo after, where the vocabulary
-  has them), then the body; a hornpipe is in 2/4 or 4/4 (abc2midi's rule);
+  has them), then the body; a hornpipe is in 2/4 or 4/4, and its broken rhythms start on
+  the beat (abc2midi's rules: it swings a hornpipe's off-beat notes itself);
 * fills every bar exactly to the meter's length, except the pickup (first) bar. A section that
   opens with a short bar (a pickup) closes (``:|`` ``||`` ``|]``) with the bar that completes
   it, so that a repeat, or the next section's pickup, lands on the beat; a section that opens
@@ -52,7 +53,7 @@ import torch
 
 from genseq.errors import UsageError
 from genseq.music.abc_vocab import degree, info
-from genseq.music.header import RHYTHM_METERS
+from genseq.music.header import RHYTHM_METERS, SWUNG_NOTE
 from genseq.music.rhythm import Rhythm, drawable
 
 MAX_CHORD_NOTES = 4
@@ -505,6 +506,8 @@ class AbcConstraint:
         end = self._part_end(c)
         if end is not None and 0 < end - pair_end < c.rhythm.unit:
             return  # no room for a cadence note of a unit after the pair
+        if _swung_off_beat(c):
+            return
         for i in self.broken:
             if c.rhythm.broken(*self.infos[i].factors)[2] is None:
                 mask[i] = True
@@ -724,6 +727,16 @@ class AbcConstraint:
         if t.kind == "note":
             s.last_note = token
             _note_accidental(s, t)
+
+
+def _swung_off_beat(c: _State) -> bool:
+    """The element just written is one that abc2midi swings in a hornpipe (``SWUNG_NOTE``
+    long, starting off that beat): no broken rhythm may follow it."""
+    swung = SWUNG_NOTE.get(c.rhythm.meter) if c.dance == "hornpipe" else None
+    if swung is None or c.rhythm.last_written != swung:
+        return False
+    beats = (c.pos - swung) / swung
+    return beats.denominator == 1 and beats.numerator % 2 == 1
 
 
 def _set_meter(s: _State, t) -> None:

@@ -59,6 +59,11 @@ _SEPARATORS = re.compile(r"[\s_\-.]+")
 # abc2midi swings a hornpipe and refuses one in any other meter ("Hornpipe must be in 2/4 or
 # 4/4 time"), so a sampled hornpipe takes one of these (the corpus also writes them in 2/2).
 RHYTHM_METERS = {TuneRhythm.hornpipe.value: ((2, 4), (4, 4))}
+# abc2midi also swings a hornpipe: a note of this length (by meter) that starts off the beat
+# of that length is paired with the note before it as if written ``>``, so an explicit broken
+# rhythm after such a note meets a note it has already lengthened ("Cannot apply broken
+# rhythm"); a hornpipe's broken rhythms start on the beat.
+SWUNG_NOTE = {(4, 4): Fraction(1, 8), (2, 4): Fraction(1, 16)}
 
 RHYTHM_PREFIX = "R:"
 TEMPO_PREFIX = "Q:"
