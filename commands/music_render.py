@@ -53,7 +53,7 @@ def render(
         Opt(
             "--tempo",
             help="Quarter notes per minute of the MIDI, WAV and piano roll "
-            "[default: each tune's own Q: tempo, else 120].",
+            "[default: each tune's own Q: tempo, else its rhythm's usual one, else 120].",
             show_default=False,
         ),
     ] = None,
@@ -166,6 +166,7 @@ def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, R
 def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     """The tune as the writer takes it, or None (noted) when genseq cannot read it."""
     from genseq.music.abc_lexer import AbcError, tokenize_tune, written_tempo
+    from genseq.music.abc_writer import header_tempo
     from genseq.music.tune_files import TuneSource
 
     label = f"{name}:{raw.line} X:{raw.number or '?'}"
@@ -174,7 +175,8 @@ def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     except AbcError as exc:
         note(f"note: {label} cannot be read ({exc}); skipped")
         return None
-    return TuneSource(tokens, raw.text, raw.title, label, written_tempo(raw.text))
+    tempo = written_tempo(raw.text) or header_tempo(tokens)  # exact Q:, else its rhythm's
+    return TuneSource(tokens, raw.text, raw.title, label, tempo)
 
 
 def _report(written: list[str], tunes: int, note: Note) -> None:

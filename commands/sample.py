@@ -296,7 +296,7 @@ def sample(
         Opt(
             "--tempo",
             help="ABC and MIDI melody: quarter notes per minute (also an ABC primer's) "
-            "[default: a tune's own Q: tempo, else 120].",
+            "[default: a tune's own Q: tempo, else its rhythm's usual one, else 120].",
             show_default=False,
             rich_help_panel="Output files",
         ),

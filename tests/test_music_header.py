@@ -250,3 +250,38 @@ def test_a_model_without_rhythm_tokens_refuses_rhythm_and_samples_as_before(cli)
     plain = cli("sample", BEFORE_RHYTHM, "--meter", "6/8", "--seed", "4", "-n", "60")
     assert plain.exit_code == 0, plain.stderr
     assert "\nR:" not in plain.stdout and "Q:1/4=120\n" in plain.stdout
+
+
+def test_a_rhythm_asked_for_comes_in_its_own_meters():
+    """After ``R:reel`` the constraint offers only a reel's meters (2/2, 4/4, 2/4), never the
+    6/8 a small model sometimes picks; the same for every rhythm with meters of its own."""
+    from abc_walks import random_walk
+
+    from genseq.checkpoint import load_checkpoint
+    from genseq.music.abc_vocab import info
+    from genseq.music.header import RHYTHM_METERS
+
+    tok = load_checkpoint(SHIPPED).tokenizer
+    known = {info(t).rhythm for t in tok.ids if info(t).kind == "rhythm"}
+    assert {"reel", "jig", "slip-jig", "hornpipe", "waltz"} <= known
+    for rhythm in sorted(known & set(RHYTHM_METERS)):
+        tunes, _ = random_walk(tok, seed=1, batch=6, max_tokens=4, prompt=(f"R:{rhythm}",))
+        meters = {info(t[1]).meter for t in tunes}
+        assert meters <= set(RHYTHM_METERS[rhythm]), rhythm
+
+
+def test_a_tune_without_a_tempo_plays_at_its_rhythms_usual_tempo(cli, tmp_path):
+    """No tempo token (the shipped model, seed 3, samples none): a reel says Q:1/4=180 (a half
+    note at 90) and its MIDI plays at it; --tempo still wins."""
+    import pretty_midi
+
+    from genseq.music.header import RHYTHM_TEMPI
+
+    args = ("sample", SHIPPED, "--rhythm", "reel", "--seed", "3")
+    result = cli(*args, "--midi", tmp_path / "own", "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout.splitlines()[0])
+    assert row["tempo"] == RHYTHM_TEMPI["reel"] == 180 and "\nQ:1/4=180\n" in row["abc"]
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "own" / "tune_001.mid"))
+    assert round(midi.get_tempo_changes()[1][0]) == 180
+    assert "\nQ:1/4=100\n" in cli(*args, "--tempo", "100").stdout

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from genseq.music.abc_vocab import info
-from genseq.music.header import rhythm_field, tempo_field
+from genseq.music.header import RHYTHM_TEMPI, rhythm_field, tempo_field
 
 BARS_PER_LINE = 4
 NOTES_PER_LINE = 32
@@ -50,14 +50,18 @@ def _field(token: str) -> str:
 
 
 def header_tempo(tokens: Sequence[str]) -> float | None:
-    """The tempo (quarter notes per minute) of the tune's header tempo token, if it has one."""
+    """The tempo (quarter notes per minute) the tune's header sets: its tempo token, else the
+    usual tempo of its rhythm token (``RHYTHM_TEMPI``), else None."""
+    rhythm_tempo = None
     for token in tokens:
         i = info(token)
         if i.kind == "tempo":
             return float(i.value)
-        if i.kind not in FIELD_LETTERS:
-            return None
-    return None
+        if i.kind == "rhythm":
+            rhythm_tempo = RHYTHM_TEMPI.get(i.rhythm)
+        elif i.kind not in FIELD_LETTERS:
+            break
+    return rhythm_tempo
 
 
 def split_header(tokens: Sequence[str]) -> tuple[dict[str, str], list[str]]:

@@ -56,14 +56,56 @@ _ALIASES = {
 _BY_KEY = {r.value.replace("-", ""): r for r in TuneRhythm} | _ALIASES
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 
-# abc2midi swings a hornpipe and refuses one in any other meter ("Hornpipe must be in 2/4 or
-# 4/4 time"), so a sampled hornpipe takes one of these (the corpus also writes them in 2/2).
-RHYTHM_METERS = {TuneRhythm.hornpipe.value: ((2, 4), (4, 4))}
+# A rhythm is a dance in its own meter: a reel asked for must not come out in 6/8, which a
+# small model conditioned on R: alone sometimes does. So the meter sampled after a rhythm is
+# one that rhythm takes in folk practice, as the folk corpora write it (reels in C| and 2/4,
+# jigs 6/8, slip jigs 9/8, strathspeys C, slides 12/8). Airs and set dances take any meter.
+# abc2midi swings a hornpipe and refuses one in any other meter than 2/4 or 4/4 ("Hornpipe
+# must be in 2/4 or 4/4 time"), so hornpipes keep to those (the corpus also writes C|).
+_COMMON, _CUT = (4, 4), (2, 2)
+RHYTHM_METERS: dict[str, tuple[tuple[int, int], ...]] = {
+    TuneRhythm.reel.value: (_CUT, _COMMON, (2, 4)),
+    TuneRhythm.jig.value: ((6, 8),),
+    TuneRhythm.slip_jig.value: ((9, 8),),
+    TuneRhythm.hornpipe.value: ((2, 4), _COMMON),
+    TuneRhythm.strathspey.value: (_COMMON, _CUT),
+    TuneRhythm.clog.value: (_CUT, _COMMON, (2, 4)),
+    TuneRhythm.fling.value: (_CUT, _COMMON, (2, 4)),
+    TuneRhythm.slide.value: ((12, 8), (6, 8)),
+    TuneRhythm.polka.value: ((2, 4),),
+    TuneRhythm.march.value: ((2, 4), _COMMON, _CUT, (6, 8)),
+    TuneRhythm.waltz.value: ((3, 4),),
+    TuneRhythm.mazurka.value: ((3, 4),),
+    TuneRhythm.schottische.value: (_COMMON, (2, 4), _CUT),
+    TuneRhythm.barndance.value: (_COMMON, _CUT),
+}
 # abc2midi also swings a hornpipe: a note of this length (by meter) that starts off the beat
 # of that length is paired with the note before it as if written ``>``, so an explicit broken
 # rhythm after such a note meets a note it has already lengthened ("Cannot apply broken
 # rhythm"); a hornpipe's broken rhythms start on the beat.
 SWUNG_NOTE = {(4, 4): Fraction(1, 8), (2, 4): Fraction(1, 16)}
+
+# The tempo a tune of each rhythm is played at when it names none (quarter notes a minute):
+# a moderate session pace, the beat a dancer counts (a reel's half note at 90, a jig's dotted
+# quarter at 100), so that a sampled reel does not play at the slow 120 of a tune with no
+# rhythm. Airs are slow; set dances vary too much to name one.
+RHYTHM_TEMPI: dict[str, float] = {
+    TuneRhythm.reel.value: 180,  # half note 90
+    TuneRhythm.jig.value: 150,  # dotted quarter 100
+    TuneRhythm.slip_jig.value: 165,  # dotted quarter 110
+    TuneRhythm.hornpipe.value: 150,
+    TuneRhythm.strathspey.value: 128,
+    TuneRhythm.clog.value: 150,
+    TuneRhythm.fling.value: 130,
+    TuneRhythm.slide.value: 180,  # dotted quarter 120
+    TuneRhythm.polka.value: 132,
+    TuneRhythm.march.value: 112,
+    TuneRhythm.waltz.value: 144,
+    TuneRhythm.mazurka.value: 132,
+    TuneRhythm.schottische.value: 120,
+    TuneRhythm.barndance.value: 144,
+    TuneRhythm.air.value: 80,
+}
 
 RHYTHM_PREFIX = "R:"
 TEMPO_PREFIX = "Q:"
