@@ -26,19 +26,27 @@ DEFAULT_SHARED = REPO.parent / "shared"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 
 
+# The CPU features that change what a matmul costs; the figures depend on which are present.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
 def machine() -> str:
-    """CPU model, torch's threads and torch version: ``AMD EPYC, 2 threads, torch 2.x``."""
+    """CPU model, its speed-relevant flags, torch's threads and torch version:
+    ``AMD EPYC (avx2 fma), 2 threads, torch 2.x``."""
     import torch
 
-    cpu = platform.processor() or "cpu"
+    cpu, flags = platform.processor() or "cpu", []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu in ("cpu", platform.processor()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                present = set(line.split(":", 1)[1].split())
+                flags = [f for f in SPEED_FLAGS if f in present]
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    shown = f" ({' '.join(flags)})" if flags else ""
+    return f"{cpu}{shown}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def add_common_args(parser: argparse.ArgumentParser, shared: bool = True) -> None:
