@@ -5,7 +5,8 @@ is written as a tunebook entry and handed to ``abc2midi`` (ABC to MIDI; Debian p
 abcmidi) and ``abcm2ps`` (the typesetter). A tune fails when either prints an error or a
 warning, except abcm2ps's notes on how full a staff line is (``Line underfull``/``overfull``:
 page layout, not the tune), which are counted apart. Settings spread over temperatures,
-top-k 1 and 5, top-p, min-p, every meter the checkpoint knows, modal keys and ABC prompts.
+top-k 1 and 5, top-p, min-p, every meter and rhythm the checkpoint knows, modal keys and ABC
+prompts.
 
 Then the form and the music of ``--default-tunes`` tunes at default settings (three seeds),
 with the folk
@@ -48,6 +49,7 @@ class Setting:
     meter: str | None = None
     key: str | None = None
     prompt: str = ""
+    rhythm: str | None = None
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Tally:
     messages: Counter = field(default_factory=Counter)
 
 
-def settings_for(meters: list[str]) -> list[Setting]:
+def settings_for(meters: list[str], rhythms: list[str]) -> list[Setting]:
     plain = [
         Setting("defaults", {}),
         Setting("temperature 0.5", {"temperature": 0.5}),
@@ -73,7 +75,8 @@ def settings_for(meters: list[str]) -> list[Setting]:
     ]
     by_meter = [Setting(f"M:{m}", {}, m, KEYS[i % len(KEYS)]) for i, m in enumerate(meters)]
     prompts = [Setting(f"prompt {p}", {}, m, k, p) for m, k, p in PROMPTS]
-    return plain + by_meter + prompts
+    by_rhythm = [Setting(f"R:{r}", {}, rhythm=r) for r in rhythms]
+    return plain + by_meter + prompts + by_rhythm
 
 
 def tool_messages(abc: Path, work: Path) -> tuple[list[str], list[str], bool]:
@@ -137,7 +140,8 @@ def main() -> None:
 
     ckpt = load_checkpoint(args.checkpoint)
     meters = sorted({t[2:] for t in ckpt.tokenizer.ids if info(t).kind == "meter"})
-    settings = settings_for(meters)
+    rhythms = sorted({info(t).rhythm for t in ckpt.tokenizer.ids if info(t).kind == "rhythm"})
+    settings = settings_for(meters, rhythms)
     per = max(1, -(-args.tunes // len(settings)))
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k, s in enumerate(settings):
             try:
-                prompt = build_prompt(ckpt, s.prompt, meter=s.meter, key=s.key)
+                prompt = build_prompt(ckpt, s.prompt, meter=s.meter, key=s.key, rhythm=s.rhythm)
             except UsageError as exc:
                 print(f"{s.name}: skipped ({exc})", file=sys.stderr)
                 continue
