@@ -57,6 +57,27 @@ CacheDirOpt = Annotated[
         show_default=False,
     ),
 ]
+# The sound of tunes' MIDI and WAV files, shared by `sample` and `music render`.
+ProgramOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--program",
+        help="The General MIDI program (0-127, as pretty_midi counts) the MIDI and WAV files "
+        "play [default: 40, Violin: the fiddle].",
+        show_default=False,
+        rich_help_panel="Output files",
+    ),
+]
+SoundFontOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--soundfont",
+        help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
+        "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
+        show_default=False,
+        rich_help_panel="Output files",
+    ),
+]
 EncodingErrorsOpt = Annotated[
     EncodingErrors,
     typer.Option(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from genseq.commands._common import EncodingErrorsOpt, QuietOpt
+from genseq.commands._common import EncodingErrorsOpt, ProgramOpt, QuietOpt, SoundFontOpt
 
 if TYPE_CHECKING:
     from genseq.music.abc_lexer import RawTune
@@ -32,21 +32,48 @@ def render(
     ],
     svg: Annotated[
         Path | None,
-        Opt("--svg", help="Engrave one sheet-music .svg per tune here.", show_default=False),
+        Opt(
+            "--svg",
+            help="Engrave one sheet-music .svg per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     musicxml: Annotated[
         Path | None,
-        Opt("--musicxml", help="Write one .musicxml per tune here.", show_default=False),
+        Opt(
+            "--musicxml",
+            help="Write one .musicxml per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     midi: Annotated[
-        Path | None, Opt("--midi", help="Write one .mid per tune here.", show_default=False)
+        Path | None,
+        Opt(
+            "--midi",
+            help="Write one .mid per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     wav: Annotated[
-        Path | None, Opt("--wav", help="Write one .wav per tune here.", show_default=False)
+        Path | None,
+        Opt(
+            "--wav",
+            help="Write one .wav per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     png: Annotated[
         Path | None,
-        Opt("--png", help="Write one piano-roll .png per tune here.", show_default=False),
+        Opt(
+            "--png",
+            help="Write one piano-roll .png per tune here.",
+            show_default=False,
+            rich_help_panel="Output files",
+        ),
     ] = None,
     tempo: Annotated[
         float | None,
@@ -55,32 +82,18 @@ def render(
             help="Quarter notes per minute of the MIDI, WAV and piano roll "
             "[default: each tune's own Q: tempo, else its rhythm's usual one, else 120].",
             show_default=False,
+            rich_help_panel="Output files",
         ),
     ] = None,
-    program: Annotated[
-        int | None,
-        Opt(
-            "--program",
-            help="The General MIDI program (0-127, as pretty_midi counts) the MIDI and WAV files "
-            "play [default: 40, Violin: the fiddle].",
-            show_default=False,
-        ),
-    ] = None,
-    soundfont: Annotated[
-        Path | None,
-        Opt(
-            "--soundfont",
-            help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
-            "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
-            show_default=False,
-        ),
-    ] = None,
+    program: ProgramOpt = None,
+    soundfont: SoundFontOpt = None,
     overwrite: Annotated[
         bool,
         Opt(
             "--overwrite",
             help="Number files from 1 again, replacing those there (default: new files continue "
             "the numbering).",
+            rich_help_panel="Output files",
         ),
     ] = False,
     encoding_errors: EncodingErrorsOpt = "strict",

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from genseq.commands._common import DeviceOpt, EncodingErrorsOpt, JsonOpt, QuietOpt, options_for
+from genseq.commands._common import (
+    DeviceOpt,
+    EncodingErrorsOpt,
+    JsonOpt,
+    ProgramOpt,
+    QuietOpt,
+    SoundFontOpt,
+    options_for,
+)
 from genseq.commands.choices import complete_mode
 from genseq.commands.sample_request import SampleRequest, TuneForm
 
@@ -245,16 +253,7 @@ def sample(
             rich_help_panel="Output files",
         ),
     ] = None,
-    soundfont: Annotated[
-        Path | None,
-        Opt(
-            "--soundfont",
-            help="The General MIDI SoundFont (.sf2) the WAV files play [default: "
-            "$GENSEQ_SOUNDFONT, else one installed in the usual places; without one, sine tones].",
-            show_default=False,
-            rich_help_panel="Output files",
-        ),
-    ] = None,
+    soundfont: SoundFontOpt = None,
     png: Annotated[
         Path | None,
         Opt(
@@ -301,16 +300,7 @@ def sample(
             rich_help_panel="Output files",
         ),
     ] = None,
-    program: Annotated[
-        int | None,
-        Opt(
-            "--program",
-            help="ABC: the General MIDI program (0-127, as pretty_midi counts) the MIDI files "
-            "play [default: 40, Violin: the fiddle].",
-            show_default=False,
-            rich_help_panel="Output files",
-        ),
-    ] = None,
+    program: ProgramOpt = None,
     primer_midi: Annotated[
         Path | None,
         Opt(
