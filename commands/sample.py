@@ -154,6 +154,7 @@ def sample(
         Opt(
             "--rhythm",
             help="ABC: the tunes' rhythm (R:), e.g. jig; the model picks a meter to suit.",
+            case_sensitive=False,
             show_default=False,
             rich_help_panel="Tunes (ABC models)",
         ),

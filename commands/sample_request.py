@@ -228,6 +228,18 @@ def check_folders(*folders: Path | None) -> None:
             raise GenseqError(f"{folder}: not a folder (a file has that name)")
 
 
+def check_book(path: Path | None) -> None:
+    """Refuse a tunebook path that cannot be written (a folder, or below a file), before
+    anything is sampled."""
+    if path is None or is_stdout(path):
+        return
+    if path.is_dir():
+        raise GenseqError(f"{path}: is a folder; -o takes a tunebook file")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise GenseqError(f"{above}: not a folder (a file has that name), so {path} cannot be made")
+
+
 def is_stdout(path: Path | None) -> bool:
     """A path given as ``-``: standard output."""
     return path is not None and str(path) == "-"

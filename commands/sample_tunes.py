@@ -11,6 +11,7 @@ from genseq.commands._common import print_json, stdout
 from genseq.commands.sample_request import (
     SampleRequest,
     TuneForm,
+    check_book,
     check_folders,
     is_stdout,
     make_folders,
@@ -47,6 +48,8 @@ class TuneJob:
             raise UsageError("--stop is for text models; a tune ends at its end-of-tune token")
         form = _part_form(request)
         check_folders(request.midi, request.wav, request.png, request.svg, request.musicxml)
+        check_book(request.output)
+        _check_rhythm_meter(request)
         prompt = build_prompt(
             ckpt,
             request.prompt,
@@ -162,6 +165,25 @@ class TuneJob:
             tempo=t.tempo,  # quarter notes a minute: --tempo, else the tune's own, else 120
             constrained=r.constrain,
             form=None if self.form is None or not r.constrain else vars(self.form),
+        )
+
+
+def _check_rhythm_meter(request: SampleRequest) -> None:
+    """--rhythm with a --meter that rhythm is never in: one usage error naming its meters
+    (the grammar masks the pair; --no-constrain lifts the mask)."""
+    from genseq.music.abc_lexer import AbcError, parse_meter
+    from genseq.music.header import rhythm_meter_clash
+
+    if not (request.constrain and request.rhythm and request.meter):
+        return
+    try:
+        clash = rhythm_meter_clash(request.rhythm, parse_meter(request.meter))
+    except AbcError:
+        return  # an unreadable meter is build_prompt's to report
+    if clash:
+        raise UsageError(
+            f"--rhythm {request.rhythm} --meter {request.meter}: {clash} "
+            "(--no-constrain samples it anyway)"
         )
 
 

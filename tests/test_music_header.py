@@ -285,3 +285,32 @@ def test_a_tune_without_a_tempo_plays_at_its_rhythms_usual_tempo(cli, tmp_path):
     midi = pretty_midi.PrettyMIDI(str(tmp_path / "own" / "tune_001.mid"))
     assert round(midi.get_tempo_changes()[1][0]) == 180
     assert "\nQ:1/4=100\n" in cli(*args, "--tempo", "100").stdout
+
+
+def test_rhythm_names_are_read_whatever_their_case(cli):
+    result = cli("sample", SHIPPED, "--rhythm", "Slip-Jig", "--seed", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "\nR:slip jig\nM:9/8\n" in json.loads(result.stdout.splitlines()[0])["abc"]
+
+
+def test_a_rhythm_with_a_meter_it_is_never_in_is_a_usage_error(cli):
+    result = cli("sample", SHIPPED, "--rhythm", "reel", "--meter", "6/8", "--seed", "1")
+    assert result.exit_code == 2 and "seed:" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: --rhythm reel --meter 6/8: a reel is in 2/2, 4/4, 2/4, not 6/8 "
+        "(--no-constrain samples it anyway)"
+    )
+    free = cli(
+        "sample",
+        SHIPPED,
+        "--rhythm",
+        "reel",
+        "--meter",
+        "6/8",
+        "--no-constrain",
+        "--seed",
+        "1",
+        "-n",
+        "20",
+    )
+    assert free.exit_code == 0 and "\nR:reel\nM:6/8\n" in free.stdout

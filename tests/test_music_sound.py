@@ -30,9 +30,14 @@ TUNE = "X:1\nT:Onsets\nM:4/4\nL:1/8\nK:D\nD2 F2 A2 d2 | c2 e2 dB AF | E2 G2 B2 e
 
 
 def _installed_soundfont() -> Path:
-    """A SoundFont FluidSynth can play here, or a skip that says what is missing."""
+    """A SoundFont FluidSynth can play here, or a skip that says what is missing: the
+    TimGM6mb that pretty_midi ships where its wheel has it, so that what the tests hear
+    (onsets, overtones) does not change with the SoundFonts a machine happens to have."""
     if (why := soundfont.player_missing()) is not None:
         pytest.skip(f"no SoundFont player: {why}")
+    bundled = soundfont._bundled()
+    if bundled is not None and bundled.exists():
+        return bundled.resolve()
     found = soundfont.resolve_soundfont(None)
     if found is None:
         pytest.skip("no General MIDI SoundFont installed (apt-get install timgm6mb-soundfont)")
@@ -133,6 +138,9 @@ def test_a_soundfont_violin_has_overtones_that_sine_tones_lack(tmp_path):
         ("M:9/8 K:Dmaj d 3 e 3 f 3 | a 9 |]", "D S S D"),
         # no meter: no accents
         ("K:Dmaj d 2 e 2 f 2 |]", "P P P"),
+        # 2/4 then 4/4: each bar measured from its own bar line, so the 4/4 bar's beat 3 is
+        # no downbeat (by 2/4 arithmetic it was one)
+        ("M:2/4 K:Dmaj d 2 e 2 | M:4/4 d 2 e 2 f 2 g 2 | a 8 |]", "D S D P P P D"),
     ],
 )
 def test_midi_velocities_accent_the_downbeats(tmp_path, abc, velocities):
@@ -204,6 +212,46 @@ def test_a_broken_file_in_a_system_place_is_passed_over(tmp_path, monkeypatch, n
     assert sound.soundfont is None and "no SoundFont found" in sound.note
 
 
+def _damaged_soundfont(path: Path) -> Path:
+    """A file with a whole SoundFont header and a body FluidSynth cannot parse: it passes the
+    header check, so only FluidSynth's load finds it out (and FluidSynth prints pages)."""
+    body = bytes(range(256)) * 8
+    path.write_bytes(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"sfbk" + body)
+    return path
+
+
+def test_a_damaged_found_soundfont_is_passed_over_for_the_next(tmp_path, monkeypatch):
+    good = _installed_soundfont()
+    damaged = _damaged_soundfont(tmp_path / "default.sf2")
+    monkeypatch.delenv(soundfont.ENV, raising=False)
+    monkeypatch.setattr(soundfont, "SEARCH_PLACES", (damaged, good))
+    assert soundfont.choose(None).soundfont == good.resolve()
+
+
+def test_a_damaged_named_soundfont_is_one_line_without_fluidsynths_own(tmp_path):
+    """FluidSynth writes its complaints to file descriptor 2 itself: the command, run as a
+    user runs it, must still print one line."""
+    from testkit import run
+
+    _installed_soundfont()
+    damaged = _damaged_soundfont(tmp_path / "bad.sf2")
+    out = tmp_path / "out"
+    result = run("sample", SHIPPED, "--seed", "1", "--wav", out, "--soundfont", damaged)
+    assert result.returncode == 1
+    assert result.stderr.decode() == f"error: {damaged}: FluidSynth cannot load the SoundFont\n"
+    assert not out.exists()
+
+
+def test_the_soundfont_is_loaded_once_for_many_tunes(tmp_path, monkeypatch):
+    """Loading FluidR3_GM (141 MB) for each tune would cost more than rendering it."""
+    font = _installed_soundfont()
+    soundfont.synth_for.cache_clear()
+    tune = tune_notes(tokenize_tune(TUNE))
+    for i in range(3):
+        write_wav(tune, tmp_path / f"{i}.wav", 120, program=40, soundfont=font)
+    assert soundfont.synth_for.cache_info().misses == 1
+
+
 def _bad_soundfonts(tmp_path: Path) -> dict[str, Path]:
     text = tmp_path / "notes.txt"
     text.write_text("not a SoundFont\n")
@@ -260,16 +308,14 @@ def test_without_a_soundfont_the_fallback_is_said_once(tmp_path, cli, no_soundfo
 
 def instrument_73(font: Path) -> str:
     """The SoundFont's own name for General MIDI program 73, the flute."""
-    synth, sfid = soundfont.load_synth(font)
-    try:
-        return synth.sfpreset_name(sfid, 0, 73)
-    finally:
-        synth.delete()
+    synth, sfid = soundfont.synth_for(font)
+    return synth.sfpreset_name(sfid, 0, 73)
 
 
 def test_a_found_soundfont_is_named_once_and_played(tmp_path, cli, monkeypatch):
-    font = _installed_soundfont()
+    _installed_soundfont()
     monkeypatch.delenv(soundfont.ENV, raising=False)
+    font = soundfont.resolve_soundfont(None)  # the first found, whichever this machine has
     out = tmp_path / "wav"
     result = cli(
         *["sample", SHIPPED, "--seed", "2", "--num-samples", "2", "--wav", out],
@@ -299,3 +345,24 @@ def test_without_fluidsynth_a_named_soundfont_is_an_error_and_a_found_one_falls_
     assert sound.soundfont is None
     assert sound.note.startswith("note: the FluidSynth library is not installed")
     assert sound.note.endswith("; the WAV files use a plain synthesizer")
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_standard_output_holds_only_the_tunes_whatever_ci_says(tmp_path, ci):
+    """pyfluidsynth prints where it found its library on standard output when $CI is set
+    (as in a user's own CI job); genseq's standard output must hold the tunebook alone."""
+    import subprocess
+
+    from testkit import GENSEQ, genseq_env
+
+    _installed_soundfont()
+    args = ["sample", SHIPPED, "--seed", "1", "--wav", tmp_path / "w", "--midi", tmp_path / "m"]
+    result = subprocess.run(
+        [GENSEQ, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**genseq_env(), "CI": ci},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("X:1\n") and "fluidsynth" not in result.stdout

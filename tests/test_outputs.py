@@ -175,6 +175,19 @@ def test_appending_keeps_the_old_bytes_and_a_failed_write_keeps_the_old_book(tmp
     assert names(tmp_path) == ["book.abc"]  # no temporary file left
 
 
+def test_a_book_behind_a_link_is_appended_where_the_link_points_and_keeps_its_mode(tmp_path):
+    real = tmp_path / "real" / "book.abc"
+    real.parent.mkdir()
+    real.write_bytes(b"X:1\nT:a\nK:D\nDEF|]\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.abc"
+    link.symlink_to(real)
+    with open_book(link) as book:
+        book.write("X:2\nT:new\nK:D\nabc|]\n")
+    assert link.is_symlink() and highest_x(real.read_bytes()) == 2
+    assert real.stat().st_mode & 0o777 == 0o640
+
+
 # ---------------------------------------------------------------------------------------------
 # genseq sample on the shipped ABC model
 
@@ -281,13 +294,21 @@ def test_a_folder_that_is_a_file_is_one_error_and_nothing_is_written(cli, tmp_pa
     assert not (tmp_path / "m").exists() or names(tmp_path / "m") == []
 
 
-def test_a_tunebook_that_is_a_folder_is_one_error(cli, tmp_path):
+def test_a_tunebook_that_is_a_folder_is_one_error_before_sampling(cli, tmp_path):
     result = cli("sample", FOLK, *TUNE, "-o", tmp_path)
     assert result.exit_code == 1
     assert (
         one_error_line(result.stderr) == f"error: {tmp_path}: is a folder; -o takes a tunebook file"
     )
-    assert names(tmp_path) == []
+    assert names(tmp_path) == [] and "seed:" not in result.stderr
+
+
+def test_a_tunebook_below_a_file_is_one_error_before_sampling(cli, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = cli("sample", FOLK, *TUNE, "-o", tmp_path / "afile" / "book.abc")
+    assert result.exit_code == 1
+    assert "afile: not a folder" in one_error_line(result.stderr)
+    assert "seed:" not in result.stderr and names(tmp_path) == ["afile"]
 
 
 def test_a_write_failing_midway_leaves_only_whole_files(cli, tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ Appended tunes continue the book's ``X:`` numbers (the highest ``X:`` found by a
 ``^X:`` scan of the bytes, so that a book in any encoding, or with tunes this project's reader
 would skip, still counts every number it has). The whole book, old bytes unchanged and new
 tunes after them, is written to a temporary file and renamed over the old one, so a failed
-write leaves the old book as it was. Two runs appending to one book at once are serialised
+write leaves the old book as it was; a book reached through a symbolic link is written where
+the link points, and keeps its permissions. Two runs appending to one book at once are serialised
 with an advisory lock on the book's folder (where the platform has ``fcntl``), so neither
 loses the other's tunes.
 """
@@ -46,7 +47,10 @@ class Book:
         if data.strip():
             data = data.rstrip(b"\r\n") + b"\n\n"
         try:
+            mode = self.path.stat().st_mode if self.old else None
             atomic_write_bytes(self.path, data + tunes.encode("utf-8"))
+            if mode is not None:
+                os.chmod(self.path, mode)
         except OSError as exc:
             raise GenseqError(f"{self.path}: cannot write ({exc.strerror})") from None
 
@@ -56,6 +60,8 @@ def open_book(path: Path, overwrite: bool = False) -> Iterator[Book]:
     """The book at ``path`` to append to (or to replace, with ``overwrite``), locked against
     other genseq runs until the block ends."""
     path = Path(path)
+    if path.is_symlink():  # replace the book, not the link to it
+        path = path.resolve()
     if path.is_dir():
         raise GenseqError(f"{path}: is a folder; -o takes a tunebook file")
     folder = path.parent

@@ -119,6 +119,15 @@ _OLD_BEAT = re.compile(r"\s*[A-Ga-g]\s*(\d{0,3})\s*")  # Q:C=120, Q:C2=120: unit
 _NUMBER = re.compile(r"\s*(\d{1,4}(?:\.\d+)?)\s*")
 
 
+def rhythm_meter_clash(rhythm: str, meter: tuple[int, int]) -> str | None:
+    """Why ``meter`` does not suit ``rhythm`` (the grammar would refuse it), or None."""
+    meters = RHYTHM_METERS.get(rhythm)
+    if meters is None or meter in meters:
+        return None
+    named = ", ".join(f"{n}/{d}" for n, d in meters)
+    return f"a {rhythm_field(rhythm)} is in {named}, not {meter[0]}/{meter[1]}"
+
+
 def normalise_rhythm(value: str) -> TuneRhythm | None:
     """An ``R:`` field value as one of ``TuneRhythm``, or None when it names none of them."""
     key = _SEPARATORS.sub("", value.split("%")[0]).lower()

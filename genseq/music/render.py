@@ -34,10 +34,21 @@ SAMPLE_RATE = 22050  # Hz: a fiddle's sound lies below its 11 kHz limit, at half
 # v into a level of about 40*log10(v/127) dB (SoundFont 2's default velocity curve), so a bar's
 # first note at 100 sounds about 2 dB above the meter's secondary beat at 88 and 4 dB above the
 # other notes at 80: an accent one hears (a step of about 1 dB is the least one notices) that
-# leaves the tune a tune, not a march. The levels sit near the 90 that every note had before.
+# leaves the tune a tune, not a march, at levels near the middle of MIDI's range.
 DOWNBEAT_VELOCITY = 100
 SECONDARY_VELOCITY = 88
 PLAIN_VELOCITY = 80
+
+
+def _pretty_midi():
+    """pretty_midi, imported after pyfluidsynth is (``soundfont.import_fluidsynth``), so that
+    its import prints nothing on standard output."""
+    from genseq.music.soundfont import import_fluidsynth
+
+    import_fluidsynth()
+    import pretty_midi
+
+    return pretty_midi
 
 
 def on_bar_grid(tune: TuneNotes) -> TuneNotes:
@@ -77,19 +88,22 @@ def secondary_beats(meter: tuple[int, int]) -> tuple[Fraction, ...]:
 def accent_velocities(tune: TuneNotes) -> list[int]:
     """One velocity per note of a tune on the bar grid: ``DOWNBEAT_VELOCITY`` on a bar's first
     beat, ``SECONDARY_VELOCITY`` on the meter's secondary beats, ``PLAIN_VELOCITY`` elsewhere
-    (and everywhere in a tune without a meter). Bars start at the bar lines the tune crosses,
-    so pickups and irregular bars are measured from their own bar line."""
+    (and everywhere in a tune without a meter). Each bar is measured between the bar lines the
+    tune crosses, never by arithmetic on the first meter, which a meter change defeats; a bar
+    of another length than the first meter's (after a meter change, an odd bar) gets only its
+    downbeat, since ``TuneNotes`` keeps the first meter alone."""
     if tune.meter is None:
         return [PLAIN_VELOCITY] * len(tune.notes)
     bar = Fraction(*tune.meter)
     secondary = {bar * beat for beat in secondary_beats(tune.meter)}
+    starts, ends = (Fraction(0), *tune.bar_lines), (*tune.bar_lines, tune.length)
     velocities = []
     for note in tune.notes:
-        crossed = bisect_right(tune.bar_lines, note.start)
-        position = (note.start - (tune.bar_lines[crossed - 1] if crossed else 0)) % bar
+        k = bisect_right(tune.bar_lines, note.start)
+        position = note.start - starts[k]
         if position == 0:
             velocities.append(DOWNBEAT_VELOCITY)
-        elif position in secondary:
+        elif ends[k] - starts[k] == bar and position in secondary:
             velocities.append(SECONDARY_VELOCITY)
         else:
             velocities.append(PLAIN_VELOCITY)
@@ -104,7 +118,7 @@ def to_pretty_midi(
 ) -> pretty_midi.PrettyMIDI:
     """One instrument (named ``title``) playing the tune on the bar grid with accents on the
     beats (``accent_velocities``), with its tempo, time signature and key signature."""
-    import pretty_midi
+    pretty_midi = _pretty_midi()
 
     tune = on_bar_grid(tune)
     if not 0 <= program <= 127:
@@ -126,7 +140,7 @@ def to_pretty_midi(
 
 def _add_signatures(midi: pretty_midi.PrettyMIDI, tune: TuneNotes) -> None:
     """Time and key signature at time 0, where MIDI can express them."""
-    import pretty_midi
+    pretty_midi = _pretty_midi()
 
     if tune.meter is not None:
         numerator, denominator = tune.meter
@@ -225,13 +239,11 @@ def _synthesize(midi: pretty_midi.PrettyMIDI, sample_rate: int, soundfont: Path 
     """The MIDI as audio: through FluidSynth with ``soundfont``, else sine tones."""
     if soundfont is None:
         return midi.synthesize(fs=sample_rate)
-    from genseq.music.soundfont import load_synth
+    from genseq.music.soundfont import synth_for
 
-    synth, sfid = load_synth(soundfont, sample_rate)
-    try:
-        return midi.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid)
-    finally:
-        synth.delete()
+    synth, sfid = synth_for(soundfont, sample_rate)
+    synth.system_reset()  # nothing of the last tune (notes, programs, reverb tail) carries over
+    return midi.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid)
 
 
 def write_piano_roll(
@@ -282,7 +294,7 @@ def _pitch_range(tune: TuneNotes) -> tuple[int, int]:
 
 def _pitch_ticks(ax, low: int, high: int) -> None:
     """Name every C (and every pitch when the range is small) so octaves can be read off."""
-    import pretty_midi
+    pretty_midi = _pretty_midi()
 
     step_all = high - low <= 24
     ticks = [p for p in range(low, high + 1) if step_all or p % 12 == 0]
@@ -293,7 +305,7 @@ def _pitch_ticks(ax, low: int, high: int) -> None:
 def performance_midi(notes, program: int = 0) -> pretty_midi.PrettyMIDI:
     """Notes in seconds with their own velocities (``midi_encoding.TimedNote``: the
     performance level) as one instrument at 120 qpm; every note ends after it starts."""
-    import pretty_midi
+    pretty_midi = _pretty_midi()
 
     midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     shortest = 1.5 * 60.0 / (120.0 * midi.resolution)  # as in to_pretty_midi
