@@ -102,8 +102,9 @@ def render(
     """Sheet music (SVG), MusicXML, MIDI, WAV or piano rolls of every tune in ABC tunebooks.
 
     Each tune's files share one number, tune_001, tune_002... continuing after the files
-    already in the folders, as `genseq sample` numbers them. A tune genseq or music21 cannot
-    read is noted on stderr and skipped; a source with no tunes is an error.
+    already in the folders, as `genseq sample` numbers them. A tune genseq cannot read (several
+    voices, say) gets only its sheet music and MusicXML, which music21 reads; a tune neither
+    can read is noted on stderr and skipped; a source with no tunes is an error.
     """
     from genseq.commands.sample_request import check_folders, make_folders
 
@@ -122,7 +123,9 @@ def render(
 
     sound = Sound(tempo, program, _soundfont(wav, soundfont, program, note))
     make_folders(*folders.given)
-    readable = [tune for name, raw in tunes if (tune := _source(name, raw, note)) is not None]
+    readable = [
+        tune for name, raw in tunes if (tune := _source(name, raw, note, folders)) is not None
+    ]
     written = write_tunes(readable, folders, sound, note, overwrite=overwrite)
     _report([str(f) for paths in written for f in paths], len(tunes), note)
 
@@ -176,8 +179,9 @@ def _read_sources(sources: list[str], encoding_errors: str) -> list[tuple[str, R
     return tunes
 
 
-def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
-    """The tune as the writer takes it, or None (noted) when genseq cannot read it."""
+def _source(name: str, raw: RawTune, note: Note, folders: TuneFolders) -> TuneSource | None:
+    """The tune as the writer takes it; one genseq cannot read is noted, and kept (without
+    tokens) for its notation when sheet music or MusicXML was asked for, else skipped."""
     from genseq.music.abc_lexer import AbcError, tokenize_tune, written_tempo
     from genseq.music.abc_writer import header_tempo
     from genseq.music.tune_files import TuneSource
@@ -186,8 +190,11 @@ def _source(name: str, raw: RawTune, note: Note) -> TuneSource | None:
     try:
         tokens = tokenize_tune(raw.text)
     except AbcError as exc:
-        note(f"note: {label} cannot be read ({exc}); skipped")
-        return None
+        if not folders.notation:
+            note(f"note: {label} cannot be read ({exc}); skipped")
+            return None
+        note(f"note: {label} cannot be read ({exc}); sheet music and MusicXML only")
+        return TuneSource(None, raw.text, raw.title, label, written_tempo(raw.text))
     tempo = written_tempo(raw.text) or header_tempo(tokens)  # exact Q:, else its rhythm's
     return TuneSource(tokens, raw.text, raw.title, label, tempo)
 

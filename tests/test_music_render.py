@@ -153,7 +153,9 @@ def tunebook(tmp_path) -> Path:
     return path
 
 
-def test_render_writes_every_readable_tune_and_notes_the_others(tunebook, tmp_path, cli):
+def test_render_writes_every_tune_and_engraves_what_only_music21_reads(tunebook, tmp_path, cli):
+    """Every tune gets its files; the one genseq cannot read (a V: voice) is noted and gets its
+    sheet music and MusicXML, which music21 reads from the text, but no MIDI."""
     out = tmp_path / "out"
     result = cli(
         *["music", "render", tunebook, "--svg", out / "svg", "--musicxml", out / "xml"],
@@ -162,15 +164,25 @@ def test_render_writes_every_readable_tune_and_notes_the_others(tunebook, tmp_pa
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert f"note: {tunebook}:8 X:9 cannot be read" in result.stderr
-    numbers = ["001", "002", "003"]  # one number per tune written, shared by its files
+    assert "sheet music and MusicXML only" in result.stderr
+    numbers = ["001", "002", "003", "004"]  # one number per tune written, shared by its files
     assert sorted(p.name for p in (out / "svg").iterdir()) == [f"tune_{n}.svg" for n in numbers]
     assert sorted(p.name for p in (out / "xml").iterdir()) == [
         f"tune_{n}.musicxml" for n in numbers
     ]
-    assert len(list((out / "midi").iterdir())) == 3
-    for raw, n in zip(TUNES, numbers, strict=True):
+    played = ["001", "003", "004"]  # the second tune has its number, but nothing to play
+    assert sorted(p.name for p in (out / "midi").iterdir()) == [f"tune_{n}.mid" for n in played]
+    for raw, n in zip(TUNES, played, strict=True):
         measures, *_ = svg_facts(out / "svg" / f"tune_{n}.svg")
         assert measures == len(bar_report(tokenize_tune(raw.text)).bars)
+
+
+def test_render_skips_a_tune_genseq_cannot_read_when_only_sound_is_asked(tunebook, tmp_path, cli):
+    out = tmp_path / "midi"
+    result = cli("music", "render", tunebook, "--midi", out)
+    assert result.exit_code == 0, result.stderr
+    assert f"note: {tunebook}:8 X:9 cannot be read" in result.stderr and "skipped" in result.stderr
+    assert len(list(out.iterdir())) == 3
 
 
 def test_render_continues_the_numbering_and_overwrite_starts_again(tunebook, tmp_path, cli):
@@ -183,7 +195,7 @@ def test_render_continues_the_numbering_and_overwrite_starts_again(tunebook, tmp
     assert again.exit_code == 0, again.stderr
     assert {k: v for k, v in files_below(out).items() if k in first} == first  # untouched
     assert sorted(files_below(out)) == sorted(
-        [*first, *(f"tune_{n:03d}.{x}" for n in (4, 5, 6) for x in ("svg", "musicxml"))]
+        [*first, *(f"tune_{n:03d}.{x}" for n in (5, 6, 7, 8) for x in ("svg", "musicxml"))]
     )
     (out / "tune_001.svg").write_text("stale")
     replaced = cli("music", "render", tunebook, "--svg", out, "--overwrite")

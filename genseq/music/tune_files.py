@@ -5,8 +5,10 @@
 (MIDI, WAV, piano roll) comes from genseq's own reading of the tokens (``notes.tune_notes``,
 the reading the statistics use); what is read (SVG, MusicXML) from the tune's ABC text through
 music21 (``sheet``). Numbers come from ``output_names.claim_numbers``: one number per tune
-across every folder, continuing after the files already there. A tune genseq cannot play gets
-no files and a note; one music21 or verovio cannot engrave gets its other files and a note.
+across every folder, continuing after the files already there. A tune genseq cannot read or
+play (several voices, say) gets only its sheet music and MusicXML, which music21 reads from
+the text, and a note; none at all when no notation was asked for. One music21 or verovio
+cannot engrave gets its other files and a note.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class TuneFolders:
         return [p for f in fields(self) if (p := getattr(self, f.name)) is not None]
 
     @property
+    def notation(self) -> bool:
+        """Sheet music or MusicXML asked for: what music21 writes from the ABC text alone."""
+        return self.svg is not None or self.musicxml is not None
+
+    @property
     def places(self) -> list[tuple[Path, str]]:
         """(folder, suffix) of every kind asked for, as ``claim_numbers`` takes them."""
         return [
@@ -61,9 +68,10 @@ class Sound:
 
 @dataclass(frozen=True)
 class TuneSource:
-    """A tune as both readers need it: its tokens (genseq) and its ABC text (music21)."""
+    """A tune as both readers need it: its tokens (genseq; None when genseq cannot read it)
+    and its ABC text (music21)."""
 
-    tokens: Sequence[str]
+    tokens: Sequence[str] | None
     abc: str
     title: str = ""
     label: str = "tune"  # how notes name it: "tune 3", "book.abc:12 X:3"
@@ -92,18 +100,21 @@ def write_tunes(
     if not folders.given:
         return written
     readings = [(k, tune, _notes(tune, note)) for k, tune in enumerate(tunes)]
-    playable = [(k, tune, notes) for k, tune, notes in readings if notes is not None]
-    with claim_numbers(folders.places, len(playable), overwrite=overwrite) as numbers:
-        for i, (k, tune, notes) in enumerate(playable):
+    chosen = [(k, t, notes) for k, t, notes in readings if notes is not None or folders.notation]
+    with claim_numbers(folders.places, len(chosen), overwrite=overwrite) as numbers:
+        for i, (k, tune, notes) in enumerate(chosen):
             path_in = partial(numbers.path, i)
             written[k] = write_tune_files(tune, notes, path_in, folders, sound, note)
     return written
 
 
 def _notes(tune: TuneSource, note: Note) -> TuneNotes | None:
+    """What the tune plays, or None (noted when genseq read it but cannot play it)."""
     from genseq.music.abc_lexer import AbcError
     from genseq.music.notes import tune_notes
 
+    if tune.tokens is None:
+        return None
     try:
         return tune_notes(tune.tokens)
     except AbcError as exc:
@@ -113,16 +124,16 @@ def _notes(tune: TuneSource, note: Note) -> TuneNotes | None:
 
 def write_tune_files(
     tune: TuneSource,
-    notes: TuneNotes,
+    notes: TuneNotes | None,
     path_in: Callable[[Path, str], Path],
     folders: TuneFolders,
     sound: Sound,
     note: Note,
 ) -> list[Path]:
-    """One tune's files, each written atomically; ``path_in(folder, suffix)`` names each."""
-    return _sound_files(tune, notes, path_in, folders, sound) + _notation_files(
-        tune, path_in, folders, note
-    )
+    """One tune's files, each written atomically; ``path_in(folder, suffix)`` names each.
+    Without ``notes`` (a tune genseq cannot play) only the notation files."""
+    sound_files = [] if notes is None else _sound_files(tune, notes, path_in, folders, sound)
+    return sound_files + _notation_files(tune, path_in, folders, note)
 
 
 def _sound_files(
