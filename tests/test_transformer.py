@@ -254,3 +254,69 @@ def test_bad_transformer_options_are_one_usage_error(tmp_path, words_file, extra
     assert result.returncode == 2
     assert message in one_error_line(result.stderr.decode())
     assert not (tmp_path / "r").exists()
+
+
+# -- several processes, bf16, tunes -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_transformer_like_one_and_resume_exactly(tmp_path, tiny_data):
+    """torchrun's 2-process gloo run: the same weights as one process with the same global
+    batch, and an interrupted two-process run resumes bit for bit."""
+    from test_distributed import SETTINGS, assert_close, params, train
+
+    mine = [*SETTINGS, "--arch", "transformer", "--embed-size", "16", "--heads", "2"]
+    mine += ["--context", "16", "--layers", "2"]
+
+    def go(run_dir, *extra):
+        return train(tiny_data, run_dir, *extra, settings=mine)
+
+    one = go(tmp_path / "one", "--max-steps", "8")
+    two = go(tmp_path / "two", "--max-steps", "8", "--nproc", "2")
+    assert two["processes"] == 2 and two["replicas_in_sync"] is True
+    assert two["tokens_seen"] == one["tokens_seen"]
+    assert_close(params(tmp_path / "one"), params(tmp_path / "two"))
+    go(tmp_path / "resumed", "--max-steps", "4", "--nproc", "2")
+    go(tmp_path / "resumed", "--resume", "--max-steps", "8", "--nproc", "2")
+    assert_close(params(tmp_path / "two"), params(tmp_path / "resumed"), exact=True)
+
+
+def test_a_bf16_transformer_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny_data):
+    cfg = {**TINY_TRANSFORMER, "max_steps": 8, "precision": "bf16", "dropout": 0.1}
+    data = open_data(tiny_data)
+    Trainer(small(**cfg), data, tmp_path / "straight").run()
+
+    def interrupt(trainer):
+        if trainer.step == 3:
+            trainer.request_stop()
+
+    Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
+    Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
+    straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
+    assert all(p.dtype == torch.float32 for p in straight.values())
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+
+
+def test_tunes_sampled_from_a_transformer_keep_the_grammar(tmp_path, cli):
+    """The ABC grammar constraint is the sampler's: it holds a Transformer to valid tunes."""
+    from genseq.corpus import resolve_sources
+    from genseq.music.abc_lexer import split_tunebook, tokenize_tune
+    from genseq.music.bars import bar_report
+    from genseq.prepare import TokenizeOptions, tokenize_corpus
+
+    data = tmp_path / "abc"
+    tokenize_corpus(resolve_sources(["ryans-mammoth"]), data, TokenizeOptions(level="abc"))
+    cfg = small(**{**TINY_TRANSFORMER, "context": 32}, batch_size=8, max_steps=6, seed=3)
+    Trainer(cfg, open_data(data), tmp_path / "run").run()
+    book = tmp_path / "tunes.abc"
+    result = cli(
+        *["sample", tmp_path / "run", "--num-samples", "3", "--seed", "5", "-o", book],
+        *["--meter", "6/8", "-n", "120"],
+    )
+    assert result.exit_code == 0, result.stderr
+    entries = split_tunebook(book.read_text())
+    assert len(entries) == 3
+    for entry in entries:
+        assert "M:6/8" in entry.text
+        assert bar_report(tokenize_tune(entry.text)).clean
