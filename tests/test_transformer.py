@@ -320,3 +320,55 @@ def test_tunes_sampled_from_a_transformer_keep_the_grammar(tmp_path, cli):
     for entry in entries:
         assert "M:6/8" in entry.text
         assert bar_report(tokenize_tune(entry.text)).clean
+
+
+# -- evaluation and faults ------------------------------------------------------------------------
+
+
+def test_evaluation_carries_the_cache_as_the_sampler_does():
+    """``genseq eval`` reads a stream in windows with the cache carried: the same loss as one
+    forward pass over the whole stream (every token sees its last ``context`` tokens)."""
+    from genseq.evaluate import evaluate_tokens
+
+    model = tiny(context=6)
+    tokens = torch.randint(0, 23, (40,), generator=torch.Generator().manual_seed(4))
+    result = evaluate_tokens(model, tokens.numpy(), streams=1, seq_len=7)
+    logits, _ = model(tokens[None, :-1])
+    expected = model.loss(logits, tokens[None, 1:]).item()
+    assert result.tokens == 39 and abs(result.loss - expected) < TOLERANCE
+
+
+def test_on_nan_skip_restarts_a_transformer_cleanly(tmp_path, tiny_data, monkeypatch):
+    real_loss, calls = TransformerLM.loss, [0]
+
+    def patched(self, logits, targets):
+        loss = real_loss(self, logits, targets)
+        calls[0] += self.training
+        return loss * float("nan") if self.training and calls[0] == 3 else loss
+
+    monkeypatch.setattr(TransformerLM, "loss", patched)
+    cfg = small(**TINY_TRANSFORMER, max_steps=6, on_nan="skip", eval_every=1000)
+    result = Trainer(cfg, open_data(tiny_data), tmp_path / "r").run()
+    assert result.summary["skipped_steps"] == 1 and result.summary["step"] == 6
+    assert all(torch.isfinite(p).all() for p in load_checkpoint(tmp_path / "r").model.parameters())
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_transformer_run_that_resumes(tmp_path, tiny_data):
+    import signal
+    import time
+
+    from testkit import start
+
+    out = tmp_path / "run"
+    flags = [*CLI_FLAGS, "--eval-every", "5", "--max-steps", "1000000"]
+    proc = start("train", tiny_data, "-o", out, *flags)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (out / "last").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and b"Traceback" not in err, err.decode()
+    step = load_checkpoint(out / "last").config["summary"]["step"]
+    resumed = run("train", tiny_data, "-o", out, "--resume", "--max-steps", step + 2, "--json")
+    assert json.loads(resumed.stdout)["step"] == step + 2, resumed.stderr.decode()
