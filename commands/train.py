@@ -1,4 +1,5 @@
-"""`genseq train`: train a recurrent language model on a data directory or a raw corpus."""
+"""`genseq train`: train a recurrent or Transformer language model on a data directory or a raw
+corpus."""
 
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ def train(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a character-, word-, BPE-, ABC- or MIDI-level LSTM/GRU/RNN language model.
+    """Train a character-, word-, BPE-, ABC- or MIDI-level LSTM/GRU/RNN or Transformer model.
 
     With no other flag, genseq sizes the model to the corpus and plans a few minutes of
     training on the device at hand; --time-budget bounds the whole command's wall time.

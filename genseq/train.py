@@ -1,7 +1,9 @@
 """The one training loop, for every level and domain.
 
 Truncated BPTT over contiguous streams (``data.StreamBatches``): the recurrent state is carried
-from one window to the next and detached, as char-rnn and word_language_model do. The loop
+from one window to the next and detached, as char-rnn and word_language_model do. A model whose
+``carries_state`` is False (``genseq.transformer.TransformerLM``) trains on independent windows:
+the loop passes it no state. The loop
 knows nothing about text or music; it reads token ids, writes checkpoints and reports to a
 ``progress.Reporter``. ``Trainer.run`` reads top to bottom as its phases; each policy (the
 budget, evaluation and the best checkpoint, non-finite losses, stop signals, the run
