@@ -363,6 +363,7 @@ def plan(
     _choose_precision(c, facts)  # 2
     if c.arch == "transformer":
         _size_transformer(c, facts)
+        check_precision(c.precision, device, [], c.arch)
     else:
         _choose_output_layer(c, facts, device)  # 3
         _size_by_corpus(c, facts)  # 4

@@ -101,6 +101,19 @@ def test_weight_shapes_are_the_models_and_migrate_reads_old_configs_as_recurrent
     assert ModelConfig.from_dict(old).arch == "rnn"
 
 
+def test_a_checkpoint_from_before_transformers_loads_as_recurrent(tiny_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run / "best", old)
+    config = json.loads((old / "config.json").read_text())
+    for section in ("model", "train"):
+        for name in ("arch", "heads", "context"):
+            del config[section][name]
+    (old / "config.json").write_text(json.dumps(config))
+    migrated = read_config(old)
+    assert migrated["model"]["arch"] == migrated["train"]["arch"] == "rnn"
+    assert load_checkpoint(old).model.config.arch == "rnn"
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
