@@ -25,6 +25,11 @@ class Level(StrEnum):
     midi_performance = "midi-performance"
 
 
+class Arch(StrEnum):
+    rnn = "rnn"
+    transformer = "transformer"
+
+
 class Cell(StrEnum):
     lstm = "lstm"
     gru = "gru"

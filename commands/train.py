@@ -1,4 +1,5 @@
-"""`genseq train`: train a recurrent language model on a data directory or a raw corpus."""
+"""`genseq train`: train a recurrent or Transformer language model on a data directory or a raw
+corpus."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from genseq.commands._common import (
     print_json,
     refuse_stdout,
 )
-from genseq.commands.choices import Cell, OnNan, Optimizer, Precision, Schedule
+from genseq.commands.choices import Arch, Cell, OnNan, Optimizer, Precision, Schedule
 
 Opt = typer.Option
 
@@ -44,10 +45,27 @@ def train(
             show_default=False,
         ),
     ] = None,
+    arch: Annotated[
+        Arch | None,
+        Opt(
+            help="rnn (a recurrent stack, --cell) or transformer (a decoder-only Transformer "
+            "sampled with a KV cache) [default: rnn].",
+            show_default=False,
+        ),
+    ] = None,
     cell: Annotated[Cell | None, Opt(help="The recurrent cell [default: lstm].")] = None,
-    num_layers: Annotated[int | None, Opt("--layers", help="Recurrent layers.")] = None,
-    hidden_size: Annotated[int | None, Opt(help="Units per recurrent layer.")] = None,
+    num_layers: Annotated[
+        int | None, Opt("--layers", help="Layers (recurrent or Transformer).")
+    ] = None,
+    hidden_size: Annotated[
+        int | None, Opt(help="Units per recurrent layer, or the Transformer's width.")
+    ] = None,
     embed_size: Annotated[int | None, Opt(help="Embedding width.")] = None,
+    heads: Annotated[int | None, Opt(help="Attention heads (--arch transformer).")] = None,
+    context: Annotated[
+        int | None,
+        Opt(help="Attention window in tokens (--arch transformer); sampling slides past it."),
+    ] = None,
     dropout: Annotated[
         float | None, Opt(help="Dropout between layers and before the output.")
     ] = None,
@@ -168,7 +186,7 @@ def train(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a character-, word-, BPE-, ABC- or MIDI-level LSTM/GRU/RNN language model.
+    """Train a character-, word-, BPE-, ABC- or MIDI-level LSTM/GRU/RNN or Transformer model.
 
     With no other flag, genseq sizes the model to the corpus and plans a few minutes of
     training on the device at hand; --time-budget bounds the whole command's wall time.
@@ -198,7 +216,7 @@ def train(
     from genseq.device import resolve_device
     from genseq.plan import check_precision
 
-    check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs)
+    check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs, config.arch)
     run_dirs.check_sources(sources + (val or []), run_dir if overwrite else None)
     if nproc is not None and nproc < 1:
         raise UsageError("--nproc must be at least 1")

@@ -32,7 +32,7 @@ from genseq import __version__
 from genseq.errors import GenseqError, brief, shown
 from genseq.fileio import atomic_write_text, replace_dir, resolve_dir, staging_dir
 from genseq.jsonable import jsonable
-from genseq.model import ModelConfig, RecurrentLM
+from genseq.model import ModelConfig, RecurrentLM, build_model
 from genseq.tokenization import LEVELS, Tokenizer
 from genseq.tokenizer_kinds import load_checked
 
@@ -210,7 +210,11 @@ def read_config(ckpt_dir: Path) -> dict:
 
 
 def migrate(config: dict) -> dict:
-    """A checkpoint config in the current schema: schema 2 writes every training setting."""
+    """A checkpoint config in the current schema: schema 2 writes every training setting.
+    A config from before Transformers (no ``arch``) is a recurrent model's."""
+    for section in ("model", "train"):
+        if isinstance(config.get(section), dict):
+            config[section].setdefault("arch", "rnn")
     if config.get("schema", 1) < 2:
         train = config.get("train")
         if isinstance(train, dict):
@@ -315,7 +319,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
 
     found = inspect_checkpoint(path)
     try:
-        model = RecurrentLM(found.model_config)
+        model = build_model(found.model_config)
     except RuntimeError as exc:  # an allocation the machine cannot make
         raise GenseqError(f"{found.path}: cannot build the model ({_first_line(exc)})") from None
     try:
@@ -326,7 +330,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
         ) from None
     _check_finite(model, found.weights)
     model.to(device)
-    model.rnn.flatten_parameters()
+    model.flatten_parameters()
     model.eval()
     return Checkpoint(found.path, found.config, model, found.tokenizer)
 

@@ -58,6 +58,7 @@ class LstmDecodeStep:
         c = model.config
         return (
             device.type == "cpu"
+            and c.arch == "rnn"
             and c.cell == "lstm"
             and c.hidden_size >= MIN_HIDDEN
             and batch_size <= MAX_BATCH

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from genseq.errors import shown
 
+ARCHS = ("rnn", "transformer")  # a recurrent stack (its cell: CELLS) or genseq.transformer
 CELLS = ("lstm", "gru", "rnn-tanh", "rnn-relu")
 GATES = {"lstm": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}  # weight rows per hidden unit
 
@@ -27,6 +28,8 @@ GATES = {"lstm": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}  # weight rows per h
 # anything is allocated, since torch meets an absurd size with minutes of work (100,000
 # layers) or a C++ error (10**100 units).
 SIZE_BOUNDS = {"vocab_size": 2**32, "num_layers": 256, "hidden_size": 2**20, "embed_size": 2**20}
+# A Transformer's (0 in a recurrent model's config, which has neither).
+ATTENTION_BOUNDS = {"heads": 4096, "context": 2**20}
 MAX_CUTOFFS = 64
 MAX_PARAMETERS = 2**35  # 128 GiB of fp32 weights: more than one device here holds
 
@@ -63,8 +66,14 @@ class ModelConfig:
     # cutoff get the full width, each later band a quarter of the one before. A word-level
     # softmax is most of a small model's arithmetic; this makes it several times cheaper.
     adaptive_cutoffs: list[int] = field(default_factory=list)
+    # A config.json without ``arch`` is a recurrent model's (checkpoint.migrate says so).
+    arch: str = "rnn"  # rnn | transformer (genseq.transformer: cell is then unused)
+    heads: int = 0  # attention heads of a Transformer
+    context: int = 0  # a Transformer's attention window in tokens
 
     def __post_init__(self) -> None:
+        if not isinstance(self.arch, str) or self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {shown(self.arch)}")
         if not isinstance(self.cell, str) or self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {shown(self.cell)}")
         for name, most in SIZE_BOUNDS.items():
@@ -80,10 +89,43 @@ class ModelConfig:
         if not isinstance(self.tie_weights, bool):
             raise ValueError(f"tie_weights must be true or false, not {shown(self.tie_weights)}")
         self.adaptive_cutoffs = self._checked_cutoffs()
+        self._check_attention()
         if (total := self.parameter_count()) > MAX_PARAMETERS:
             raise ValueError(
                 f"{total:,} parameters is beyond what genseq builds ({MAX_PARAMETERS:,})"
             )
+
+    @property
+    def transformer(self) -> bool:
+        return self.arch == "transformer"
+
+    def _check_attention(self) -> None:
+        """A Transformer's heads and window; what genseq's Transformer does not have (its
+        embedding is its width and tied to the output layer; no adaptive softmax, no
+        DropConnect of recurrent weights) is refused rather than silently ignored."""
+        for name, most in ATTENTION_BOUNDS.items():
+            value = getattr(self, name)
+            least = 1 if self.transformer else 0
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+                raise ValueError(
+                    f"{name} must be an integer from {least} to {most:,}, not {shown(value)}"
+                )
+        if not self.transformer:
+            return
+        h, heads = self.hidden_size, self.heads
+        if h % heads or (h // heads) % 2:
+            raise ValueError(
+                f"a Transformer's width ({h}) must split into {heads} heads of an even width"
+            )
+        refused = [
+            (self.embed_size != h, f"its embedding is its width ({h}), not {self.embed_size}"),
+            (not self.tie_weights, "its embedding is always tied to its output layer"),
+            (bool(self.adaptive_cutoffs), "it has no adaptive softmax"),
+            (bool(self.weight_drop), "it has no recurrent weights to drop"),
+        ]
+        for bad, why in refused:
+            if bad:
+                raise ValueError(f"a Transformer: {why}")
 
     def _checked_cutoffs(self) -> list[int]:
         cutoffs = self.adaptive_cutoffs
@@ -107,6 +149,8 @@ class ModelConfig:
         without building the model, so a loader can check a file against its config before
         allocating anything. As in ``save_model``'s files, a tied output layer is stored
         once, as ``embed.weight``. tests/test_door.py holds this to real saved models."""
+        if self.transformer:
+            return self._transformer_shapes()
         v, e, h = self.vocab_size, self.embed_size, self.hidden_size
         gates = h * GATES[self.cell]
         shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, e)}
@@ -125,6 +169,31 @@ class ModelConfig:
             if not self.tie_weights:
                 shapes["head.weight"] = (v, head_in)
             shapes["head.bias"] = (v,)
+        return shapes
+
+    def _transformer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``weight_shapes`` of a Transformer: the names ``TransformerLM`` saves (the output
+        layer is the embedding)."""
+        c = self
+        v, d = c.vocab_size, c.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, d)}
+        for i in range(c.num_layers):
+            p = f"blocks.{i}."
+            shapes |= {
+                p + "norm1.weight": (d,),
+                p + "norm1.bias": (d,),
+                p + "attn.qkv.weight": (3 * d, d),
+                p + "attn.qkv.bias": (3 * d,),
+                p + "attn.proj.weight": (d, d),
+                p + "attn.proj.bias": (d,),
+                p + "norm2.weight": (d,),
+                p + "norm2.bias": (d,),
+                p + "fc.weight": (4 * d, d),
+                p + "fc.bias": (4 * d,),
+                p + "out.weight": (d, 4 * d),
+                p + "out.bias": (d,),
+            }
+        shapes |= {"norm.weight": (d,), "norm.bias": (d,)}
         return shapes
 
     def _adaptive_shapes(self, head_in: int) -> dict[str, tuple[int, ...]]:
@@ -146,6 +215,13 @@ class ModelConfig:
 
     def describe(self, parameters: int | None = None) -> str:
         """One line for people: shape, regularisation, output layer and size."""
+        count = self.parameter_count() if parameters is None else parameters
+        if self.transformer:
+            return (
+                f"{self.num_layers}x{self.hidden_size} Transformer, {self.heads} heads, "
+                f"context {self.context}, rotary positions, dropout {self.dropout}, tied, "
+                f"{count:,} parameters"
+            )
         parts = [
             f"{self.num_layers}x{self.hidden_size} {self.cell.upper()}",
             f"embedding {self.embed_size}",
@@ -157,7 +233,6 @@ class ModelConfig:
             parts.append("tied")
         if self.adaptive_cutoffs:
             parts.append(f"adaptive softmax {','.join(map(str, self.adaptive_cutoffs))}")
-        count = self.parameter_count() if parameters is None else parameters
         return ", ".join(parts) + f", {count:,} parameters"
 
     def to_dict(self) -> dict:
@@ -171,7 +246,19 @@ class ModelConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def build_model(config: ModelConfig) -> nn.Module:
+    """The model a config describes: a ``RecurrentLM`` or a ``genseq.transformer.TransformerLM``
+    (both speak the same state protocol, so the trainer and sampler take either)."""
+    if config.transformer:
+        from genseq.transformer import TransformerLM
+
+        return TransformerLM(config)
+    return RecurrentLM(config)
+
+
 class RecurrentLM(nn.Module):
+    carries_state = True  # truncated BPTT: the trainer carries the state between windows
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -232,6 +319,10 @@ class RecurrentLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def flatten_parameters(self) -> None:
+        """Pack the recurrent weights into cuDNN's one buffer (after loading or moving them)."""
+        self.rnn.flatten_parameters()
 
     def describe(self) -> str:
         """One line for people: shape, regularisation, output layer and size."""
@@ -376,7 +467,10 @@ def cheap_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
 def detach_state(state: State, dtype: torch.dtype | None = None) -> State:
     """Cut the graph between BPTT windows while keeping the state's values (in ``dtype``
-    when given: a bf16 autocast window returns a bf16 state, carried on in fp32)."""
+    when given: a bf16 autocast window returns a bf16 state, carried on in fp32). A
+    Transformer's ``KVCache`` detaches itself."""
+    if hasattr(state, "detached"):
+        return state.detached(dtype)  # type: ignore[union-attr]
     if isinstance(state, tuple):
         return tuple(s.detach().to(dtype or s.dtype) for s in state)  # type: ignore[return-value]
     return state.detach().to(dtype or state.dtype)
@@ -384,6 +478,8 @@ def detach_state(state: State, dtype: torch.dtype | None = None) -> State:
 
 def expand_state(state: State, batch_size: int) -> State:
     """Repeat a batch-1 state for ``batch_size`` samples (one prompt, many continuations)."""
+    if hasattr(state, "expanded"):  # a Transformer's KVCache
+        return state.expanded(batch_size)  # type: ignore[union-attr]
     if isinstance(state, tuple):
         return tuple(s.expand(-1, batch_size, -1).contiguous() for s in state)  # type: ignore
     return state.expand(-1, batch_size, -1).contiguous()

@@ -8,7 +8,10 @@ every checkpoint and printed at the start of training.
 
 The rules, in the order ``plan`` applies them (a later rule reads what an earlier one chose):
 
- 1. Cell: an LSTM.
+ 1. Cell: an LSTM. ``--arch transformer`` instead takes ``_size_transformer``'s small
+    decoder (4 layers x 128 wide on a CPU, 256 on a GPU, 4 heads, context 128/256, trained
+    on windows of its context, AdamW at 1e-3 with weight decay 0.1: nanoGPT's small recipe,
+    unmeasured here) in place of rules 3-5, 8 and 9; its precision stays fp32 unless asked.
  2. Precision: bf16 autocast where it was measured to lose nothing and to train faster (the
     character level, an LSTM, a CPU that multiplies bf16 in hardware); fp32 elsewhere.
  3. Output layer: an adaptive softmax for small word corpora on a CPU, where the full softmax
@@ -40,7 +43,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 
 from genseq.errors import UsageError
-from genseq.model import CELLS, cutoffs_rise
+from genseq.model import ARCHS, CELLS, cutoffs_rise
 from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -127,10 +130,20 @@ EMA_MIN_HORIZON = 10.0  # steps
 
 LOG_EVERY = 10  # steps between progress lines
 
+# --arch transformer: nanoGPT's small character recipe, unmeasured here (issue 20's benchmark
+# will set these): (CPU, GPU).
+TRANSFORMER_LAYERS = 4
+TRANSFORMER_HEADS = 4
+TRANSFORMER_WIDTH = {"cpu": 128, "cuda": 256}
+TRANSFORMER_CONTEXT = {"cpu": 128, "cuda": 256}
+TRANSFORMER_LR = 1e-3
+TRANSFORMER_WEIGHT_DECAY = 0.1
+
 
 @dataclass
 class TrainConfig:
     # model
+    arch: str | None = None  # rnn | transformer
     cell: str | None = None
     num_layers: int | None = None
     hidden_size: int | None = None
@@ -139,6 +152,8 @@ class TrainConfig:
     weight_drop: float | None = None  # DropConnect share of the recurrent weights
     tie_weights: bool | None = None
     adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
+    heads: int | None = None  # a Transformer's attention heads
+    context: int | None = None  # a Transformer's attention window (tokens)
     # batches
     seq_len: int | None = None
     batch_size: int | None = None
@@ -179,7 +194,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = [
+            (self.arch is None or self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}"),
             (self.cell is None or self.cell in CELLS, f"--cell must be one of {', '.join(CELLS)}"),
+            (self.heads is None or self.heads >= 1, "--heads must be at least 1"),
+            (self.context is None or self.context >= 1, "--context must be at least 1"),
             (
                 self.optimizer is None or self.optimizer in OPTIMIZERS,
                 f"--optimizer must be one of {', '.join(OPTIMIZERS)}",
@@ -221,6 +239,31 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
         parse_save_every(self.save_every)
+        self._check_arch()
+
+    def _check_arch(self) -> None:
+        """Options that one architecture has and the other has not."""
+        if self.arch != "transformer":
+            for name in ("heads", "context"):
+                if getattr(self, name) is not None:
+                    raise UsageError(f"--{name} is for --arch transformer")
+            return
+        refused = [
+            (self.cell is not None, "--cell is for recurrent models (--arch rnn)"),
+            (bool(self.weight_drop), "--weight-drop is for recurrent models (--arch rnn)"),
+            (bool(self.adaptive_cutoffs), "--adaptive-softmax is for recurrent models"),
+            (self.tie_weights is False, "a Transformer's embedding is always tied"),
+        ]
+        h, e, heads = self.hidden_size, self.embed_size, self.heads
+        if e is not None and e != (h or e):
+            refused.append((True, f"--embed-size {e} must be the Transformer's width ({h})"))
+        if h is not None and heads is not None and (h % heads or (h // heads) % 2):
+            refused.append(
+                (True, f"--hidden-size {h} must split into --heads {heads} of an even width")
+            )
+        for bad, message in refused:
+            if bad:
+                raise UsageError(message)
 
 
 def parse_save_every(spec: str | None) -> tuple[int, float]:
@@ -318,8 +361,12 @@ def plan(
     c = replace(cfg)
     _choose_cell(c)  # 1
     _choose_precision(c, facts)  # 2
-    _choose_output_layer(c, facts, device)  # 3
-    _size_by_corpus(c, facts)  # 4
+    if c.arch == "transformer":
+        _size_transformer(c, facts)
+        check_precision(c.precision, device, [], c.arch)
+    else:
+        _choose_output_layer(c, facts, device)  # 3
+        _size_by_corpus(c, facts)  # 4
     sized = c.hidden_size
     _grow_by_budget(c, cfg, facts)  # 5
     grown_wide = c.hidden_size != sized and c.hidden_size > WIDE_HIDDEN  # rule 5 went wide
@@ -340,8 +387,35 @@ def plan(
 
 def _choose_cell(c: TrainConfig) -> None:
     """1. An LSTM: every measurement behind the other rules used one."""
-    if c.cell is None:
+    if c.arch is None:
+        c.arch = "rnn"
+    if c.cell is None and c.arch == "rnn":
         c.cell = "lstm"
+
+
+def _size_transformer(c: TrainConfig, f: Facts) -> None:
+    """1 (--arch transformer). A small decoder, in place of rules 3-5: tied embeddings of its
+    width, no adaptive softmax; as many heads (4, 2 or 1) as split a given width evenly."""
+    kind = "cuda" if f.cuda else "cpu"
+    c.adaptive_cutoffs, c.tie_weights, c.weight_drop = [], True, 0.0
+    if c.hidden_size is None:
+        c.hidden_size = TRANSFORMER_WIDTH[kind]
+    if c.num_layers is None:
+        c.num_layers = TRANSFORMER_LAYERS
+    if c.heads is None:
+        fits = [n for n in (TRANSFORMER_HEADS, 2, 1) if c.hidden_size % (2 * n) == 0]
+        c.heads = fits[0] if fits else 1
+    c.embed_size = c.hidden_size
+    if c.context is None:
+        c.context = c.seq_len or TRANSFORMER_CONTEXT[kind]
+    if c.seq_len is None:
+        c.seq_len = c.context
+    if c.lr is None and c.optimizer in (None, "adamw", "adam"):
+        c.lr = TRANSFORMER_LR
+    if c.weight_decay is None and c.optimizer in (None, "adamw"):
+        c.weight_decay = TRANSFORMER_WEIGHT_DECAY
+    if c.ema is None:
+        c.ema = 0.0  # the weight average was measured on LSTMs only
 
 
 def _choose_precision(c: TrainConfig, f: Facts) -> None:
@@ -349,6 +423,7 @@ def _choose_precision(c: TrainConfig, f: Facts) -> None:
     so does a given adaptive softmax, whose loss bf16 would round."""
     if c.precision is None:
         auto = f.level in BF16_LEVELS and c.cell == "lstm" and f.kind == "cpu" and f.bf16_native
+        auto = auto and c.arch == "rnn"
         auto = auto and not [x for x in c.adaptive_cutoffs or [] if x < f.vocab_size]
         c.precision = "bf16" if auto else "fp32"
 
@@ -393,7 +468,7 @@ def _size_by_corpus(c: TrainConfig, f: Facts) -> None:
 def _grow_by_budget(c: TrainConfig, given: TrainConfig, f: Facts) -> None:
     """5. Spend a long budget on width: a wider layer read a few times beats a narrower one
     read many times, until the wider model has too many weights for its data."""
-    if not (f.char_cpu and f.seconds is not None):
+    if not (f.char_cpu and f.seconds is not None) or c.arch == "transformer":
         return
     if given.hidden_size is not None or given.num_layers is not None:
         return
@@ -533,6 +608,10 @@ def _head_weights(cfg: TrainConfig, vocab_size: int, head_in: int) -> tuple[int,
 
 def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
     """Forward + backward multiply-adds x 2 for one token (6 x the weights it touches)."""
+    if cfg.arch == "transformer":
+        d, layers, ctx = cfg.hidden_size or 0, cfg.num_layers or 1, cfg.context or 1
+        attention = layers * min(ctx, cfg.seq_len or ctx) * d  # scores and mix, causal half
+        return 6.0 * (12 * layers * d * d + vocab_size * d + attention)
     gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
     h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
     recurrent = gates * h * (e + h) + (layers - 1) * gates * h * (2 * h)
@@ -542,6 +621,9 @@ def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
 
 def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
     """Weights of the model ``cfg`` describes (as ``RecurrentLM`` builds it)."""
+    if cfg.arch == "transformer":
+        d, layers = cfg.hidden_size or 0, cfg.num_layers or 1
+        return vocab_size * d + layers * (12 * d * d + 13 * d) + 2 * d
     gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
     h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
     recurrent = gates * h * (e + h + 2) + (layers - 1) * gates * h * (2 * h + 2)
@@ -611,14 +693,18 @@ def ema_decay(steps: float, level: str = "char") -> float:
 
 
 def check_precision(
-    precision: str | None, device: torch.device, adaptive_cutoffs: list[int] | None = None
+    precision: str | None,
+    device: torch.device,
+    adaptive_cutoffs: list[int] | None = None,
+    arch: str | None = None,
 ) -> None:
     """bf16 autocast is measured on CPUs only: on CUDA, cuDNN's LSTM autocasts to fp16, not
     bf16, so a GPU trains in fp32. An adaptive softmax computes its loss in bf16 under
-    autocast (rounded to about 0.02 nats), so it trains in fp32 too."""
+    autocast (rounded to about 0.02 nats), so it trains in fp32 too. A Transformer has no
+    cuDNN recurrence: bf16 autocast is allowed on a GPU too (flash attention's dtype)."""
     if precision != "bf16":
         return
-    if device.type != "cpu":
+    if device.type != "cpu" and not (arch == "transformer" and device.type == "cuda"):
         raise UsageError(f"--precision bf16 is for CPUs only; on {device.type} use fp32")
     if adaptive_cutoffs:
         raise UsageError("--precision bf16 cannot be used with --adaptive-softmax; use fp32")

@@ -1,7 +1,9 @@
 """The one training loop, for every level and domain.
 
 Truncated BPTT over contiguous streams (``data.StreamBatches``): the recurrent state is carried
-from one window to the next and detached, as char-rnn and word_language_model do. The loop
+from one window to the next and detached, as char-rnn and word_language_model do. A model whose
+``carries_state`` is False (``genseq.transformer.TransformerLM``) trains on independent windows:
+the loop passes it no state. The loop
 knows nothing about text or music; it reads token ids, writes checkpoints and reports to a
 ``progress.Reporter``. ``Trainer.run`` reads top to bottom as its phases; each policy (the
 budget, evaluation and the best checkpoint, non-finite losses, stop signals, the run
@@ -36,7 +38,7 @@ from genseq.device import configure_device, native_bf16, resolve_device
 from genseq.errors import GenseqError, UsageError
 from genseq.fileio import remove_stale_staging
 from genseq.generate import preview
-from genseq.model import RecurrentLM, detach_state
+from genseq.model import build_model, detach_state
 from genseq.plan import TrainConfig, plan
 from genseq.progress import Reporter, SilentReporter
 from genseq.schedule import Schedule
@@ -160,7 +162,7 @@ class Trainer:
         cfg, ctx = self.cfg, self.dist
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        self.model = RecurrentLM(build.model_config(cfg, self.data.vocab_size)).to(self.device)
+        self.model = build_model(build.model_config(cfg, self.data.vocab_size)).to(self.device)
         self.optimizer = build.make_optimizer(self.model, cfg)
         self.batches = StreamBatches(
             self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, ctx.rank, ctx.world_size
@@ -171,7 +173,7 @@ class Trainer:
             total = self.clock.total_steps
             cfg.warmup_steps = min(100, max(1, total // 20)) if total else 100
         self.schedule = Schedule(cfg.schedule, cfg.lr, cfg.warmup_steps)
-        self.hidden = self.model.init_state(self.local_batch, self.device)
+        self.hidden = self._fresh_state()
         self.average = WeightAverage(cfg.ema, keep=self.is_main)
         self.state.eval_size = cfg.eval_tokens
         self.nan_guard = NanGuard(cfg.on_nan)
@@ -204,7 +206,7 @@ class Trainer:
 
     def _start(self) -> None:
         """Wrap the model for several processes, announce the plan, start the clocks."""
-        self.model.rnn.flatten_parameters()
+        self.model.flatten_parameters()
         self.model.train()
         self.net: nn.Module = self.model
         if self.dist.enabled:
@@ -247,7 +249,7 @@ class Trainer:
         s, ctx = self.state, self.dist
         if s.index >= self.batches.batches_in_epoch(s.epoch):
             s.epoch, s.index = s.epoch + 1, 0
-            self.hidden = self.model.init_state(self.local_batch, self.device)
+            self.hidden = self._fresh_state()
         x_np, y_np = self.batches.get(s.epoch, s.index)
         x = torch.from_numpy(x_np).to(self.device, non_blocking=True)  # (B/world, T)
         y = torch.from_numpy(y_np).to(self.device, non_blocking=True)
@@ -263,12 +265,20 @@ class Trainer:
         self.optimizer.step()
         self.nan_guard.updated()
         self.average.update(self.model, self.clock.progress(s.step))
-        self.hidden = detach_state(self.hidden, torch.float32)  # bf16 out of autocast
+        if self.hidden is not None:
+            self.hidden = detach_state(self.hidden, torch.float32)  # bf16 out of autocast
         s.step += 1
         s.index += 1
         s.tokens_seen += x.numel() * ctx.world_size
         self.loss_meter.add(loss)
         return True
+
+    def _fresh_state(self):
+        """The streams' state at the start of an epoch: zeros for a recurrent model, None for
+        one whose training windows are independent (a Transformer: ``carries_state``)."""
+        if not self.model.carries_state:
+            return None
+        return self.model.init_state(self.local_batch, self.device)
 
     def _backward(self, loss: torch.Tensor) -> bool:
         """Gradients, clipped; False on every process where any process's loss, or the
@@ -292,7 +302,7 @@ class Trainer:
         s.skipped += 1
         s.index += 1
         self.schedule.scale *= 0.5
-        self.hidden = self.model.init_state(self.local_batch, self.device)
+        self.hidden = self._fresh_state()
         self.reporter.message(
             f"step {s.step}: non-finite loss, update skipped; learning rate halved"
         )
@@ -336,7 +346,7 @@ class Trainer:
         return distributed.any_rank(self.dist, self.is_main and due and not near, self.device)
 
     # -- evaluation --------------------------------------------------------------------------------
-    def _scored_model(self) -> RecurrentLM:
+    def _scored_model(self) -> nn.Module:
         return self.average.scored(self.model)  # type: ignore[return-value]
 
     def _evaluate_periodic(self, tokens) -> None:

@@ -145,13 +145,14 @@ def test_choices_are_the_librarys_and_reach_it_as_plain_strings():
     from genseq.commands import choices
     from genseq.commands._common import options_for
 
-    from genseq.model import CELLS
+    from genseq.model import ARCHS, CELLS
     from genseq.music.abc_vocab import MODES
     from genseq.plan import OPTIMIZERS, PRECISIONS, TrainConfig
     from genseq.schedule import SCHEDULES
     from genseq.tokenization import LEVELS
 
     assert tuple(choices.Cell) == CELLS
+    assert tuple(choices.Arch) == ARCHS
     assert tuple(choices.Optimizer) == OPTIMIZERS
     assert tuple(choices.Schedule) == SCHEDULES
     assert tuple(choices.Precision) == ("auto", *PRECISIONS)

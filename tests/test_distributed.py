@@ -45,11 +45,11 @@ SETTINGS = [  # pinned: a longer --max-steps on resume would start the weight av
 ]
 
 
-def train(data: Path, run: Path, *extra) -> dict:
+def train(data: Path, run: Path, *extra, settings: list[str] = SETTINGS) -> dict:
     env = genseq_env()
     # Run outside the source tree: `-m genseq` there would import the uninstalled package.
     done = subprocess.run(
-        [GENSEQ, "train", str(data), "-o", str(run), *SETTINGS, *extra],
+        [GENSEQ, "train", str(data), "-o", str(run), *settings, *extra],
         capture_output=True,
         text=True,
         env=env,

@@ -123,6 +123,10 @@ STOPS = st.one_of(
 
 # A valid value for every field a user can set.
 GIVEN = {
+    # A recurrent plan's fields; tests/test_transformer.py holds a Transformer's and refusals.
+    "arch": st.just("rnn"),
+    "heads": st.none(),
+    "context": st.none(),
     "cell": st.sampled_from(CELLS),
     "num_layers": st.integers(1, 3),
     "hidden_size": st.integers(1, 2048),
@@ -165,9 +169,9 @@ def user_settings(draw: st.DrawFn) -> dict:
 
 # What every plan fills (warm-up, evaluation, saving and patience are the trainer's).
 FILLED = (
-    "cell", "num_layers", "hidden_size", "embed_size", "dropout", "weight_drop", "tie_weights",
-    "adaptive_cutoffs", "seq_len", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-    "clip_norm", "clip_value", "log_every", "precision", "ema",
+    "arch", "cell", "num_layers", "hidden_size", "embed_size", "dropout", "weight_drop",
+    "tie_weights", "adaptive_cutoffs", "seq_len", "batch_size", "optimizer", "lr", "weight_decay",
+    "schedule", "clip_norm", "clip_value", "log_every", "precision", "ema",
 )  # fmt: skip
 
 

@@ -23,7 +23,10 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
 def _model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
     return ModelConfig(
         vocab_size=vocab_size,
-        cell=cfg.cell,
+        arch=cfg.arch or "rnn",
+        cell=cfg.cell or "lstm",  # unused by a Transformer
+        heads=cfg.heads or 0,
+        context=cfg.context or 0,
         num_layers=cfg.num_layers,
         hidden_size=cfg.hidden_size,
         embed_size=cfg.embed_size,

@@ -20,7 +20,7 @@ import torch
 from genseq import distributed
 from genseq.distributed import DistContext
 from genseq.evaluate import evaluate_tokens
-from genseq.model import RecurrentLM
+from genseq.model import RecurrentLM, build_model
 from genseq.training.clock import Clock
 from genseq.training.state import TrainState
 
@@ -115,7 +115,7 @@ class Validator:
         if self.ctx.is_main:
             from safetensors.torch import load_model
 
-            model = RecurrentLM(like.config).to(self.device)
+            model = build_model(like.config).to(self.device)
             load_model(model, str(ckpt_dir / "model.safetensors"), device=str(self.device))
-            model.rnn.flatten_parameters()
+            model.flatten_parameters()
         return self.loss(model, tokens)

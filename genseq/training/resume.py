@@ -61,7 +61,7 @@ def resumed_config(
     saved = read_config(last)
     check_same_tokenizer(last, data_dir, last.parent)
     cfg = merge_resumed(TrainConfig.from_dict(saved.get("train", {})), given)
-    check_precision(cfg.precision, device, cfg.adaptive_cutoffs)
+    check_precision(cfg.precision, device, cfg.adaptive_cutoffs, cfg.arch)
     if cfg.precision == "bf16" and not native_bf16(device):
         say(
             "note: this run trains in bf16, which this CPU only emulates (slowly); "

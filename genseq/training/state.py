@@ -85,27 +85,34 @@ class TrainState:
         }
 
 
-def streams_to_save(ctx: DistContext, hidden: State, device: torch.device) -> dict:
+def streams_to_save(ctx: DistContext, hidden: State | None, device: torch.device) -> dict:
     """The recurrent state and RNG streams of every process, as ``train_state.pt`` keeps them."""
     return {"hidden": hidden_to_save(ctx, hidden), **rng_to_save(ctx, device)}
 
 
 def restore_streams(
     ctx: DistContext, saved: dict, device: torch.device, seed: int, step: int
-) -> State:
+) -> State | None:
     """Continue this process's RNG streams; its share of the saved recurrent state."""
     restore_rng(ctx, saved, device, seed, step)
     return hidden_from_saved(ctx, saved["hidden"], device)
 
 
-def hidden_to_save(ctx: DistContext, hidden: State) -> list[torch.Tensor]:
-    """The global batch's recurrent state (every process holds streams ``rank::world``)."""
+def hidden_to_save(ctx: DistContext, hidden: State | None) -> list[torch.Tensor]:
+    """The global batch's recurrent state (every process holds streams ``rank::world``); none
+    for a model that carries no state between windows (a Transformer)."""
+    if hidden is None:
+        return []
     local = list(hidden) if isinstance(hidden, tuple) else [hidden]
     return [distributed.gather_streams(ctx, h.cpu()).cpu() for h in local]
 
 
-def hidden_from_saved(ctx: DistContext, saved: list[torch.Tensor], device: torch.device) -> State:
-    """This process's streams of a saved global recurrent state."""
+def hidden_from_saved(
+    ctx: DistContext, saved: list[torch.Tensor], device: torch.device
+) -> State | None:
+    """This process's streams of a saved global recurrent state (None: none was saved)."""
+    if not saved:
+        return None
     mine = [h[:, ctx.rank :: ctx.world_size].to(device) for h in saved]
     return tuple(mine) if len(mine) == 2 else mine[0]  # type: ignore[return-value]
 
