@@ -139,6 +139,11 @@ class TrainConfig:
     weight_drop: float | None = None  # DropConnect share of the recurrent weights
     tie_weights: bool | None = None
     adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
+    # pretrained word vectors (genseq.embeddings), word level only
+    embeddings: str | None = None  # the vectors file as given
+    embeddings_ignore_case: bool | None = None  # match a word the file lacks in any casing
+    freeze_embeddings: bool | None = None  # the loaded rows stay fixed; the others train
+    embeddings_loaded: dict | None = None  # set by the trainer: file, dimension, coverage
     # batches
     seq_len: int | None = None
     batch_size: int | None = None
@@ -221,6 +226,10 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
         parse_save_every(self.save_every)
+        if not self.embeddings:
+            for name in ("embeddings_ignore_case", "freeze_embeddings"):
+                if getattr(self, name):
+                    raise UsageError(f"--{name.replace('_', '-')} needs --embeddings FILE")
 
 
 def parse_save_every(spec: str | None) -> tuple[int, float]:
