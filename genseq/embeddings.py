@@ -1,6 +1,7 @@
 """Pretrained word vectors (``genseq train --embeddings FILE``): read, match, load, freeze.
 
-Two text formats, plain or gzip-compressed (``.gz``), told apart by their first line:
+Two text formats, plain or gzip-compressed (``.gz``, recognised by content), told apart by
+their first line:
 
     GloVe      ``word v1 v2 ... vd`` on every line
     word2vec   a first line ``count dim``, then the same rows (gensim's ``save_word2vec_format``
@@ -37,6 +38,7 @@ from genseq.tokenization.base import EOS, UNK
 if TYPE_CHECKING:
     import torch
 
+GZIP_MAGIC = b"\x1f\x8b"  # gzip is read by its content, whatever the file's name
 NEVER_LOOKED_UP = frozenset((UNK, EOS, "\n"))
 
 
@@ -137,7 +139,7 @@ def read_vectors(path: Path, vocab: dict[str, int], ignore_case: bool = False) -
 
 
 class _open_lines:
-    """``path``'s lines as bytes (gzip when the name ends in .gz), with the OS's and zlib's
+    """``path``'s lines as bytes (gunzipped when the file is gzip), with the OS's and zlib's
     errors as one GenseqError line."""
 
     def __init__(self, path: Path) -> None:
@@ -149,9 +151,9 @@ class _open_lines:
         if not self.path.is_file():
             raise GenseqError(f"{self.path}: not a file")
         try:
-            self.handle = (
-                gzip.open(self.path, "rb") if self.path.suffix == ".gz" else self.path.open("rb")
-            )
+            with self.path.open("rb") as probe:
+                packed = probe.read(2) == GZIP_MAGIC
+            self.handle = gzip.open(self.path, "rb") if packed else self.path.open("rb")
         except OSError as exc:
             raise GenseqError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
         return self._lines()
@@ -182,7 +184,7 @@ def _read_header(path: Path, lines: Iterator[bytes]) -> tuple[str, int, int | No
     raw = next(lines, None)
     if raw is None:
         raise GenseqError(f"{path}: empty; expected GloVe or word2vec text vectors")
-    line = _decode(path, 1, raw)
+    line = _decode(path, 1, raw).removeprefix("\ufeff")  # a byte-order mark, if any
     fields = line.split()
     if len(fields) == 2 and all(f.isdigit() for f in fields):
         count, dim = int(fields[0]), int(fields[1])

@@ -132,7 +132,9 @@ def test_loaded_rows_hold_the_files_vectors_and_the_rest_genseqs_own(tmp_path, w
 
 
 def _trained(tmp_path, word_data, glove, name, **settings):
-    cfg = small(embed_size=8, max_steps=12, weight_decay=0.1, embeddings=str(glove), **settings)
+    cfg = small(
+        embed_size=8, max_steps=12, weight_decay=0.1, ema=0.9, embeddings=str(glove), **settings
+    )
     Trainer(cfg, open_data(word_data), tmp_path / name).run()
     return load_checkpoint(tmp_path / name / "last").model
 
@@ -155,12 +157,13 @@ def test_frozen_rows_stay_while_the_others_and_the_projection_train(tmp_path, wo
 
 def test_a_resumed_frozen_run_equals_an_uninterrupted_one(tmp_path, word_data, known):
     glove = write_glove(tmp_path / "g.txt", known)
-    cfg = {"embed_size": 8, "max_steps": 10, "embeddings": str(glove), "freeze_embeddings": True}
+    cfg = {"embed_size": 8, "max_steps": 10, "ema": 0.9}  # the average starts at step 5
+    cfg |= {"embeddings": str(glove), "freeze_embeddings": True}
     data = open_data(word_data)
     Trainer(small(**cfg), data, tmp_path / "straight").run()
 
     def interrupt(trainer):
-        if trainer.step == 4:
+        if trainer.step == 7:
             trainer.request_stop()
 
     Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
@@ -226,7 +229,7 @@ BAD_FILES = {
     "no vocabulary word": (b"zzzunseen 0.1 0.2\n", "none of the"),
     "word2vec cut short": (b"3 2\nthe 0.1 0.2\n", "header gives 3 rows but the file holds 1"),
     "empty": (b"", "empty"),
-    "bad gzip": (b"not gzip at all", "cannot be read"),
+    "bad gzip": (b"\x1f\x8bnot gzip at all", "cannot be read"),
 }
 
 
