@@ -114,7 +114,9 @@ def read_vectors(path: Path, vocab: dict[str, int], ignore_case: bool = False) -
             word, values = _split_row(path, number, line, dim)
             i = wanted.get(word)
             exact_hit = i is not None and i not in exact
-            folded_hits = [j for j in by_lower.get(word.lower(), ()) if j not in folded]
+            folded_hits = (
+                [j for j in by_lower.get(word.lower(), ()) if j not in folded] if by_lower else []
+            )
             if exact_hit or folded_hits:
                 vector = _parse(path, number, values)
                 if exact_hit:
