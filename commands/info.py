@@ -58,6 +58,7 @@ def info(
         f"lr {t.get('lr')}, {t.get('schedule')} schedule, seed {t.get('seed')}, "
         f"{t.get('precision') or 'fp32'}"
         + (f", weight average (decay {_f(t['ema'], 'g')})" if t.get("ema") else ""),
+        *_embeddings(t),
         f"data         {s.get('data')}",
         f"created      {config.get('created')} by genseq {config.get('genseq_version')}",
     ]
@@ -65,6 +66,26 @@ def info(
 
 
 # config.json is input: a summary value of the wrong type prints as unknown, not a crash.
+
+
+def _embeddings(t: dict) -> list[str]:
+    """The pretrained vectors a run started from (--embeddings), if any."""
+    e = t.get("embeddings_loaded")
+    if not isinstance(e, dict):
+        return []
+    found, total = e.get("found"), e.get("vocabulary")
+    share = (
+        f" ({100 * found / total:.1f}%)"
+        if _count(found) != "?" and _count(total) not in ("?", "0")
+        else ""
+    )
+    return [
+        f"embeddings   {_count(found)} of {_count(total)} vocabulary words{share} from "
+        f"{e.get('file')} ({_count(e.get('dimension'))}-dimensional {e.get('format')} vectors"
+        + (", case-insensitive" if e.get("ignore_case") is True else "")
+        + (", frozen" if t.get("freeze_embeddings") is True else "")
+        + ")"
+    ]
 
 
 def _count(value) -> str:

@@ -91,6 +91,31 @@ def train(
             "(several times cheaper for big word vocabularies), or off."
         ),
     ] = None,
+    embeddings: Annotated[
+        Path | None,
+        Opt(
+            help="Initialise the embedding from pretrained word vectors: a GloVe or word2vec "
+            "text file (.txt or .txt.gz; word level only). Rows of words the file lacks keep "
+            "genseq's initialisation; a learned projection maps vectors of another width "
+            "than --embed-size.",
+            show_default=False,
+        ),
+    ] = None,
+    embeddings_ignore_case: Annotated[
+        bool,
+        Opt(
+            "--embeddings-ignore-case",
+            help="A word the vectors file lacks as spelled takes the file's first row in "
+            "another casing (the files list words most frequent first).",
+        ),
+    ] = False,
+    freeze_embeddings: Annotated[
+        bool,
+        Opt(
+            "--freeze-embeddings",
+            help="Keep the loaded vectors fixed in training; rows the file lacks still train.",
+        ),
+    ] = False,
     seq_len: Annotated[int | None, Opt(help="BPTT window (tokens).")] = None,
     batch_size: Annotated[int | None, Opt(help="Parallel streams per batch.")] = None,
     optimizer: Annotated[Optimizer | None, Opt(help="The optimizer [default: adamw].")] = None,
@@ -206,6 +231,9 @@ def train(
         adaptive_cutoffs=None if adaptive_softmax is None else parse_cutoffs(adaptive_softmax),
         seed=seed if seed is not None else 1337,
         precision=None if precision == "auto" else precision,
+        embeddings=None if embeddings is None else str(embeddings),
+        embeddings_ignore_case=embeddings_ignore_case or None,  # unset: a resume keeps it
+        freeze_embeddings=freeze_embeddings or None,
     )
     config.validate()
     if resume and overwrite:
@@ -218,6 +246,8 @@ def train(
 
     check_precision(config.precision, resolve_device(device), config.adaptive_cutoffs, config.arch)
     run_dirs.check_sources(sources + (val or []), run_dir if overwrite else None)
+    if embeddings is not None:
+        _check_embeddings(embeddings, sources, level)
     if nproc is not None and nproc < 1:
         raise UsageError("--nproc must be at least 1")
     ctx = context_from_env()
@@ -231,6 +261,19 @@ def train(
             code = _train_in(run_dir, sources, val, config, resume, nproc, ctx, locals())
             if code:  # inside the guard: a run that failed before its first save is undone
                 raise typer.Exit(code)
+
+
+def _check_embeddings(path: Path, sources: list[str], level: str) -> None:
+    """--embeddings before anything is tokenized: word level, and a file whose first line
+    is GloVe's or word2vec's (the whole file is read once the vocabulary is known)."""
+    from genseq.data import is_data_dir
+    from genseq.embeddings import check_file
+    from genseq.errors import UsageError
+
+    data_dir = len(sources) == 1 and is_data_dir(Path(sources[0]))
+    if level not in ("word", "auto") or (level == "auto" and not data_dir):
+        raise UsageError(f"--embeddings loads word vectors: it needs --level word, not {level}")
+    check_file(path)
 
 
 def _train_in(run_dir, sources, val, config, resume, nproc, ctx, options: dict) -> int:

@@ -73,7 +73,9 @@ class LstmDecodeStep:
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         model = self.model
-        x = F.embedding(tokens, model.embed.weight)  # (B, E)
+        x = F.embedding(tokens, model.embed.weight)  # (B, E), or the vectors' width
+        if model.config.table_size != model.config.embed_size:
+            x = F.linear(x, model.embed_proj.weight)  # (B, E)
         if state is None:
             state = model.init_state(tokens.size(0), tokens.device)
         h_all, c_all = state

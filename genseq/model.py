@@ -70,6 +70,15 @@ class ModelConfig:
     arch: str = "rnn"  # rnn | transformer (genseq.transformer: cell is then unused)
     heads: int = 0  # attention heads of a Transformer
     context: int = 0  # a Transformer's attention window in tokens
+    # Pretrained word vectors of another width than embed_size (genseq.embeddings): the
+    # embedding table keeps the file's width, so the loaded rows are the file's vectors, and a
+    # learned linear map (``embed_proj``, no bias) takes them to embed_size. 0: no such table.
+    vector_size: int = 0
+
+    @property
+    def table_size(self) -> int:
+        """The embedding table's width (a tied output layer's too)."""
+        return self.vector_size or self.embed_size
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, str) or self.arch not in ARCHS:
@@ -86,6 +95,9 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), not {shown(value)}")
+        v = self.vector_size
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**20:
+            raise ValueError(f"vector_size must be an integer from 0 to {2**20:,}, not {shown(v)}")
         if not isinstance(self.tie_weights, bool):
             raise ValueError(f"tie_weights must be true or false, not {shown(self.tie_weights)}")
         self.adaptive_cutoffs = self._checked_cutoffs()
@@ -151,18 +163,20 @@ class ModelConfig:
         once, as ``embed.weight``. tests/test_door.py holds this to real saved models."""
         if self.transformer:
             return self._transformer_shapes()
-        v, e, h = self.vocab_size, self.embed_size, self.hidden_size
+        v, e, h, t = self.vocab_size, self.embed_size, self.hidden_size, self.table_size
         gates = h * GATES[self.cell]
-        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, e)}
+        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, t)}
+        if t != e:
+            shapes["embed_proj.weight"] = (e, t)
         for layer in range(self.num_layers):
             shapes[f"rnn.weight_ih_l{layer}"] = (gates, e if layer == 0 else h)
             shapes[f"rnn.weight_hh_l{layer}"] = (gates, h)
             shapes[f"rnn.bias_ih_l{layer}"] = (gates,)
             shapes[f"rnn.bias_hh_l{layer}"] = (gates,)
         head_in = h
-        if self.tie_weights and h != e:
-            shapes["bridge.weight"], shapes["bridge.bias"] = (e, h), (e,)
-            head_in = e
+        if self.tie_weights and h != t:
+            shapes["bridge.weight"], shapes["bridge.bias"] = (t, h), (t,)
+            head_in = t
         if self.adaptive_cutoffs:
             shapes.update(self._adaptive_shapes(head_in))
         else:
@@ -224,7 +238,12 @@ class ModelConfig:
             )
         parts = [
             f"{self.num_layers}x{self.hidden_size} {self.cell.upper()}",
-            f"embedding {self.embed_size}",
+            f"embedding {self.embed_size}"
+            + (
+                f" (from {self.vector_size}-d vectors)"
+                if self.table_size != self.embed_size
+                else ""
+            ),
             f"dropout {self.dropout}",
         ]
         if self.weight_drop:
@@ -263,7 +282,10 @@ class RecurrentLM(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.embed = nn.Embedding(c.vocab_size, c.embed_size)
+        self.embed = nn.Embedding(c.vocab_size, c.table_size)
+        self.embed_proj: nn.Module = nn.Identity()  # pretrained vectors' width -> embed_size
+        if c.table_size != c.embed_size:
+            self.embed_proj = nn.Linear(c.table_size, c.embed_size, bias=False)
         self.drop = CheapDropout(c.dropout)
         rnn_dropout = c.dropout if c.num_layers > 1 else 0.0
         if c.cell == "lstm":
@@ -287,9 +309,9 @@ class RecurrentLM(nn.Module):
         # first when the hidden state is wider (as AWD-LSTM sizes its last layer).
         head_in = c.hidden_size
         self.bridge: nn.Module = nn.Identity()
-        if c.tie_weights and c.hidden_size != c.embed_size:
-            self.bridge = nn.Linear(c.hidden_size, c.embed_size)
-            head_in = c.embed_size
+        if c.tie_weights and c.hidden_size != c.table_size:
+            self.bridge = nn.Linear(c.hidden_size, c.table_size)
+            head_in = c.table_size
         self.head: nn.Module
         if c.adaptive_cutoffs:
             self.head = nn.AdaptiveLogSoftmaxWithLoss(
@@ -342,7 +364,7 @@ class RecurrentLM(nn.Module):
         The loss goes through ``forward`` so that a DistributedDataParallel wrapper sees it,
         and so that an adaptive softmax never builds the full ``(B, T, V)`` logits to train.
         """
-        x = self.drop(self.embed(idx))  # (B, T, E)
+        x = self.drop(self.embed_proj(self.embed(idx)))  # (B, T, E)
         out, state = self._recurrence(x, state)  # (B, T, H)
         features = self.bridge(self.drop(out))  # (B, T, H')
         if targets is not None:
@@ -352,7 +374,7 @@ class RecurrentLM(nn.Module):
     def advance(self, idx: torch.Tensor, state: State | None = None) -> State:
         """The state after inputs ``idx`` ``(B, T)``, without the output layer: reading a
         prompt needs logits after its last token only."""
-        return self._recurrence(self.drop(self.embed(idx)), state)[1]
+        return self._recurrence(self.drop(self.embed_proj(self.embed(idx))), state)[1]
 
     def _recurrence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """The recurrent stack over a window; in training with ``weight_drop``, run on dropped
@@ -404,8 +426,11 @@ class RecurrentLM(nn.Module):
         of a 2x512 LSTM against 0.8 ms here (BENCHMARKS.md).
         """
         c = self.config
-        x = F.embedding(tokens, self.embed.weight)  # (B, E); functional calls skip the
-        if state is None:  # per-module dispatch, a real share of a batch-1 step
+        # Functional calls skip the per-module dispatch, a real share of a batch-1 step.
+        x = F.embedding(tokens, self.embed.weight)  # (B, E), or the vectors' width
+        if c.table_size != c.embed_size:
+            x = F.linear(x, self.embed_proj.weight)  # (B, E)
+        if state is None:
             state = self.init_state(tokens.size(0), tokens.device)
         cell = _CELL_KERNELS[c.cell]
         weights = self.rnn._flat_weights  # w_ih, w_hh, b_ih, b_hh per layer, in order

@@ -154,6 +154,11 @@ class TrainConfig:
     adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
     heads: int | None = None  # a Transformer's attention heads
     context: int | None = None  # a Transformer's attention window (tokens)
+    # pretrained word vectors (genseq.embeddings), word level only
+    embeddings: str | None = None  # the vectors file as given
+    embeddings_ignore_case: bool | None = None  # match a word the file lacks in any casing
+    freeze_embeddings: bool | None = None  # the loaded rows stay fixed; the others train
+    embeddings_loaded: dict | None = None  # set by the trainer: file, dimension, coverage
     # batches
     seq_len: int | None = None
     batch_size: int | None = None
@@ -240,6 +245,10 @@ class TrainConfig:
                 raise UsageError(message)
         parse_save_every(self.save_every)
         self._check_arch()
+        if not self.embeddings:
+            for name in ("embeddings_ignore_case", "freeze_embeddings"):
+                if getattr(self, name):
+                    raise UsageError(f"--{name.replace('_', '-')} needs --embeddings FILE")
 
     def _check_arch(self) -> None:
         """Options that one architecture has and the other has not."""
@@ -253,6 +262,7 @@ class TrainConfig:
             (bool(self.weight_drop), "--weight-drop is for recurrent models (--arch rnn)"),
             (bool(self.adaptive_cutoffs), "--adaptive-softmax is for recurrent models"),
             (self.tie_weights is False, "a Transformer's embedding is always tied"),
+            (bool(self.embeddings), "--embeddings is for recurrent models (--arch rnn) for now"),
         ]
         h, e, heads = self.hidden_size, self.embed_size, self.heads
         if e is not None and e != (h or e):

@@ -89,6 +89,8 @@ class Trainer:
             self.cfg = resumed_config(cfg, self.resume_from, data.path, self.device, say)
         else:
             self.cfg = self._planned_config(cfg)
+        self.vectors = self._read_vectors() if self.resume_from is None else None
+        self.frozen_rows: torch.Tensor | None = None  # --freeze-embeddings: the loaded rows
         self.state = TrainState()
         self.clock = Clock(self.cfg.time_budget, None, process_start or time.perf_counter(), 0.0)
 
@@ -146,6 +148,24 @@ class Trainer:
             native_bf16(self.device),
         )
 
+    def _read_vectors(self):
+        """--embeddings: the vocabulary's rows of the vectors file, read before anything is
+        written; their file, dimension and coverage go into the config (config.json)."""
+        from genseq.embeddings import read_vectors
+
+        cfg = self.cfg
+        if not cfg.embeddings:
+            return None
+        if self.data.level != "word":
+            raise UsageError(
+                f"--embeddings loads word vectors: it needs word-level data, and "
+                f"{self.data.path} is {self.data.level} level"
+            )
+        vocab = self.tokenizer.hf.get_vocab()
+        vectors = read_vectors(Path(cfg.embeddings), vocab, bool(cfg.embeddings_ignore_case))
+        cfg.embeddings_loaded = vectors.info()
+        return vectors
+
     def _prepare_run_dir(self) -> None:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +183,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.model = build_model(build.model_config(cfg, self.data.vocab_size)).to(self.device)
+        if self.vectors is not None:  # no RNG draw: a resumed run builds the model alike
+            from genseq.embeddings import load_rows
+
+            load_rows(self.model.embed, self.vectors)
+            if cfg.freeze_embeddings:
+                self.frozen_rows = torch.from_numpy(self.vectors.ids)
         self.optimizer = build.make_optimizer(self.model, cfg)
         self.batches = StreamBatches(
             self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, ctx.rank, ctx.world_size
@@ -194,6 +220,10 @@ class Trainer:
         build.load_optimizer_state(self.optimizer, saved["optimizer"], model)
         self.schedule.load_state_dict(saved["schedule"])
         self.state = TrainState.from_dict(saved)
+        if cfg.freeze_embeddings:
+            self.frozen_rows = saved.get("frozen_rows")
+            if self.frozen_rows is None:
+                raise GenseqError(f"{self.resume_from}: train_state.pt lacks the frozen rows")
         if cfg.eval_tokens:
             self.state.eval_size = cfg.eval_tokens
         self.clock.earlier_seconds = self.state.train_seconds
@@ -208,6 +238,10 @@ class Trainer:
         """Wrap the model for several processes, announce the plan, start the clocks."""
         self.model.flatten_parameters()
         self.model.train()
+        if self.frozen_rows is not None:
+            from genseq.embeddings import freeze_rows
+
+            freeze_rows(self.model, self.optimizer, self.frozen_rows)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -455,6 +489,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             **streams_to_save(self.dist, self.hidden, self.device),
             "ema": self.average.to_save(self.model),
+            **({"frozen_rows": self.frozen_rows} if self.frozen_rows is not None else {}),
         }
 
     def _summary(self, val: float | None = None) -> dict:

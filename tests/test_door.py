@@ -270,6 +270,9 @@ ABSURD = [
     ({"num_layers": 100_000}, "num_layers must be an integer from 1 to 256"),
     ({"vocab_size": 2**40}, "vocab_size must be an integer from 1 to"),
     ({"embed_size": 0}, "embed_size must be an integer from 1 to"),
+    ({"vector_size": -1}, "vector_size must be an integer from 0 to"),
+    ({"vector_size": "50"}, "vector_size must be an integer from 0 to"),
+    ({"vector_size": 3}, "embed.weight is"),  # a projection the weights file lacks
     ({"hidden_size": 256.0}, "hidden_size must be an integer"),
     ({"hidden_size": True}, "hidden_size must be an integer"),
     ({"hidden_size": "x" * 100_000}, "must be an integer from 1 to 1,048,576, not 'xxx"),
@@ -347,6 +350,9 @@ def test_info_shows_unknown_for_summary_values_of_the_wrong_type(cli, ckpt):
         ModelConfig(vocab_size=90, hidden_size=32, embed_size=8, adaptive_cutoffs=[10, 40]),
         ModelConfig(vocab_size=90, hidden_size=3, embed_size=8, adaptive_cutoffs=[5, 9, 89]),
         ModelConfig(vocab_size=90, hidden_size=64, embed_size=8, cell="rnn-relu", tie_weights=True),
+        ModelConfig(vocab_size=30, hidden_size=16, embed_size=8, vector_size=6, tie_weights=True),
+        ModelConfig(vocab_size=30, hidden_size=16, embed_size=8, vector_size=6),
+        ModelConfig(vocab_size=30, hidden_size=6, embed_size=8, vector_size=6, tie_weights=True),
     ],
 )
 def test_weight_shapes_are_those_of_the_saved_model(tmp_path, config):

@@ -158,6 +158,10 @@ GIVEN = {
     "device": st.sampled_from(["auto", "cpu"]),
     "precision": st.sampled_from(PRECISIONS),
     "ema": st.floats(0, 0.9999),
+    "embeddings": st.sampled_from(["glove.6B.100d.txt", "vectors.txt.gz"]),
+    "embeddings_ignore_case": st.booleans(),
+    "freeze_embeddings": st.booleans(),
+    "embeddings_loaded": st.just({"file": "vectors.txt", "dimension": 50, "found": 3}),
 }
 
 
@@ -185,6 +189,10 @@ def _refusal(user: dict, s: Situation) -> str | None:
     bf16 = user.get("precision") == "bf16"
     if cutoffs and user.get("tie_weights"):
         return "--tie-weights"
+    if not user.get("embeddings"):
+        for name in ("embeddings_ignore_case", "freeze_embeddings"):
+            if user.get(name):
+                return f"--{name.replace('_', '-')} needs --embeddings"
     if bf16 and s.device.type != "cpu":
         return "CPUs only"
     if bf16 and cutoffs:

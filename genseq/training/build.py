@@ -34,7 +34,17 @@ def _model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
         weight_drop=cfg.weight_drop,
         tie_weights=cfg.tie_weights,
         adaptive_cutoffs=list(cfg.adaptive_cutoffs or []),
+        vector_size=_vector_size(cfg),
     )
+
+
+def _vector_size(cfg: TrainConfig) -> int:
+    """The embedding table's width where pretrained vectors of another width than the
+    embedding were loaded (a learned projection maps them to it); 0 otherwise."""
+    loaded = cfg.embeddings_loaded
+    if not loaded or loaded["dimension"] == cfg.embed_size:
+        return 0
+    return int(loaded["dimension"])
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -106,4 +116,14 @@ def describe_plan(
         + (f", weight average {c.ema:g} from halfway" if c.ema else "")
         + f"; stop after {' or '.join(stop) or 'interrupt'}"
         + (f" ({total:,} steps)" if total else "")
+        + _embeddings_line(c)
     )
+
+
+def _embeddings_line(cfg: TrainConfig) -> str:
+    if not cfg.embeddings_loaded:
+        return ""
+    from genseq.embeddings import coverage_line
+
+    frozen = bool(cfg.freeze_embeddings)
+    return "\n" + coverage_line(cfg.embeddings_loaded, cfg.embed_size or 0, frozen)
