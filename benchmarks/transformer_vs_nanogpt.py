@@ -36,20 +36,23 @@ nanoGPT's val.bin characters plus an <eos> at each end (one more prediction: neg
   character after the first 32 has 32-63 characters of context (the first val character has
   no prediction). That evaluation runs after the process, outside its wall time, where
   genseq's final evaluation counts inside its budget: both favour nanoGPT.
-(2) Sampling at batch 1: chars/s of ``genseq sample RUN -n L`` and of nanoGPT's ``sample.py
+(2) Sampling at batch 1: chars/s of genseq's sampler and of nanoGPT's ``sample.py
 --max_new_tokens=L`` (which re-runs its cropped 64-character context every token), each as
-whole processes: rate = L / (wall(L) - wall(1)), the best of ``--repeats`` for each, so
-start-up and loading are subtracted. The models have nanoGPT's size: nanoGPT 4x4x128 block
-64 (trained 20 iterations: weights do not change the speed), genseq ``--arch ARCH`` with
-``--sample-model`` flags (default: transformer 4 layers, 4 heads, 128 wide, context 64; lstm
-2x256, embedding 64, about nanoGPT's 0.8 M parameters), trained ``--sample-train-budget``
-seconds so that <eos> is rare (``genseq sample`` stops at <eos>; the chars column shows what
-was generated). Both at temperature 0.8 (nanoGPT's default; its top_k 200 covers all 65).
-``--nanogpt-lengths`` defaults to 1,000 and 10,000: nanoGPT's cost per character is flat by
-construction (fixed 64-character window) and 100,000 characters would take about 4 minutes.
+whole processes: rate = (L - 1) / (wall(L) - wall(1)), the best of ``--repeats`` for each, so
+start-up and loading are subtracted. genseq runs what ``genseq sample RUN -n L -s 1
+--temperature 0.8`` runs (``load_checkpoint`` then ``generate()``: SAMPLE_DRIVER below) with
+``stop_at_eos=False``, since the CLI ends every sample at <eos> and a barely trained model
+says <eos> within a few hundred characters. The models have nanoGPT's size: nanoGPT 4x4x128,
+block 64, trained 20 iterations (weights do not change the speed); genseq ``--arch ARCH``
+with ``--sample-model`` flags (default: transformer 4 layers, 4 heads, 128 wide, context 64;
+recurrent 2x256, embedding 64, about nanoGPT's 0.8 M parameters) trained
+``--sample-train-budget`` seconds. Both at temperature 0.8 (nanoGPT's default; its top_k 200
+keeps all 65 characters). ``--nanogpt-lengths`` defaults to 1,000 and 10,000: nanoGPT's cost
+per character is flat by construction (a fixed 64-character window) and 100,000 characters
+would take it about 4 minutes.
 
-Before genseq has ``--arch``: lstm, gru and rnn map to ``--cell`` (said in the notes);
-transformer exits with a message. Full run: about 40 minutes at --budget 90,600.
+Recurrent --arch values (lstm, gru, rnn) become ``--arch rnn --cell CELL`` or, before genseq
+had --arch, ``--cell CELL`` (the notes say which). Full run at --budget 90,600: about 40 min.
 """
 
 from __future__ import annotations
@@ -167,8 +170,15 @@ def run_capped(cmd: list[str], cwd: Path, cap: float | None) -> Capped:
     """Run ``cmd``; kill it (SIGKILL, its whole group) if it is still running at ``cap`` s."""
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a killed run keeps its last lines
         proc = subprocess.Popen(
-            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         try:
             proc.wait(timeout=cap)
@@ -306,14 +316,24 @@ def nanogpt_score(tree: Path, out_dir: Path, stride: int = BLOCK // 2) -> tuple[
 
 
 def arch_flags(arch: str) -> tuple[list[str], str]:
-    """``genseq train`` flags selecting ``arch``, and a note when ``--cell`` stood in."""
+    """``genseq train`` flags selecting ``arch``, and a note saying which flags stood in.
+
+    Reads the choices from ``genseq train --help``: ``--arch transformer`` where offered;
+    a recurrent cell (lstm, gru, rnn) as ``--arch CELL`` if --arch lists it, else as
+    ``--arch rnn --cell CELL`` or, before --arch existed, ``--cell CELL``.
+    """
     helptext = subprocess.run([genseq_exe(), "train", "--help"], capture_output=True, text=True)
-    if "--arch" in helptext.stdout:
-        return ["--arch", arch], ""
+    found = re.search(r"--arch <([^>]*)>", helptext.stdout)
+    choices = found.group(1).split("|") if found else []
     cells = {"lstm": "lstm", "gru": "gru", "rnn": "rnn-tanh"}
+    if arch in choices:
+        return ["--arch", arch], ""
     if arch not in cells:
-        sys.exit(f"skipped: this genseq has no --arch, so no {arch} (it is built on i20-arch)")
-    return ["--cell", cells[arch]], f"This genseq has no --arch: --cell {cells[arch]} stood in."
+        sys.exit(
+            f"skipped: this genseq's train has no --arch {arch} (choices: {choices or 'none'})"
+        )
+    flags = (["--arch", "rnn"] if "rnn" in choices else []) + ["--cell", cells[arch]]
+    return flags, f"--arch {arch} is `{' '.join(flags)}` in this genseq."
 
 
 def genseq_data(train: str, val: str, tmp: Path) -> Path:
@@ -348,9 +368,24 @@ def nanogpt_sample_cmd(out_dir: Path, n: int) -> list[str]:
     return cmd + ["--compile=False", "--num_samples=1", f"--max_new_tokens={n}", "--seed=1"]
 
 
+# What `genseq sample RUN -n N -s 1 --temperature 0.8` runs, as a whole process, with
+# stop_at_eos=False: the CLI always ends a sample at <eos>, which would cut lengths short.
+SAMPLE_DRIVER = """
+import json, sys
+from genseq.checkpoint import load_checkpoint
+from genseq.generate import generate
+from genseq.sample import SamplingSettings
+ckpt = load_checkpoint(sys.argv[1], "cpu")
+settings = SamplingSettings(temperature=0.8)
+n = int(sys.argv[2])
+(s,) = generate(ckpt, "", settings, max_new_tokens=n, seed=1, stop_at_eos=False)
+print(s.text)
+print(json.dumps({"tokens": s.tokens}))
+"""
+
+
 def genseq_sample_cmd(run: Path, n: int) -> list[str]:
-    cmd = [genseq_exe(), "sample", str(run), "-n", str(n), "-s", "1", "--no-echo"]
-    return cmd + ["--temperature", "0.8", "--json", "--quiet"]
+    return [sys.executable, "-c", SAMPLE_DRIVER, str(run), str(n)]
 
 
 def sampling_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> list[list]:
@@ -369,14 +404,14 @@ def sampling_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> l
         wall, _ = best_wall(nanogpt_sample_cmd(nano.out_dir, n), tree, args.repeats)
         nano_rates[n] = (n - 1) / max(1e-9, wall - n0)
     rows, first = [], None
-    gname = f"genseq sample, {args.arch} {' '.join(size)} ({summary['parameters']:,} params)"
+    gname = f"genseq generate(), {args.arch} {' '.join(size)} ({summary['parameters']:,} params)"
     for n in parse_ints(args.lengths):
         wall, out = best_wall(genseq_sample_cmd(run, n), None, args.repeats)
         made = json.loads(out.strip().splitlines()[-1])["tokens"]
         rate = (made - 1) / max(1e-9, wall - g0)
         first = first or 1 / rate
         near = min(nano_rates, key=lambda k: abs(math.log(k / n)))
-        chars = f"{made:,}" + ("" if made == n else f" of {n:,} (<eos>)")
+        chars = f"{made:,}" + ("" if made == n else f" of {n:,}")
         rows.append(
             [gname, chars, f"**{rate:,.0f}**", f"{1e6 / rate:.0f}", f"{1 / rate / first:.2f}"]
             + [f"{rate / nano_rates[near]:.1f} (vs {near:,})", ">= 10x, flat"]
@@ -395,12 +430,14 @@ def parse_ints(spec: str) -> list[int]:
 
 
 def quality_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> list[list]:
+    """Per budget: genseq --arch, genseq's LSTM, nanoGPT's recipe fitted to the budget."""
+    lstm, _ = arch_flags("lstm")
     cal = None if args.nanogpt_iters else calibrate(tree, tmp)
     rows = []
     for budget in [float(b) for spec in args.budget or ["90,600"] for b in spec.split(",") if b]:
         runs = [(f"genseq {' '.join(arch + args.train_args)}", [*arch, *args.train_args])]
-        if args.arch != "lstm" or args.train_args:
-            runs.append(("genseq defaults (LSTM)", []))
+        if args.arch != "lstm" or args.train_args:  # the LSTM, sized by the planner
+            runs.append(("genseq LSTM (planner-sized default)", lstm))
         results = []
         for name, flags in runs:
             out = tmp / f"run-{len(results)}-{budget:g}"
@@ -447,7 +484,7 @@ def main() -> None:
     parser.add_argument("--nanogpt-lengths", default="1000,10000", help="sample.py lengths")
     parser.add_argument("--repeats", type=int, default=3, help="sampling runs; the best counts")
     parser.add_argument("--sample-model", default="", help="genseq size flags for sampling")
-    parser.add_argument("--sample-train-budget", type=float, default=30.0)
+    parser.add_argument("--sample-train-budget", type=float, default=15.0, help="seconds")
     add_common_args(parser)
     parser.add_argument("train_args", nargs="*", help="more `genseq train` flags, after --")
     args = parser.parse_args()
