@@ -385,7 +385,8 @@ print(json.dumps({"tokens": s.tokens}))
 
 
 def genseq_sample_cmd(run: Path, n: int) -> list[str]:
-    return [sys.executable, "-c", SAMPLE_DRIVER, str(run), str(n)]
+    # -P: the installed genseq, never a genseq/ folder in the working directory
+    return [sys.executable, "-P", "-c", SAMPLE_DRIVER, str(run), str(n)]
 
 
 def sampling_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> list[list]:
