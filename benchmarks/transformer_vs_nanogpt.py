@@ -61,6 +61,8 @@ had --arch, ``--cell CELL`` (the notes say which). Full run at --budget 90,600: 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -294,7 +296,8 @@ def nanogpt_score(tree: Path, out_dir: Path, stride: int = BLOCK // 2) -> tuple[
     finally:
         sys.path.remove(str(tree))
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model = GPT(GPTConfig(**ckpt["model_args"]))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its size; the table owns stdout
+        model = GPT(GPTConfig(**ckpt["model_args"]))
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
     model.eval()
     ids = np.fromfile(tree / "data" / "shakespeare_char" / "val.bin", dtype=np.uint16)
@@ -468,7 +471,8 @@ def quality_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> li
                 + [f"**{r['val_loss']:.4f}**", "", f"{ratio:+.3f}", r["note"]]
             )
         own = f"{nano.evals[-1][2]:.4f} (step {nano.evals[-1][0]})" if nano.evals else "none"
-        note = f"{nano.iters:,} of {iters:,} iters, eval every {every}, {scored:,} chars scored"
+        note = f"{nano.iters:,} iters (max_iters {iters:,}, eval every {every}), "
+        note += f"{scored:,} chars scored"
         note += "; KILLED at the budget" if nano.killed else ""
         rows.append(
             ["nanoGPT CPU recipe 4x4x128", f"{budget:g} s", f"{nano.wall_s:.1f} s"]
