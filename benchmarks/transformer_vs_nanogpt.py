@@ -533,9 +533,15 @@ def report_quality(rows: list[list], args, arch_note: str) -> None:
         "Same validation characters for every row (nanoGPT's last 10%). genseq: its final "
         "evaluation over the whole split, inside its budget. nanoGPT: its saved checkpoint "
         "scored by this script over the whole val.bin (sliding windows of 64, stride 32), "
-        "outside its wall time; max_iters fitted to the budget from the calibration run. "
+        "outside its wall time; "
+        + (
+            f"max_iters fixed at {args.nanogpt_iters} by --nanogpt-iters. "
+            if args.nanogpt_iters
+            else "max_iters fitted to the budget from the calibration run. "
+        )
+        + "A row marked KILLED overran its budget and is scored from its last checkpoint. "
         "Target (issue 20): genseq's Transformer at least 0.25 nats/char below nanoGPT at 90 "
-        "and 600 s. " + arch_note
+        "and 600 s. " + arch_note + load_note()
     )
     emit(
         "genseq vs nanoGPT's CPU recipe: Tiny Shakespeare at a wall budget",
@@ -554,7 +560,7 @@ def report_sampling(rows: list[list], args, arch_note: str) -> None:
         "(chars - 1) / (wall(chars) - wall(1 char)), start-up and loading subtracted "
         f"(shown: one-char wall + sampling). Best of {args.repeats} runs each. The ratio "
         "is taken at its nearest measured length (its cost per character is flat by "
-        "construction: a fixed 64-character window re-run every token). " + arch_note
+        "construction: a fixed 64-character window re-run every token). " + arch_note + load_note()
     )
     emit(
         "sampling speed at batch 1: genseq sample vs nanoGPT sample.py",
@@ -562,6 +568,15 @@ def report_sampling(rows: list[list], args, arch_note: str) -> None:
         args,
         notes,
     )
+
+
+LOAD_AT_START = os.getloadavg()[0]
+
+
+def load_note() -> str:
+    """The 1-minute load average when the script started and now: above ~0.5 on these
+    2-core machines, something else was running and the figures are not comparable."""
+    return f" Load average (1 min) {LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} now."
 
 
 def table_of(headers: list[str], rows: list[list]) -> str:
