@@ -123,6 +123,7 @@ def test_a_checkpoint_from_before_transformers_loads_as_recurrent(tiny_run, tmp_
         ({"weight_drop": 0.2}, "--weight-drop is for recurrent models"),
         ({"tie_weights": False}, "always tied"),
         ({"hidden_size": 32, "embed_size": 16}, "--embed-size 16 must be"),
+        ({"embeddings": "glove.txt"}, "--embeddings is for recurrent models"),
     ],
 )
 def test_impossible_transformer_settings_are_usage_errors(settings, message):
