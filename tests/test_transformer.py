@@ -138,9 +138,15 @@ def test_attention_options_need_the_transformer():
 
 def test_the_planner_sizes_a_small_transformer_and_keeps_the_lstm_default():
     cpu = torch.device("cpu")
+    from genseq import plan as rules
+
     c = plan(TrainConfig(arch="transformer"), 1_000_000, 65, "char", cpu)
-    assert (c.num_layers, c.hidden_size, c.heads, c.context, c.seq_len) == (4, 128, 4, 128, 128)
-    assert (c.embed_size, c.tie_weights, c.adaptive_cutoffs, c.lr) == (128, True, [], 1e-3)
+    width, context = rules.TRANSFORMER_WIDTH["cpu"], rules.TRANSFORMER_CONTEXT["cpu"]
+    assert (c.num_layers, c.hidden_size, c.heads) == (rules.TRANSFORMER_LAYERS, width, 4)
+    assert c.context == c.seq_len == context  # training windows are the attention window
+    assert c.batch_size == rules.TRANSFORMER_CPU_BATCH
+    assert (c.embed_size, c.tie_weights, c.adaptive_cutoffs) == (width, True, [])
+    assert c.lr == rules.TRANSFORMER_LR
     assert plan(TrainConfig(arch="transformer", hidden_size=24), 10**6, 65, "char", cpu).heads == 4
     assert plan(TrainConfig(arch="transformer", hidden_size=12), 10**6, 65, "char", cpu).heads == 2
     default = plan(TrainConfig(), 1_000_000, 65, "char", cpu)
