@@ -47,14 +47,22 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     plan = [str(tiny_data), "--max-steps", "1000", "--save-every", "25", "--eval-every", "200",
             *TINY, "--quiet"]  # fmt: skip
     straight = tmp_path / "straight"
+    began = time.monotonic()
     done = start([*plan, "-o", str(straight)])
+    while done.poll() is None and not (straight / "last").exists():
+        time.sleep(0.02)
+    first_save = time.monotonic() - began  # start-up and the first 25 steps
     assert done.wait(timeout=300) == 0, done.stderr.read()
+    training = time.monotonic() - began - first_save
 
+    # Kill moments are measured on this machine: past start-up, then a fraction of the
+    # training time, three fractions adding up to less than one run, so a fast machine
+    # cannot finish the run before the last kill.
     run = tmp_path / "killed"
     rng = random.Random(7)
     for _ in range(3):
         proc = start([*plan, "-o", str(run), *again(run)])
-        time.sleep(rng.uniform(1.5, 4.0))
+        time.sleep(first_save + rng.uniform(0.05, 0.25) * training)
         assert proc.poll() is None, "the run ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
