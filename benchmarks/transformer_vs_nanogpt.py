@@ -46,8 +46,9 @@ says <eos> within a few hundred characters; its rate is L over the seconds insid
 characters at thousands per second). sample.py times nothing, so its rate is
 (L - 1) / (wall(L) - wall(1)): start-up and loading subtracted, its L >= 1,000 characters
 taking seconds. The models have nanoGPT's size: nanoGPT 4x4x128,
-block 64, trained 20 iterations (weights do not change the speed); genseq ``--arch ARCH``
-with ``--sample-model`` flags (default: transformer 4 layers, 4 heads, 128 wide, context 64;
+block ``--sample-context`` (default 64, the recipe's; 256 is train_shakespeare_char's own),
+trained 20 iterations (weights do not change the speed); genseq ``--arch ARCH``
+with ``--sample-model`` flags (default: transformer 4 layers, 4 heads, 128 wide, the same context;
 recurrent 2x256, embedding 64, about nanoGPT's 0.8 M parameters) trained
 ``--sample-train-budget`` seconds. Both at temperature 0.8 (nanoGPT's default; its top_k 200
 keeps all 65 characters). ``--nanogpt-lengths`` defaults to 1,000 and 10,000: nanoGPT's cost
@@ -75,6 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -106,7 +108,7 @@ EVAL_EVERY = 250  # the recipe's config eval_interval
 CALIBRATION_ITERS = 40
 SAFETY = 0.97  # share of the budget the fitted schedule aims at
 SAMPLE_MODEL = {
-    "transformer": "--layers 4 --heads 4 --hidden-size 128 --context 64",
+    "transformer": "--layers 4 --heads 4 --hidden-size 128",  # --context: --sample-context
     "recurrent": "--layers 2 --hidden-size 256 --embed-size 64",
 }
 ITER_RE = re.compile(r"^iter (\d+): loss [\d.naif]+, time ([\d.]+)ms", re.M)
@@ -216,9 +218,15 @@ class NanoRun:
 
 
 def nanogpt_train(
-    tree: Path, out_dir: Path, max_iters: int, eval_interval: int, cap: float | None
+    tree: Path,
+    out_dir: Path,
+    max_iters: int,
+    eval_interval: int,
+    cap: float | None,
+    extra: Sequence[str] = (),
 ) -> NanoRun:
-    cmd = [sys.executable, "train.py", "config/train_shakespeare_char.py", *RECIPE]
+    """The recipe's run; ``extra`` flags come last, so they override the recipe's."""
+    cmd = [sys.executable, "train.py", "config/train_shakespeare_char.py", *RECIPE, *extra]
     cmd += [f"--max_iters={max_iters}", f"--lr_decay_iters={max_iters}"]
     cmd += [f"--eval_interval={eval_interval}", f"--out_dir={out_dir}"]
     run = run_capped(cmd, tree, cap)
@@ -400,9 +408,12 @@ def genseq_sample_cmd(run: Path, n: int) -> list[str]:
 def sampling_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> list[list]:
     """Chars/s at batch 1 per length: genseq timed around generate(), nanoGPT's sample.py as
     whole processes minus a one-token run (it reports no time of its own)."""
-    nano = nanogpt_train(tree, tmp / "nano-sample", 20, 20, None)
+    block = args.sample_context
+    nano = nanogpt_train(tree, tmp / "nano-sample", 20, 20, None, [f"--block_size={block}"])
     kind = "transformer" if args.arch == "transformer" else "recurrent"
     size = shlex.split(args.sample_model or SAMPLE_MODEL[kind])
+    if kind == "transformer" and not args.sample_model:
+        size += ["--context", str(block)]
     run = tmp / "genseq-sample"
     cmd = [genseq_exe(), "train", str(data), "-o", str(run), *arch, *size]
     cmd += ["--time-budget", str(args.sample_train_budget), "--json", "--quiet"]
@@ -425,7 +436,7 @@ def sampling_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> l
             + [f"{rate / nano_rates[near]:.1f} (vs {near:,})", f"{wall:.1f} s", ">= 10x, flat"]
         )
     for n, rate in nano_rates.items():
-        rows.append(["nanoGPT sample.py, 4x4x128 block 64", f"{n:,}", f"{rate:,.0f}"])
+        rows.append([f"nanoGPT sample.py, 4x4x128 block {block}", f"{n:,}", f"{rate:,.0f}"])
         rows[-1] += [f"{1e6 / rate:.0f}", "", "1", f"{n0:.1f} s + {n / rate:.1f} s"]
     return rows
 
@@ -505,6 +516,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="sampling runs; the best counts")
     parser.add_argument("--sample-model", default="", help="genseq size flags for sampling")
     parser.add_argument("--sample-train-budget", type=float, default=15.0, help="seconds")
+    parser.add_argument(
+        "--sample-context", type=int, default=BLOCK, help="both models' context when sampling"
+    )
     add_common_args(parser)
     parser.add_argument("train_args", nargs="*", help="more `genseq train` flags, after --")
     args = parser.parse_args()
@@ -560,7 +574,9 @@ def report_sampling(rows: list[list], args, arch_note: str) -> None:
         "(chars - 1) / (wall(chars) - wall(1 char)), start-up and loading subtracted "
         f"(shown: one-char wall + sampling). Best of {args.repeats} runs each. The ratio "
         "is taken at its nearest measured length (its cost per character is flat by "
-        "construction: a fixed 64-character window re-run every token). " + arch_note + load_note()
+        f"construction: a fixed {args.sample_context}-character window re-run every token). "
+        + arch_note
+        + load_note()
     )
     emit(
         "sampling speed at batch 1: genseq sample vs nanoGPT sample.py",

@@ -22,6 +22,7 @@ import torch
 from genseq.decode_step import LstmDecodeStep
 from genseq.errors import GenseqError, UsageError
 from genseq.model import RecurrentLM, State, expand_state
+from genseq.transformer_decode import TransformerDecodeStep
 
 NOISE_BLOCK_STEPS = 64  # steps of sampling noise drawn at once
 NOISE_BLOCK_ELEMENTS = 1 << 20  # ... but at most this many floats (4 MB)
@@ -170,6 +171,15 @@ def read_prompt(
     return logits[:, -1], state
 
 
+def fast_step(model: RecurrentLM, batch_size: int, device: torch.device):
+    """A faster one-token step than ``model.step`` where one suits the model, the batch and
+    the device (LSTMs and Transformers sampled on a CPU), else None."""
+    for kind in (LstmDecodeStep, TransformerDecodeStep):
+        if kind.suits(model, batch_size, device):
+            return kind(model)
+    return None
+
+
 class BatchSampler:
     """Draws ``num_samples`` continuations of one prompt, one step at a time."""
 
@@ -208,9 +218,7 @@ class BatchSampler:
             constraint.start(num_samples, device)
         self._pending: torch.Tensor | None = None
         self.allowed_static = ~self.banned
-        self.decoder = None  # a faster step for LSTMs sampled at small batches on a CPU
-        if LstmDecodeStep.suits(model, num_samples, device):
-            self.decoder = LstmDecodeStep(model)
+        self.decoder = fast_step(model, num_samples, device)
         # The common case (temperature only) draws by Gumbel-max from noise made in blocks.
         processed = settings.is_greedy or settings.filters or self.seen is not None
         self.fast = not (processed or constraint is not None)
