@@ -466,6 +466,9 @@ def quality_rows(tree: Path, data: Path, tmp: Path, args, arch: list[str]) -> li
     rows = []
     for budget in [float(b) for spec in args.budget or ["90,600"] for b in spec.split(",") if b]:
         runs = [(f"genseq {' '.join(arch + args.train_args)}", [*arch, *args.train_args])]
+        for variant in args.variant or []:  # more genseq rows, each --arch ARCH plus its flags
+            flags = [*arch, *args.train_args, *shlex.split(variant)]
+            runs.append((f"genseq {' '.join(flags)}", flags))
         if args.arch != "lstm" or args.train_args:  # the LSTM, sized by the planner
             runs.append(("genseq LSTM (planner-sized default)", lstm))
         results = []
@@ -510,6 +513,7 @@ def main() -> None:
     parser.add_argument("--parts", default="quality,sampling", help="quality, sampling or both")
     parser.add_argument("--budget", action="append", help="seconds; a list (default 90,600)")
     parser.add_argument("--nanogpt-iters", type=int, default=0, help="fix max_iters (0: fitted)")
+    parser.add_argument("--variant", action="append", help="more genseq train flags, another row")
     parser.add_argument("--max-chars", type=int, default=0, help="use a prefix (tiny runs)")
     parser.add_argument("--lengths", default="1000,10000,100000", help="genseq sample lengths")
     parser.add_argument("--nanogpt-lengths", default="1000,10000", help="sample.py lengths")
