@@ -76,10 +76,13 @@ def rotary(
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on ``x`` ``(B, heads, T, head_dim)`` (rotate-half form)."""
+    """RoPE on ``x`` ``(..., T, head_dim)`` (rotate-half form: ``x * cos`` plus
+    ``(-x[half:], x[:half]) * sin``). The half-turn is one roll with the minus sign moved
+    onto the small ``sin`` table: the same products, so the same bits, in fewer operations
+    over the large tensor."""
     half = x.size(-1) // 2
-    turned = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + turned * sin).to(x.dtype)
+    signed = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+    return (x * cos + x.roll(half, dims=-1) * signed).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -100,8 +103,9 @@ class Attention(nn.Module):
         cached keys and values of the positions just before. The output, and the keys and values
         of the last ``context - 1`` positions for the next call."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (B, heads, T, hd)
+        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k = rotate(qkv[:2], cos, sin)  # (B, heads, T, hd) each, rotated in one pass
+        v = qkv[2]
         if past is not None and past[0].size(2):
             k = torch.cat([past[0].to(k.dtype), k], dim=2)
             v = torch.cat([past[1].to(v.dtype), v], dim=2)
