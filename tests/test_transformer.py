@@ -252,8 +252,9 @@ def test_train_sample_info_and_eval_from_the_cli(tmp_path, words_file):
     assert [r["index"] for r in rows] == [0, 1, 2]
     assert all(r["tokens"] == 40 or r["finish_reason"] == "eos" for r in rows)
     assert len({r["text"] for r in rows}) == 3  # three samples, drawn as one batch
-    info = run("info", out, "--json")
-    assert json.loads(info.stdout)["model"]["arch"] == "transformer"
+    model = json.loads(run("info", out, "--json").stdout)["model"]
+    assert (model["arch"], model["heads"], model["context"]) == ("transformer", 2, 16)
+    assert b"2x16 Transformer, 2 heads, context 16" in run("info", out).stdout
     evaluated = run("eval", out, words_file, "--json")
     assert evaluated.returncode == 0, evaluated.stderr.decode()
     resumed = run("train", words_file, "-o", out, "--resume", "--max-steps", "7", "--json")
