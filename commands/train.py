@@ -97,7 +97,7 @@ def train(
             help="Initialise the embedding from pretrained word vectors: a GloVe or word2vec "
             "text file (.txt or .txt.gz; word level only). Rows of words the file lacks keep "
             "genseq's initialisation; a learned projection maps vectors of another width "
-            "than --embed-size.",
+            "than --embed-size (a Transformer's: its width).",
             show_default=False,
         ),
     ] = None,

@@ -72,7 +72,8 @@ class ModelConfig:
     context: int = 0  # a Transformer's attention window in tokens
     # Pretrained word vectors of another width than embed_size (genseq.embeddings): the
     # embedding table keeps the file's width, so the loaded rows are the file's vectors, and a
-    # learned linear map (``embed_proj``, no bias) takes them to embed_size. 0: no such table.
+    # learned linear map (``embed_proj``, no bias) takes them to embed_size (a Transformer's
+    # width; its tied output layer goes back through the same map). 0: no such table.
     vector_size: int = 0
 
     @property
@@ -189,8 +190,10 @@ class ModelConfig:
         """``weight_shapes`` of a Transformer: the names ``TransformerLM`` saves (the output
         layer is the embedding)."""
         c = self
-        v, d = c.vocab_size, c.hidden_size
-        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, d)}
+        v, d, t = c.vocab_size, c.hidden_size, c.table_size
+        shapes: dict[str, tuple[int, ...]] = {"embed.weight": (v, t)}
+        if t != d:
+            shapes["embed_proj.weight"] = (d, t)
         for i in range(c.num_layers):
             p = f"blocks.{i}."
             shapes |= {
@@ -231,10 +234,15 @@ class ModelConfig:
         """One line for people: shape, regularisation, output layer and size."""
         count = self.parameter_count() if parameters is None else parameters
         if self.transformer:
+            vectors = (
+                f", embedding from {self.vector_size}-d vectors"
+                if self.table_size != self.hidden_size
+                else ""
+            )
             return (
                 f"{self.num_layers}x{self.hidden_size} Transformer, {self.heads} heads, "
-                f"context {self.context}, rotary positions, dropout {self.dropout}, tied, "
-                f"{count:,} parameters"
+                f"context {self.context}, rotary positions{vectors}, dropout {self.dropout}, "
+                f"tied, {count:,} parameters"
             )
         parts = [
             f"{self.num_layers}x{self.hidden_size} {self.cell.upper()}",

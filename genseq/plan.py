@@ -266,7 +266,6 @@ class TrainConfig:
             (bool(self.weight_drop), "--weight-drop is for recurrent models (--arch rnn)"),
             (bool(self.adaptive_cutoffs), "--adaptive-softmax is for recurrent models"),
             (self.tie_weights is False, "a Transformer's embedding is always tied"),
-            (bool(self.embeddings), "--embeddings is for recurrent models (--arch rnn) for now"),
         ]
         h, e, heads = self.hidden_size, self.embed_size, self.heads
         if e is not None and e != (h or e):

@@ -22,6 +22,19 @@ work plus the weights, flat however long the sample, and the cache holds
 
 Training windows are independent (the GPT recipe: ``carries_state`` is False, so the trainer
 passes no state between batches); evaluation and sampling carry the cache along the stream.
+
+Pretrained word vectors (``--embeddings``) of another width than the model's keep their own
+width in the embedding table ``E`` ``(V, vector_size)`` (so the loaded rows are the file's
+vectors, and ``--freeze-embeddings`` holds exactly them), and a learned map ``P``
+(``embed_proj``, ``(width, vector_size)``, no bias) takes a row into the model: word ``w``
+enters as ``P e_w``. The output layer stays tied to that same vector: the logit of ``w`` is
+``h . P e_w``, computed as ``(h P) E^T`` (the features through ``P``'s transpose, then the
+table). Tying through the projection, rather than untying or adding a second map back,
+keeps the one vector per word that tying is for (a word's input and output embeddings are
+equal, as without vectors), adds no weights beyond ``P``, and lets the output rows of frozen
+words still adapt through ``P``. Its cost: the output layer multiplies by ``vector_size``
+columns instead of ``width`` (300-d GloVe in a 128-wide model: 2.3 times the output layer's
+work), plus ``width x vector_size`` per token for ``P``.
 """
 
 from __future__ import annotations
@@ -156,7 +169,10 @@ class TransformerLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         c = self.config = config
-        self.embed = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.embed = nn.Embedding(c.vocab_size, c.table_size)
+        self.embed_proj: nn.Module = nn.Identity()  # pretrained vectors' width -> the model's
+        if c.table_size != c.hidden_size:
+            self.embed_proj = nn.Linear(c.table_size, c.hidden_size, bias=False)
         self.drop = CheapDropout(c.dropout)
         self.blocks = nn.ModuleList(
             Block(c.hidden_size, c.heads, c.context, c.dropout) for _ in range(c.num_layers)
@@ -205,7 +221,7 @@ class TransformerLM(nn.Module):
         start = state.position if state is not None else 0
         t = idx.size(1)
         cos, sin = rotary(torch.arange(start, start + t), self.head_dim, idx.device)
-        x = self.drop(self.embed(idx))
+        x = self.drop(self.embed_proj(self.embed(idx)))
         kept = []
         for i, block in enumerate(self.blocks):
             x, layer = block(x, cos, sin, state.layers[i] if state is not None else None)
@@ -229,6 +245,10 @@ class TransformerLM(nn.Module):
         return self._features(idx, state)[1]
 
     def logits_of(self, features: torch.Tensor) -> torch.Tensor:
+        """The tied output layer: each word's logit is the features' dot product with the
+        vector it enters as (through ``embed_proj`` where the table is the vectors' width)."""
+        if isinstance(self.embed_proj, nn.Linear):
+            features = features @ self.embed_proj.weight  # (..., D) -> (..., vector_size)
         return F.linear(features, self.embed.weight)
 
     @torch.no_grad()

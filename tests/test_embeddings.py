@@ -300,3 +300,124 @@ def test_frozen_rows_get_no_gradient_and_no_weight_decay():
     assert torch.equal(model.embed.weight[rows], before[rows])
     others = torch.tensor([0, 1, 3, 4, 6, 8, 9, 10, 11])
     assert bool((model.embed.weight[others] != before[others]).any(dim=1).all())
+
+
+# -- a Transformer (--arch transformer): the table at the vectors' width, tied through embed_proj
+
+
+def transformer(**overrides) -> TrainConfig:
+    """A tiny Transformer's training config (its width is 16 unless overridden)."""
+    settings = {"arch": "transformer", "embed_size": None, "hidden_size": 16, "heads": 2}
+    return small(**{**settings, "context": 12, "num_layers": 2, **overrides})
+
+
+@pytest.mark.parametrize("width, heads", [(DIM, 1), (16, 2)])  # the file's width, and wider
+def test_a_transformer_loads_the_files_rows_and_ties_its_output_to_what_they_enter_as(
+    tmp_path, word_data, known, width, heads
+):
+    glove = write_glove(tmp_path / "g.txt", known)
+    cfg = {"hidden_size": width, "heads": heads, "max_steps": 1}
+    plain = _built(transformer(**cfg), word_data, tmp_path / "a")
+    loaded = _built(transformer(**cfg, embeddings=str(glove)), word_data, tmp_path / "b")
+    ids, vectors = expected(known)
+    table = loaded.embed.weight.detach()
+    assert table.shape == (loaded.config.vocab_size, DIM)
+    assert torch.equal(table[ids], torch.from_numpy(vectors))
+    others = torch.ones(len(table), dtype=torch.bool)
+    others[ids] = False
+    projected = width != DIM
+    assert isinstance(loaded.embed_proj, torch.nn.Linear) == projected
+    assert loaded.config.vector_size == (DIM if projected else 0)
+    if not projected:  # no projection: the other rows are the plain model's
+        assert torch.equal(table[others], plain.embed.weight.detach()[others])
+    # Tied: a word's logit is the features' dot product with the vector the word enters as.
+    features = torch.randn(3, width)
+    entered = loaded.embed_proj(loaded.embed.weight).detach()  # (V, width)
+    assert torch.allclose(loaded.logits_of(features), features @ entered.T, atol=1e-5)
+
+
+def test_a_projected_transformer_steps_as_it_runs_whole_windows():
+    from genseq.model import build_model
+
+    config = ModelConfig(
+        vocab_size=30,
+        arch="transformer",
+        hidden_size=16,
+        embed_size=16,
+        heads=2,
+        context=4,
+        num_layers=2,
+        tie_weights=True,
+        vector_size=DIM,
+    )
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    shapes = {n: tuple(p.shape) for n, p in model.state_dict().items()}
+    assert shapes == config.weight_shapes() and shapes["embed_proj.weight"] == (16, DIM)
+    assert config.parameter_count() == model.num_parameters()
+    tokens = torch.tensor([[3, 7, 1, 29, 4, 4, 0, 12]])  # past the context: the cache slides
+    logits, _ = model(tokens)
+    state = model.init_state(1)
+    for t in range(tokens.size(1)):
+        step, state = model.step(tokens[:, t], state)
+        assert torch.allclose(step, logits[:, t], atol=1e-5)
+
+
+def test_a_transformers_frozen_rows_stay_while_the_rest_trains_and_resume_is_exact(
+    tmp_path, word_data, known
+):
+    glove = write_glove(tmp_path / "g.txt", known)
+    ids, vectors = expected(known)
+    cfg = {"max_steps": 10, "weight_decay": 0.1, "dropout": 0.1, "ema": 0.9}
+    cfg |= {"embeddings": str(glove), "freeze_embeddings": True}
+    data = open_data(word_data)
+    start = _built(transformer(**cfg), word_data, tmp_path / "s")
+    Trainer(transformer(**cfg), data, tmp_path / "straight").run()
+
+    def interrupt(trainer):
+        if trainer.step == 7:
+            trainer.request_stop()
+
+    Trainer(transformer(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
+    glove.unlink()  # a resumed run reads its vectors from the checkpoint
+    Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
+    straight = load_checkpoint(tmp_path / "straight" / "last").model
+    resumed = load_checkpoint(tmp_path / "resumed" / "last").model.state_dict()
+    assert straight.state_dict().keys() == resumed.keys()
+    for name, weight in straight.state_dict().items():
+        assert torch.equal(weight, resumed[name]), name
+    assert torch.equal(straight.embed.weight[ids], torch.from_numpy(vectors))
+    others = torch.ones(len(straight.embed.weight), dtype=torch.bool)
+    others[ids] = False
+    moved = (straight.embed.weight[others] != start.embed.weight[others]).all(dim=1)
+    assert bool(moved.all())
+    assert not torch.equal(straight.embed_proj.weight, start.embed_proj.weight)
+
+
+def test_a_transformer_with_vectors_from_the_cli_prints_coverage_and_needs_no_file_after(
+    tmp_path, words_file, word_data, known
+):
+    glove = write_glove(tmp_path / "glove.txt", known)
+    out = tmp_path / "run"
+    model = ["--arch", "transformer", "--layers", "2", "--heads", "2", "--hidden-size", "16"]
+    args = [*model, "--context", "16", "--batch-size", "4", "--device", "cpu"]
+    args += ["--level", "word", "--embeddings", glove, "--freeze-embeddings", "--max-steps", "3"]
+    done = run("train", words_file, "-o", out, *args)
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    vocab = open_data(out / "data").tokenizer().vocab_size
+    share = f"{100 * KNOWN / vocab:.1f}%"
+    line = f"embeddings: {KNOWN} of {vocab} vocabulary words found in glove.txt ({share})"
+    assert line + f"; {DIM}-dimensional, projected to 16; loaded rows frozen" in err
+    assert f"2x16 Transformer, 2 heads, context 16, rotary positions, embedding from {DIM}-d" in err
+    glove.unlink()
+    sampled = run("sample", out, "-n", "10", "--seed", "1", "--num-samples", "2", "--json")
+    assert sampled.returncode == 0, sampled.stderr.decode()
+    assert len(sampled.stdout.decode().splitlines()) == 2
+    info = run("info", out).stdout.decode()
+    assert f"embeddings   {KNOWN} of {vocab} vocabulary words ({share}) from glove.txt" in info
+    assert "Transformer, 2 heads, context 16" in info
+    evaluated = run("eval", out, words_file, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr.decode()
+    resumed = run("train", words_file, "-o", out, "--resume", "--max-steps", "5", "--json")
+    assert resumed.returncode == 0, resumed.stderr.decode()

@@ -123,7 +123,6 @@ def test_a_checkpoint_from_before_transformers_loads_as_recurrent(tiny_run, tmp_
         ({"weight_drop": 0.2}, "--weight-drop is for recurrent models"),
         ({"tie_weights": False}, "always tied"),
         ({"hidden_size": 32, "embed_size": 16}, "--embed-size 16 must be"),
-        ({"embeddings": "glove.txt"}, "--embeddings is for recurrent models"),
     ],
 )
 def test_impossible_transformer_settings_are_usage_errors(settings, message):
@@ -213,6 +212,7 @@ def test_a_checkpoint_round_trips(transformer_run, tmp_path):
     [
         ({"heads": 3}, "describes no valid model"),
         ({"hidden_size": 32, "embed_size": 32}, "embed.weight is"),
+        ({"vector_size": 6}, "embed.weight is"),  # a projection the weights file lacks
         ({"arch": "rnn"}, "no rnn.weight_ih_l0"),
         ({"num_layers": 1}, "holds blocks.1."),
         ({"context": 0}, "describes no valid model"),
@@ -252,8 +252,9 @@ def test_train_sample_info_and_eval_from_the_cli(tmp_path, words_file):
     assert [r["index"] for r in rows] == [0, 1, 2]
     assert all(r["tokens"] == 40 or r["finish_reason"] == "eos" for r in rows)
     assert len({r["text"] for r in rows}) == 3  # three samples, drawn as one batch
-    info = run("info", out, "--json")
-    assert json.loads(info.stdout)["model"]["arch"] == "transformer"
+    model = json.loads(run("info", out, "--json").stdout)["model"]
+    assert (model["arch"], model["heads"], model["context"]) == ("transformer", 2, 16)
+    assert b"2x16 Transformer, 2 heads, context 16" in run("info", out).stdout
     evaluated = run("eval", out, words_file, "--json")
     assert evaluated.returncode == 0, evaluated.stderr.decode()
     resumed = run("train", words_file, "-o", out, "--resume", "--max-steps", "7", "--json")
