@@ -2,7 +2,9 @@
 
 One model serves every level and domain; only the vocabulary differs. ``forward`` runs whole
 windows for training and prompts; ``step`` advances a batch of samples by one token, carrying the
-recurrent state, so generation never re-runs the prefix. Run it (tiny, random weights)::
+recurrent state, so generation never re-runs the prefix. With ``--attention N`` the top layer's
+outputs go through ``genseq.output_attention`` (attention over the last N of them) before the
+output layer, and the state also carries those N outputs. Run it (tiny, random weights)::
 
     python -c "from genseq.model import *; m = RecurrentLM(ModelConfig(vocab_size=16)); print(m)"
 """
@@ -117,7 +119,8 @@ class ModelConfig:
         return self.arch == "transformer"
 
     def _check_attention(self) -> None:
-        """A Transformer's heads and window; what genseq's Transformer does not have (its
+        """A recurrent model's attention window (never a Transformer's); a Transformer's heads
+        and window; what genseq's Transformer does not have (its
         embedding is its width and tied to the output layer; no adaptive softmax, no
         DropConnect of recurrent weights) is refused rather than silently ignored."""
         n = self.attention

@@ -190,11 +190,13 @@ def _params(run_dir):
     return dict(load_checkpoint(run_dir / "last").model.state_dict())
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, cell):
+@pytest.mark.parametrize("cell, precision", [("lstm", "fp32"), ("gru", "fp32"), ("lstm", "bf16")])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, cell, precision):
     """The past outputs are carried across batches like (h, c), and saved with them: an
-    interrupted and resumed run ends with the same weights, bit for bit."""
+    interrupted and resumed run ends with the same weights, bit for bit (under bf16 autocast
+    too, whose windows return bf16 outputs that are carried on in fp32)."""
     cfg = {"cell": cell, "attention": 5, "max_steps": 12, "eval_every": 6, "dropout": 0.2}
+    cfg["precision"] = precision
     data = open_data(tiny_data)
     Trainer(small(**cfg), data, tmp_path / "straight").run()
 
@@ -211,6 +213,27 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, cell)
     assert straight.keys() == resumed.keys() and "attn.query.weight" in straight
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"attention": 0}, "holds attn.combine.bias, which config.json's model has not"),
+        ({"attention": -3}, "describes no valid model"),
+    ],
+)
+def test_a_damaged_attention_checkpoint_is_refused_at_the_door(
+    tmp_path, tiny_data, change, message
+):
+    from genseq.errors import GenseqError
+
+    Trainer(small(attention=4, max_steps=2), open_data(tiny_data), tmp_path / "run").run()
+    bad = tmp_path / "run" / "best"
+    config = json.loads((bad / "config.json").read_text())
+    config["model"].update(change)
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenseqError, match=message):
+        load_checkpoint(bad)
 
 
 def test_train_sample_info_eval_and_resume_from_the_cli(tmp_path, words_file):
