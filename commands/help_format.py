@@ -36,7 +36,7 @@ EXAMPLES = {
     ],
     "train": [
         "genseq train data/shakespeare -o checkpoints/shakespeare --time-budget 60",
-        "genseq train folk-abc -o checkpoints/folk --cell gru --layers 2 --max-steps 2000",
+        "genseq train folk-abc -o checkpoints/folk --cell gru --attention 16 --max-steps 2000",
         "genseq train data/shakespeare -o checkpoints/shakespeare --resume --max-steps 5000",
     ],
     "sample": [

@@ -66,6 +66,14 @@ def train(
         int | None,
         Opt(help="Attention window in tokens (--arch transformer); sampling slides past it."),
     ] = None,
+    attention: Annotated[
+        int | None,
+        Opt(
+            help="Attend over the recurrent stack's last N outputs before the output layer "
+            "(Luong's general score; 0: off) [default: 0].",
+            show_default=False,
+        ),
+    ] = None,
     dropout: Annotated[
         float | None, Opt(help="Dropout between layers and before the output.")
     ] = None,

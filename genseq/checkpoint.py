@@ -211,10 +211,13 @@ def read_config(ckpt_dir: Path) -> dict:
 
 def migrate(config: dict) -> dict:
     """A checkpoint config in the current schema: schema 2 writes every training setting.
-    A config from before Transformers (no ``arch``) is a recurrent model's."""
+    A config from before Transformers (no ``arch``) is a recurrent model's; one from before
+    ``--attention`` has none (0)."""
     for section in ("model", "train"):
         if isinstance(config.get(section), dict):
             config[section].setdefault("arch", "rnn")
+    if isinstance(config.get("model"), dict):
+        config["model"].setdefault("attention", 0)
     if config.get("schema", 1) < 2:
         train = config.get("train")
         if isinstance(train, dict):

@@ -9,7 +9,8 @@ multiplies it with ``quantized.linear_dynamic_fp16``: half the bytes per token, 
 arithmetic. Rounding the weights to fp16 moves the logits by about 1e-3 to 1e-2 (a relative
 change of the probabilities of that order; the tests bound it), and the step of a 2x512 LSTM
 runs about 4x faster than ``RecurrentLM.step`` (BENCHMARKS.md). Without fbgemm the joined
-matrix stays fp32. Other cells, large batches and GPUs keep ``RecurrentLM.step``.
+matrix stays fp32. Other cells, models with ``--attention``, large batches and GPUs keep
+``RecurrentLM.step``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class LstmDecodeStep:
             device.type == "cpu"
             and c.arch == "rnn"
             and c.cell == "lstm"
+            and not c.attention  # RecurrentLM.step attends; this step has no attention
             and c.hidden_size >= MIN_HIDDEN
             and batch_size <= MAX_BATCH
         )

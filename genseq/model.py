@@ -2,7 +2,9 @@
 
 One model serves every level and domain; only the vocabulary differs. ``forward`` runs whole
 windows for training and prompts; ``step`` advances a batch of samples by one token, carrying the
-recurrent state, so generation never re-runs the prefix. Run it (tiny, random weights)::
+recurrent state, so generation never re-runs the prefix. With ``--attention N`` the top layer's
+outputs go through ``genseq.output_attention`` (attention over the last N of them) before the
+output layer, and the state also carries those N outputs. Run it (tiny, random weights)::
 
     python -c "from genseq.model import *; m = RecurrentLM(ModelConfig(vocab_size=16)); print(m)"
 """
@@ -19,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genseq.errors import shown
+from genseq.output_attention import AttentionState, OutputAttention
 
 ARCHS = ("rnn", "transformer")  # a recurrent stack (its cell: CELLS) or genseq.transformer
 CELLS = ("lstm", "gru", "rnn-tanh", "rnn-relu")
@@ -30,10 +33,11 @@ GATES = {"lstm": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}  # weight rows per h
 SIZE_BOUNDS = {"vocab_size": 2**32, "num_layers": 256, "hidden_size": 2**20, "embed_size": 2**20}
 # A Transformer's (0 in a recurrent model's config, which has neither).
 ATTENTION_BOUNDS = {"heads": 4096, "context": 2**20}
+MAX_ATTENTION = 2**16  # --attention N: past outputs a recurrent model attends over
 MAX_CUTOFFS = 64
 MAX_PARAMETERS = 2**35  # 128 GiB of fp32 weights: more than one device here holds
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | AttentionState
 _CELL_KERNELS = {
     "lstm": torch.lstm_cell,
     "gru": torch.gru_cell,
@@ -75,6 +79,9 @@ class ModelConfig:
     # learned linear map (``embed_proj``, no bias) takes them to embed_size (a Transformer's
     # width; its tied output layer goes back through the same map). 0: no such table.
     vector_size: int = 0
+    # --attention N (genseq.output_attention): a recurrent model attends over its top layer's
+    # last N outputs before the output layer. 0: none (and always 0 in a Transformer).
+    attention: int = 0
 
     @property
     def table_size(self) -> int:
@@ -113,9 +120,15 @@ class ModelConfig:
         return self.arch == "transformer"
 
     def _check_attention(self) -> None:
-        """A Transformer's heads and window; what genseq's Transformer does not have (its
+        """A recurrent model's attention window (never a Transformer's); a Transformer's heads
+        and window; what genseq's Transformer does not have (its
         embedding is its width and tied to the output layer; no adaptive softmax, no
         DropConnect of recurrent weights) is refused rather than silently ignored."""
+        n = self.attention
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_ATTENTION:
+            raise ValueError(
+                f"attention must be an integer from 0 to {MAX_ATTENTION:,}, not {shown(n)}"
+            )
         for name, most in ATTENTION_BOUNDS.items():
             value = getattr(self, name)
             least = 1 if self.transformer else 0
@@ -135,6 +148,7 @@ class ModelConfig:
             (not self.tie_weights, "its embedding is always tied to its output layer"),
             (bool(self.adaptive_cutoffs), "it has no adaptive softmax"),
             (bool(self.weight_drop), "it has no recurrent weights to drop"),
+            (bool(self.attention), "it attends already (attention over outputs is for --arch rnn)"),
         ]
         for bad, why in refused:
             if bad:
@@ -174,6 +188,9 @@ class ModelConfig:
             shapes[f"rnn.weight_hh_l{layer}"] = (gates, h)
             shapes[f"rnn.bias_ih_l{layer}"] = (gates,)
             shapes[f"rnn.bias_hh_l{layer}"] = (gates,)
+        if self.attention:
+            shapes["attn.query.weight"] = (h, h)
+            shapes["attn.combine.weight"], shapes["attn.combine.bias"] = (h, 2 * h), (h,)
         head_in = h
         if self.tie_weights and h != t:
             shapes["bridge.weight"], shapes["bridge.bias"] = (t, h), (t,)
@@ -254,6 +271,8 @@ class ModelConfig:
             ),
             f"dropout {self.dropout}",
         ]
+        if self.attention:
+            parts.append(f"attention over the last {self.attention} outputs")
         if self.weight_drop:
             parts.append(f"weight drop {self.weight_drop}")
         if self.tie_weights:
@@ -313,6 +332,9 @@ class RecurrentLM(nn.Module):
                 dropout=rnn_dropout,
                 nonlinearity=c.cell.split("-")[1],
             )
+        self.attn: OutputAttention | None = None  # --attention N
+        if c.attention:
+            self.attn = OutputAttention(c.hidden_size, c.attention)
         # Tying needs the output layer's input to have the embedding's width: project down
         # first when the hidden state is wider (as AWD-LSTM sizes its last layer).
         head_in = c.hidden_size
@@ -361,7 +383,10 @@ class RecurrentLM(nn.Module):
     def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         c = self.config
         zeros = torch.zeros(c.num_layers, batch_size, c.hidden_size, device=device)
-        return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+        state = (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+        if self.attn is not None:
+            return AttentionState(state, self.attn.empty_memory(batch_size, device))
+        return state
 
     def forward(
         self, idx: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None
@@ -374,6 +399,10 @@ class RecurrentLM(nn.Module):
         """
         x = self.drop(self.embed_proj(self.embed(idx)))  # (B, T, E)
         out, state = self._recurrence(x, state)  # (B, T, H)
+        if self.attn is not None:
+            memory = state.memory  # type: ignore[union-attr]
+            out, memory = self.attn(out, memory)
+            state = AttentionState(state.recurrent, memory)  # type: ignore[union-attr]
         features = self.bridge(self.drop(out))  # (B, T, H')
         if targets is not None:
             return self._loss_of_features(features, targets), state
@@ -382,9 +411,24 @@ class RecurrentLM(nn.Module):
     def advance(self, idx: torch.Tensor, state: State | None = None) -> State:
         """The state after inputs ``idx`` ``(B, T)``, without the output layer: reading a
         prompt needs logits after its last token only."""
-        return self._recurrence(self.drop(self.embed_proj(self.embed(idx))), state)[1]
+        out, state = self._recurrence(self.drop(self.embed_proj(self.embed(idx))), state)
+        if self.attn is not None:  # the outputs to attend over later; no attention needed yet
+            memory = self.attn.remember(out, state.memory)  # type: ignore[union-attr]
+            state = AttentionState(state.recurrent, memory)  # type: ignore[union-attr]
+        return state
 
     def _recurrence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The stack's outputs ``(B, T, H)`` and its state after ``x``; with ``--attention``,
+        the state is an ``AttentionState`` whose memory is passed through untouched (made
+        empty when ``state`` is None) for the caller to update."""
+        if self.attn is None:
+            return self._stack(x, state)
+        if state is None:
+            state = self.init_state(x.size(0), x.device)
+        out, recurrent = self._stack(x, state.recurrent)  # type: ignore[union-attr]
+        return out, AttentionState(recurrent, state.memory)  # type: ignore[union-attr]
+
+    def _stack(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """The recurrent stack over a window; in training with ``weight_drop``, run on dropped
         copies of its hidden-to-hidden weights. The copies go into the module's list of the
         weights its kernel reads (``_flat_weights``, as ``step`` reads it) for this call only:
@@ -440,6 +484,9 @@ class RecurrentLM(nn.Module):
             x = F.linear(x, self.embed_proj.weight)  # (B, E)
         if state is None:
             state = self.init_state(tokens.size(0), tokens.device)
+        memory = None
+        if isinstance(state, AttentionState):
+            state, memory = state.recurrent, state.memory
         cell = _CELL_KERNELS[c.cell]
         weights = self.rnn._flat_weights  # w_ih, w_hh, b_ih, b_hh per layer, in order
         hs, cs = [], []
@@ -452,13 +499,16 @@ class RecurrentLM(nn.Module):
                 h = cell(x, state[layer], *w)  # (B, H)
             hs.append(h)
             x = h
-        if not isinstance(self.bridge, nn.Identity):
-            x = self.bridge(x)
-        logits = self.logits_of(x)  # (B, V)
         new_state: State = (
             (torch.stack(hs), torch.stack(cs)) if c.cell == "lstm" else torch.stack(hs)
         )
-        return logits, new_state
+        if self.attn is not None and memory is not None:
+            # The same attention as ``forward``'s, over a window of one position.
+            mixed, memory = self.attn(x[:, None], memory)
+            x, new_state = mixed[:, 0], AttentionState(new_state, memory)
+        if not isinstance(self.bridge, nn.Identity):
+            x = self.bridge(x)
+        return self.logits_of(x), new_state  # (B, V)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy in nats per token; targets of -1 are padding."""
@@ -502,7 +552,7 @@ def detach_state(state: State, dtype: torch.dtype | None = None) -> State:
     """Cut the graph between BPTT windows while keeping the state's values (in ``dtype``
     when given: a bf16 autocast window returns a bf16 state, carried on in fp32). A
     Transformer's ``KVCache`` detaches itself."""
-    if hasattr(state, "detached"):
+    if hasattr(state, "detached"):  # a KVCache, or an AttentionState
         return state.detached(dtype)  # type: ignore[union-attr]
     if isinstance(state, tuple):
         return tuple(s.detach().to(dtype or s.dtype) for s in state)  # type: ignore[return-value]
@@ -511,7 +561,7 @@ def detach_state(state: State, dtype: torch.dtype | None = None) -> State:
 
 def expand_state(state: State, batch_size: int) -> State:
     """Repeat a batch-1 state for ``batch_size`` samples (one prompt, many continuations)."""
-    if hasattr(state, "expanded"):  # a Transformer's KVCache
+    if hasattr(state, "expanded"):  # a Transformer's KVCache, or an AttentionState
         return state.expanded(batch_size)  # type: ignore[union-attr]
     if isinstance(state, tuple):
         return tuple(s.expand(-1, batch_size, -1).contiguous() for s in state)  # type: ignore

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 
 from genseq.errors import UsageError
-from genseq.model import ARCHS, CELLS, cutoffs_rise
+from genseq.model import ARCHS, CELLS, MAX_ATTENTION, cutoffs_rise
 from genseq.schedule import SCHEDULES
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -158,6 +158,9 @@ class TrainConfig:
     adaptive_cutoffs: list[int] | None = None  # [] = a full softmax
     heads: int | None = None  # a Transformer's attention heads
     context: int | None = None  # a Transformer's attention window (tokens)
+    # A recurrent model's attention over its last N outputs (genseq.output_attention); the
+    # planner never sets it: a run has it where the user asks for it (0 or unset: none).
+    attention: int | None = None
     # pretrained word vectors (genseq.embeddings), word level only
     embeddings: str | None = None  # the vectors file as given
     embeddings_ignore_case: bool | None = None  # match a word the file lacks in any casing
@@ -207,6 +210,10 @@ class TrainConfig:
             (self.cell is None or self.cell in CELLS, f"--cell must be one of {', '.join(CELLS)}"),
             (self.heads is None or self.heads >= 1, "--heads must be at least 1"),
             (self.context is None or self.context >= 1, "--context must be at least 1"),
+            (
+                self.attention is None or 0 <= self.attention <= MAX_ATTENTION,
+                f"--attention must be from 0 (off) to {MAX_ATTENTION:,} past outputs",
+            ),
             (
                 self.optimizer is None or self.optimizer in OPTIMIZERS,
                 f"--optimizer must be one of {', '.join(OPTIMIZERS)}",
@@ -266,6 +273,10 @@ class TrainConfig:
             (bool(self.weight_drop), "--weight-drop is for recurrent models (--arch rnn)"),
             (bool(self.adaptive_cutoffs), "--adaptive-softmax is for recurrent models"),
             (self.tie_weights is False, "a Transformer's embedding is always tied"),
+            (
+                bool(self.attention),
+                "--attention is for recurrent models (--arch rnn); a Transformer attends already",
+            ),
         ]
         h, e, heads = self.hidden_size, self.embed_size, self.heads
         if e is not None and e != (h or e):
@@ -630,8 +641,10 @@ def model_flops_per_token(cfg: TrainConfig, vocab_size: int) -> float:
     gates = {"lstm": 4, "gru": 3}.get(cfg.cell or "lstm", 1)
     h, e, layers = cfg.hidden_size or 0, cfg.embed_size or 0, cfg.num_layers or 1
     recurrent = gates * h * (e + h) + (layers - 1) * gates * h * (2 * h)
+    n = cfg.attention or 0
+    attention = (3 * h * h + 2 * n * h) if n else 0  # W_a, W_c; scores and mix over N outputs
     head_in = e if (cfg.tie_weights and h != e) else h
-    return 6.0 * (recurrent + _head_weights(cfg, vocab_size, head_in)[1])
+    return 6.0 * (recurrent + attention + _head_weights(cfg, vocab_size, head_in)[1])
 
 
 def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
@@ -645,7 +658,8 @@ def parameter_count(cfg: TrainConfig, vocab_size: int) -> int:
     head_in = e if (cfg.tie_weights and h != e) else h
     bridge = h * e + e if (cfg.tie_weights and h != e) else 0
     head = vocab_size if cfg.tie_weights else _head_weights(cfg, vocab_size, head_in)[0]
-    return vocab_size * e + recurrent + bridge + head
+    attention = 3 * h * h + h if cfg.attention else 0  # W_a (H x H), W_c (H x 2H) and its bias
+    return vocab_size * e + recurrent + attention + bridge + head
 
 
 def tokens_per_second(cfg: TrainConfig, vocab_size: int, kind: str) -> float:

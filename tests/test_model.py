@@ -155,7 +155,7 @@ def test_config_from_dict_ignores_unknown_keys():
     config = ModelConfig(vocab_size=33, cell="gru", num_layers=2, hidden_size=9, embed_size=5)
     data = config.to_dict()
     assert ModelConfig.from_dict(data) == config
-    data_extra = {**data, "attention": True, "future_option": [1, 2]}
+    data_extra = {**data, "memory_slots": True, "future_option": [1, 2]}
     assert ModelConfig.from_dict(data_extra) == config
     # Missing keys take the defaults.
     minimal = ModelConfig.from_dict({"vocab_size": 7, "unused": 1})

@@ -127,6 +127,7 @@ GIVEN = {
     "arch": st.just("rnn"),
     "heads": st.none(),
     "context": st.none(),
+    "attention": st.integers(0, 64),
     "cell": st.sampled_from(CELLS),
     "num_layers": st.integers(1, 3),
     "hidden_size": st.integers(1, 2048),

@@ -27,6 +27,7 @@ def _model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
         cell=cfg.cell or "lstm",  # unused by a Transformer
         heads=cfg.heads or 0,
         context=cfg.context or 0,
+        attention=cfg.attention or 0,
         num_layers=cfg.num_layers,
         hidden_size=cfg.hidden_size,
         embed_size=cfg.embed_size,

@@ -17,6 +17,7 @@ import torch
 from genseq import distributed
 from genseq.distributed import DistContext
 from genseq.model import State
+from genseq.output_attention import AttentionState
 
 
 @dataclass
@@ -86,8 +87,15 @@ class TrainState:
 
 
 def streams_to_save(ctx: DistContext, hidden: State | None, device: torch.device) -> dict:
-    """The recurrent state and RNG streams of every process, as ``train_state.pt`` keeps them."""
-    return {"hidden": hidden_to_save(ctx, hidden), **rng_to_save(ctx, device)}
+    """The recurrent state and RNG streams of every process, as ``train_state.pt`` keeps them.
+    A model with ``--attention`` also keeps its past outputs (``hidden_memory``)."""
+    if not isinstance(hidden, AttentionState):
+        return {"hidden": hidden_to_save(ctx, hidden), **rng_to_save(ctx, device)}
+    return {
+        "hidden": hidden_to_save(ctx, hidden.recurrent),
+        "hidden_memory": hidden_to_save(ctx, hidden.memory),
+        **rng_to_save(ctx, device),
+    }
 
 
 def restore_streams(
@@ -95,7 +103,11 @@ def restore_streams(
 ) -> State | None:
     """Continue this process's RNG streams; its share of the saved recurrent state."""
     restore_rng(ctx, saved, device, seed, step)
-    return hidden_from_saved(ctx, saved["hidden"], device)
+    hidden = hidden_from_saved(ctx, saved["hidden"], device)
+    memory = hidden_from_saved(ctx, saved.get("hidden_memory") or [], device)
+    if hidden is not None and memory is not None:
+        return AttentionState(hidden, memory)  # type: ignore[arg-type]
+    return hidden
 
 
 def hidden_to_save(ctx: DistContext, hidden: State | None) -> list[torch.Tensor]:
