@@ -136,7 +136,7 @@ class TransformerDecodeStep:
         cos2, sin2 = self.rotation(p, tokens.device)
         slot, reach = p % self.context, min(p + 1, self.context)
         w = self.width
-        x = F.embedding(tokens, self.model.embed.weight)  # (B, D)
+        x = self.model.embed_proj(F.embedding(tokens, self.model.embed.weight))  # (B, D)
         for i, layer in enumerate(self.layers):
             h = F.layer_norm(x, (w,), *layer.norm1)
             y = torch.addmm(layer.qkv[0], h, layer.qkv[1])  # (B, 5D)
@@ -153,4 +153,4 @@ class TransformerDecodeStep:
             x = torch.addmm(x, inner, layer.out[1]).add_(layer.out[0])
         x = F.layer_norm(x, (w,), *self.final_norm)
         state.position = p + 1
-        return F.linear(x, self.model.embed.weight), state
+        return self.model.logits_of(x), state  # tied, through embed_proj where vectors are

@@ -8,6 +8,7 @@ import pytest
 import torch
 from test_transformer import TOLERANCE, tiny
 
+from genseq.model import ModelConfig, build_model
 from genseq.sample import BatchSampler, SamplingSettings, fast_step, read_prompt
 from genseq.transformer import rotate
 from genseq.transformer_decode import RingCache, TransformerDecodeStep, turned_rows
@@ -40,6 +41,23 @@ def test_decode_steps_give_the_logits_of_one_forward_pass(context, prompt):
         logits, state = decode(x[:, t], state)
         assert isinstance(state, RingCache) and state.position == t + 1
         assert (logits - full[:, t]).abs().max() < TOLERANCE, t
+
+
+def test_a_model_with_projected_word_vectors_decodes_the_same():
+    """--embeddings of another width: rows enter through embed_proj and the tied output
+    layer goes back through it."""
+    torch.manual_seed(2)
+    config = ModelConfig(
+        vocab_size=23, arch="transformer", num_layers=2, hidden_size=16, embed_size=16,
+        heads=2, context=5, tie_weights=True, vector_size=6,
+    )  # fmt: skip
+    model = build_model(config).eval()
+    x = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(4))
+    full, _ = model(x)
+    decode, state = TransformerDecodeStep(model), None
+    for t in range(12):
+        logits, state = decode(x[:, t], state)
+        assert (logits - full[:, t]).abs().max() < TOLERANCE
 
 
 def test_decode_steps_from_no_state_start_at_position_zero():
