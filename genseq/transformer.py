@@ -18,7 +18,9 @@ step-by-step run with the cache gives the logits of one ``forward`` over the who
 (a layer's cached keys saw their own ``context`` tokens), as in Mistral's sliding-window
 attention. One sampled token costs one step: ``O(layers x context x width)`` attention
 work plus the weights, flat however long the sample, and the cache holds
-``2 x layers x (context - 1) x width`` floats per sample.
+``2 x layers x (context - 1) x width`` floats per sample. On a CPU the sampler takes its steps
+through ``genseq.transformer_decode`` instead: the same logits from a ring-buffer cache
+written in place and fewer operator calls.
 
 Training windows are independent (the GPT recipe: ``carries_state`` is False, so the trainer
 passes no state between batches); evaluation and sampling carry the cache along the stream.
