@@ -142,6 +142,10 @@ TRANSFORMER_CONTEXT = {"cpu": 64, "cuda": 256}
 TRANSFORMER_CPU_BATCH = 12
 TRANSFORMER_LR = 1e-3
 TRANSFORMER_WEIGHT_DECAY = 0.1
+# bf16 autocast on a CPU with native bf16, Tiny Shakespeare (nats/char, bf16 against fp32):
+# 1.7112 / 1.7744 at 90 s, 1.5880 / 1.5933 at 300 s, 1.5800 / 1.5443 at 600 s. In a short run
+# its 15-25% more updates pay; in a long one its rounding costs more than they bring.
+TRANSFORMER_BF16_SECONDS = 300.0
 
 
 @dataclass
@@ -445,12 +449,13 @@ def _size_transformer(c: TrainConfig, f: Facts) -> None:
 
 
 def _choose_precision(c: TrainConfig, f: Facts) -> None:
-    """2. bf16 only where it loses nothing and runs faster: an LSTM or a Transformer on a CPU
-    that multiplies bf16 in hardware (a Transformer at 90 s on Tiny Shakespeare: 1.7112
-    nats/char against 1.7744 in fp32, 15% more tokens a second; BENCHMARKS.md). A GRU's
+    """2. bf16 only where it loses nothing and runs faster, on a CPU that multiplies bf16 in
+    hardware: an LSTM, and a Transformer in a run of at most ``TRANSFORMER_BF16_SECONDS`` (its
+    extra updates pay in a short run, its rounding costs in a long one; BENCHMARKS.md). A GRU's
     recurrence stays fp32, and so does a given adaptive softmax, whose loss bf16 would round."""
     if c.precision is None:
-        measured = (c.arch == "rnn" and c.cell == "lstm") or c.arch == "transformer"
+        short = f.seconds is not None and f.seconds <= TRANSFORMER_BF16_SECONDS
+        measured = (c.arch == "rnn" and c.cell == "lstm") or (c.arch == "transformer" and short)
         auto = f.level in BF16_LEVELS and measured and f.kind == "cpu" and f.bf16_native
         auto = auto and not [x for x in c.adaptive_cutoffs or [] if x < f.vocab_size]
         c.precision = "bf16" if auto else "fp32"

@@ -150,10 +150,17 @@ def test_the_planner_sizes_a_small_transformer_and_keeps_the_lstm_default():
     assert plan(TrainConfig(arch="transformer", hidden_size=12), 10**6, 65, "char", cpu).heads == 2
     default = plan(TrainConfig(), 1_000_000, 65, "char", cpu)
     assert (default.arch, default.cell, default.heads) == ("rnn", "lstm", None)
-    # bf16 autocast where it was measured: characters, a CPU that multiplies bf16 natively
+    # bf16 autocast where it was measured to pay: characters, a CPU that multiplies bf16
+    # natively, a run of the default length or shorter
     assert c.precision == "fp32"
     native = plan(TrainConfig(arch="transformer"), 10**6, 65, "char", cpu, bf16_native=True)
     assert native.precision == "bf16"
+    short = TrainConfig(arch="transformer", time_budget=rules.TRANSFORMER_BF16_SECONDS)
+    assert plan(short, 10**6, 65, "char", cpu, bf16_native=True).precision == "bf16"
+    long = TrainConfig(arch="transformer", time_budget=rules.TRANSFORMER_BF16_SECONDS + 1)
+    assert plan(long, 10**6, 65, "char", cpu, bf16_native=True).precision == "fp32"
+    steps = TrainConfig(arch="transformer", max_steps=100)  # a length that is not a time
+    assert plan(steps, 10**6, 65, "char", cpu, bf16_native=True).precision == "fp32"
     assert (
         plan(TrainConfig(arch="transformer"), 10**6, 65, "abc", cpu, bf16_native=True).precision
         == "fp32"
