@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from testkit import TINY, one_error_line, run, small
+from testkit import TINY, assert_resume_is_exact, one_error_line, run, small
 
 from genseq.checkpoint import load_checkpoint, read_config
 from genseq.data import open_data
@@ -186,10 +186,6 @@ def test_a_checkpoint_from_before_attention_loads_without_it(tiny_run, tmp_path)
 # -- the trainer, resume, the CLI ------------------------------------------------------------------
 
 
-def _params(run_dir):
-    return dict(load_checkpoint(run_dir / "last").model.state_dict())
-
-
 @pytest.mark.parametrize("cell, precision", [("lstm", "fp32"), ("gru", "fp32"), ("lstm", "bf16")])
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, cell, precision):
     """The past outputs are carried across batches like (h, c), and saved with them: an
@@ -197,22 +193,14 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data, cell,
     too, whose windows return bf16 outputs that are carried on in fp32)."""
     cfg = {"cell": cell, "attention": 5, "max_steps": 12, "eval_every": 6, "dropout": 0.2}
     cfg["precision"] = precision
-    data = open_data(tiny_data)
-    Trainer(small(**cfg), data, tmp_path / "straight").run()
 
-    def interrupt(trainer):
-        if trainer.step == 5:
-            assert isinstance(trainer.hidden, AttentionState)
-            trainer.request_stop()
+    def carries_past_outputs(trainer):
+        assert isinstance(trainer.hidden, AttentionState)
 
-    first = Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
-    assert first.summary["step"] == 5
-    second = Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
-    assert second.summary["step"] == 12
-    straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
-    assert straight.keys() == resumed.keys() and "attn.query.weight" in straight
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    straight, _ = assert_resume_is_exact(
+        small(**cfg), open_data(tiny_data), tmp_path, 5, at_stop=carries_past_outputs
+    )
+    assert "attn.query.weight" in straight
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from testkit import TINY, one_error_line, run, small
+from testkit import TINY, assert_resume_is_exact, one_error_line, run, small
 
 from genseq.checkpoint import load_checkpoint
 from genseq.corpus import resolve_sources
@@ -159,21 +159,10 @@ def test_a_resumed_frozen_run_equals_an_uninterrupted_one(tmp_path, word_data, k
     glove = write_glove(tmp_path / "g.txt", known)
     cfg = {"embed_size": 8, "max_steps": 10, "ema": 0.9}  # the average starts at step 5
     cfg |= {"embeddings": str(glove), "freeze_embeddings": True}
-    data = open_data(word_data)
-    Trainer(small(**cfg), data, tmp_path / "straight").run()
-
-    def interrupt(trainer):
-        if trainer.step == 7:
-            trainer.request_stop()
-
-    Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
-    glove.unlink()  # a resumed run reads its vectors from the checkpoint
-    Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
-    straight = load_checkpoint(tmp_path / "straight" / "last").model.state_dict()
-    resumed = load_checkpoint(tmp_path / "resumed" / "last").model.state_dict()
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    # a resumed run reads its vectors from the checkpoint: the file is gone by then
+    assert_resume_is_exact(
+        small(**cfg), open_data(word_data), tmp_path, 7, before_resume=glove.unlink
+    )
 
 
 @pytest.mark.parametrize("tie", [False, True])
@@ -372,26 +361,17 @@ def test_a_transformers_frozen_rows_stay_while_the_rest_trains_and_resume_is_exa
     cfg |= {"embeddings": str(glove), "freeze_embeddings": True}
     data = open_data(word_data)
     start = _built(transformer(**cfg), word_data, tmp_path / "s")
-    Trainer(transformer(**cfg), data, tmp_path / "straight").run()
-
-    def interrupt(trainer):
-        if trainer.step == 7:
-            trainer.request_stop()
-
-    Trainer(transformer(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
-    glove.unlink()  # a resumed run reads its vectors from the checkpoint
-    Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
-    straight = load_checkpoint(tmp_path / "straight" / "last").model
-    resumed = load_checkpoint(tmp_path / "resumed" / "last").model.state_dict()
-    assert straight.state_dict().keys() == resumed.keys()
-    for name, weight in straight.state_dict().items():
-        assert torch.equal(weight, resumed[name]), name
-    assert torch.equal(straight.embed.weight[ids], torch.from_numpy(vectors))
-    others = torch.ones(len(straight.embed.weight), dtype=torch.bool)
+    # a resumed run reads its vectors from the checkpoint: the file is gone by then
+    straight, _ = assert_resume_is_exact(
+        transformer(**cfg), data, tmp_path, 7, before_resume=glove.unlink
+    )
+    table = straight["embed.weight"]
+    assert torch.equal(table[ids], torch.from_numpy(vectors))
+    others = torch.ones(len(table), dtype=torch.bool)
     others[ids] = False
-    moved = (straight.embed.weight[others] != start.embed.weight[others]).all(dim=1)
+    moved = (table[others] != start.embed.weight[others]).all(dim=1)
     assert bool(moved.all())
-    assert not torch.equal(straight.embed_proj.weight, start.embed_proj.weight)
+    assert not torch.equal(straight["embed_proj.weight"], start.embed_proj.weight)
 
 
 def test_a_transformer_with_vectors_from_the_cli_prints_coverage_and_needs_no_file_after(

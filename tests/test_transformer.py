@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from testkit import one_error_line, run, small
+from testkit import assert_resume_is_exact, one_error_line, run, small
 
 from genseq.checkpoint import load_checkpoint, read_config
 from genseq.data import open_data
@@ -179,29 +179,11 @@ TINY_TRANSFORMER = {
 }
 
 
-def _params(run_dir):
-    return dict(load_checkpoint(run_dir / "last").model.state_dict())
-
-
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_data):
     """Dropout (embedding, attention, residual), a cosine schedule and the data position:
     an interrupted and resumed run ends with the same weights, bit for bit."""
     cfg = {**TINY_TRANSFORMER, "max_steps": 16, "eval_every": 8, "dropout": 0.2}
-    data = open_data(tiny_data)
-    Trainer(small(**cfg), data, tmp_path / "straight").run()
-
-    def interrupt(trainer):
-        if trainer.step == 7:
-            trainer.request_stop()
-
-    first = Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
-    assert first.summary["step"] == 7
-    second = Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
-    assert second.summary["step"] == 16
-    straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    assert_resume_is_exact(small(**cfg), open_data(tiny_data), tmp_path, 7)
 
 
 @pytest.fixture(scope="module")
@@ -319,19 +301,8 @@ def test_two_processes_train_a_transformer_like_one_and_resume_exactly(tmp_path,
 
 def test_a_bf16_transformer_keeps_fp32_weights_and_resumes_exactly(tmp_path, tiny_data):
     cfg = {**TINY_TRANSFORMER, "max_steps": 8, "precision": "bf16", "dropout": 0.1}
-    data = open_data(tiny_data)
-    Trainer(small(**cfg), data, tmp_path / "straight").run()
-
-    def interrupt(trainer):
-        if trainer.step == 3:
-            trainer.request_stop()
-
-    Trainer(small(**cfg), data, tmp_path / "resumed", on_step=interrupt).run()
-    Trainer(TrainConfig(device="cpu"), data, tmp_path / "resumed", resume=True).run()
-    straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
+    straight, _ = assert_resume_is_exact(small(**cfg), open_data(tiny_data), tmp_path, 3)
     assert all(p.dtype == torch.float32 for p in straight.values())
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
 
 
 def test_tunes_sampled_from_a_transformer_keep_the_grammar(tmp_path, cli):

@@ -84,3 +84,40 @@ def write_midi(path: Path, parts: list[dict], tempo: float = 120.0, velocity: in
         midi.instruments.append(inst)
     midi.write(str(path))
     return path
+
+
+def assert_resume_is_exact(
+    config: TrainConfig, data, runs: Path, stop_at: int, *, at_stop=None, before_resume=None
+) -> tuple[dict, dict]:
+    """Train ``config`` on ``data`` straight through (``runs/straight``), and again
+    (``runs/resumed``) stopped after step ``stop_at`` (``at_stop(trainer)`` called there) and
+    continued with nothing but --resume (``before_resume()`` called first). Assert both end
+    with the same weights, bit for bit, and return the two state dicts."""
+    import copy
+
+    import torch
+
+    from genseq.checkpoint import load_checkpoint
+    from genseq.train import Trainer
+
+    def interrupt(trainer) -> None:
+        if trainer.step == stop_at:
+            if at_stop is not None:
+                at_stop(trainer)
+            trainer.request_stop()
+
+    Trainer(copy.deepcopy(config), data, runs / "straight").run()
+    first = Trainer(copy.deepcopy(config), data, runs / "resumed", on_step=interrupt).run()
+    assert first.summary["step"] == stop_at
+    if before_resume is not None:
+        before_resume()
+    second = Trainer(TrainConfig(device="cpu"), data, runs / "resumed", resume=True).run()
+    assert second.summary["step"] == config.max_steps
+    straight, resumed = (
+        dict(load_checkpoint(runs / name / "last").model.state_dict())
+        for name in ("straight", "resumed")
+    )
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    return straight, resumed
