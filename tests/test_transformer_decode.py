@@ -28,19 +28,25 @@ def test_turned_rows_compute_rotate_half_of_the_outputs():
     assert torch.allclose(y * cos + got.view(4, heads, 4) * sin, rotate(y, cos, sin), atol=1e-6)
 
 
+def assert_decodes_like_one_forward_pass(model, x: torch.Tensor, prompt: int, state) -> None:
+    """From ``state`` (the cache after ``x[:, :prompt]``, or None at 0), every decode step
+    gives the logits of one forward pass over ``x``, and the ring advances one position."""
+    full, _ = model(x)
+    decode = TransformerDecodeStep(model)
+    for t in range(prompt, x.size(1)):
+        logits, state = decode(x[:, t], state)
+        assert isinstance(state, RingCache) and state.position == t + 1
+        assert (logits - full[:, t]).abs().max() < TOLERANCE, t
+
+
 @pytest.mark.parametrize(("context", "prompt"), [(1, 3), (4, 2), (4, 9), (40, 5)])
 def test_decode_steps_give_the_logits_of_one_forward_pass(context, prompt):
     """From the cache a prompt leaves (shorter or longer than the context, so the ring is
     filled part way or wrapped), every later step matches the full forward pass."""
     model = tiny(context)
     x = torch.randint(0, 23, (3, 30), generator=torch.Generator().manual_seed(context))
-    full, _ = model(x)
     _, state = model(x[:, :prompt])
-    decode = TransformerDecodeStep(model)
-    for t in range(prompt, 30):
-        logits, state = decode(x[:, t], state)
-        assert isinstance(state, RingCache) and state.position == t + 1
-        assert (logits - full[:, t]).abs().max() < TOLERANCE, t
+    assert_decodes_like_one_forward_pass(model, x, prompt, state)
 
 
 def test_a_model_with_projected_word_vectors_decodes_the_same():
@@ -53,21 +59,13 @@ def test_a_model_with_projected_word_vectors_decodes_the_same():
     )  # fmt: skip
     model = build_model(config).eval()
     x = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(4))
-    full, _ = model(x)
-    decode, state = TransformerDecodeStep(model), None
-    for t in range(12):
-        logits, state = decode(x[:, t], state)
-        assert (logits - full[:, t]).abs().max() < TOLERANCE
+    assert_decodes_like_one_forward_pass(model, x, 0, None)
 
 
 def test_decode_steps_from_no_state_start_at_position_zero():
     model = tiny(4)
     x = torch.randint(0, 23, (2, 11), generator=torch.Generator().manual_seed(3))
-    full, _ = model(x)
-    decode, state = TransformerDecodeStep(model), None
-    for t in range(11):
-        logits, state = decode(x[:, t], state)
-        assert (logits - full[:, t]).abs().max() < TOLERANCE
+    assert_decodes_like_one_forward_pass(model, x, 0, None)
 
 
 def test_rotations_are_right_across_a_block_boundary(monkeypatch):
@@ -76,11 +74,7 @@ def test_rotations_are_right_across_a_block_boundary(monkeypatch):
     monkeypatch.setattr("genseq.transformer_decode.ROTARY_BLOCK", 4)
     model = tiny(3)
     x = torch.randint(0, 23, (1, 14), generator=torch.Generator().manual_seed(5))
-    full, _ = model(x)
-    decode, state = TransformerDecodeStep(model), None
-    for t in range(14):
-        logits, state = decode(x[:, t], state)
-        assert (logits - full[:, t]).abs().max() < TOLERANCE
+    assert_decodes_like_one_forward_pass(model, x, 0, None)
 
 
 def test_the_sampler_uses_it_on_a_cpu_and_draws_the_same_tokens():
@@ -99,9 +93,5 @@ def test_the_sampler_uses_it_on_a_cpu_and_draws_the_same_tokens():
 def test_a_prompt_read_in_windows_continues_exactly():
     model = tiny(5)
     x = torch.randint(0, 23, (1, 25), generator=torch.Generator().manual_seed(9))
-    full, _ = model(x)
     _, state = read_prompt(model, x[:, :13], window=4)
-    decode = TransformerDecodeStep(model)
-    for t in range(13, 25):
-        logits, state = decode(x[:, t], state)
-        assert (logits - full[:, t]).abs().max() < TOLERANCE
+    assert_decodes_like_one_forward_pass(model, x, 13, state)
