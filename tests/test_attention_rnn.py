@@ -10,7 +10,14 @@ import shutil
 
 import pytest
 import torch
-from testkit import TINY, assert_resume_is_exact, one_error_line, run, small
+from testkit import (
+    TINY,
+    assert_resume_is_exact,
+    assert_sampled_tunes_keep_the_grammar,
+    one_error_line,
+    run,
+    small,
+)
 
 from genseq.checkpoint import load_checkpoint, read_config
 from genseq.data import open_data
@@ -264,27 +271,9 @@ def test_bad_attention_options_are_one_usage_error(tmp_path, words_file, extra, 
 
 def test_tunes_sampled_from_an_attention_lstm_keep_the_grammar(tmp_path, cli):
     """The ABC grammar constraint is the sampler's: it holds an attention LSTM to valid tunes."""
-    from genseq.corpus import resolve_sources
-    from genseq.music.abc_lexer import split_tunebook, tokenize_tune
-    from genseq.music.bars import bar_report
-    from genseq.prepare import TokenizeOptions, tokenize_corpus
-
-    data = tmp_path / "abc"
-    tokenize_corpus(resolve_sources(["ryans-mammoth"]), data, TokenizeOptions(level="abc"))
     cfg = small(attention=16, batch_size=8, max_steps=6, seed=3)
-    Trainer(cfg, open_data(data), tmp_path / "run").run()
-    book = tmp_path / "tunes.abc"
-    result = cli(
-        *["sample", tmp_path / "run", "--num-samples", "3", "--seed", "5", "-o", book],
-        *["--meter", "6/8", "-n", "120"],
-    )
-    assert result.exit_code == 0, result.stderr
-    entries = split_tunebook(book.read_text())
-    assert len(entries) == 3
-    for entry in entries:
-        assert "M:6/8" in entry.text
-        assert bar_report(tokenize_tune(entry.text)).clean
-    info = cli("info", tmp_path / "run")
+    run = assert_sampled_tunes_keep_the_grammar(cfg, tmp_path, cli)
+    info = cli("info", run)
     assert "attention over the last 16 outputs" in info.stdout
 
 

@@ -9,7 +9,13 @@ import shutil
 
 import pytest
 import torch
-from testkit import assert_resume_is_exact, one_error_line, run, small
+from testkit import (
+    assert_resume_is_exact,
+    assert_sampled_tunes_keep_the_grammar,
+    one_error_line,
+    run,
+    small,
+)
 
 from genseq.checkpoint import load_checkpoint, read_config
 from genseq.data import open_data
@@ -307,26 +313,8 @@ def test_a_bf16_transformer_keeps_fp32_weights_and_resumes_exactly(tmp_path, tin
 
 def test_tunes_sampled_from_a_transformer_keep_the_grammar(tmp_path, cli):
     """The ABC grammar constraint is the sampler's: it holds a Transformer to valid tunes."""
-    from genseq.corpus import resolve_sources
-    from genseq.music.abc_lexer import split_tunebook, tokenize_tune
-    from genseq.music.bars import bar_report
-    from genseq.prepare import TokenizeOptions, tokenize_corpus
-
-    data = tmp_path / "abc"
-    tokenize_corpus(resolve_sources(["ryans-mammoth"]), data, TokenizeOptions(level="abc"))
     cfg = small(**{**TINY_TRANSFORMER, "context": 32}, batch_size=8, max_steps=6, seed=3)
-    Trainer(cfg, open_data(data), tmp_path / "run").run()
-    book = tmp_path / "tunes.abc"
-    result = cli(
-        *["sample", tmp_path / "run", "--num-samples", "3", "--seed", "5", "-o", book],
-        *["--meter", "6/8", "-n", "120"],
-    )
-    assert result.exit_code == 0, result.stderr
-    entries = split_tunebook(book.read_text())
-    assert len(entries) == 3
-    for entry in entries:
-        assert "M:6/8" in entry.text
-        assert bar_report(tokenize_tune(entry.text)).clean
+    assert_sampled_tunes_keep_the_grammar(cfg, tmp_path, cli)
 
 
 # -- evaluation and faults ------------------------------------------------------------------------
